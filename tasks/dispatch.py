@@ -1,0 +1,113 @@
+"""Creating jobs and handing them to the broker through a transactional outbox.
+
+A job row is committed first with ``dispatched_at`` empty; the message is sent after the
+commit and the row marked. When the broker is unreachable the row simply stays
+undispatched and :func:`dispatch_pending` sends it later, so an accepted job is never lost.
+Sending twice is harmless: the task claims its row atomically.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from celeryconfig import KIND_QUEUES
+from models import Database, Job, utcnow
+from settings import load_settings
+
+log = logging.getLogger(__name__)
+
+#: Job kinds this installation can run, with the task name each one maps to.
+JOB_TASKS = {"probe": "jobs.probe"}
+
+
+def queue_for(kind: str, params: dict[str, Any]) -> str:
+    if kind == "probe":
+        return params["queue"]
+    return KIND_QUEUES[kind]
+
+
+def create_job(
+    session: Session,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    project_id: uuid.UUID | None = None,
+    created_by: uuid.UUID | None = None,
+) -> Job:
+    """Add a pending job row to the caller's transaction; dispatch after commit."""
+    if kind not in JOB_TASKS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    job = Job(
+        id=uuid.uuid4(),
+        kind=kind,
+        queue=queue_for(kind, params),
+        status="pending",
+        stage="queued",
+        params=params,
+        project_id=project_id,
+        created_by=created_by,
+        max_attempts=load_settings().job_max_attempts,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def send(job_id: str, kind: str, queue: str) -> bool:
+    """Publish one job message; False (and a log line) when the broker is unreachable."""
+    from tasks.app import app
+
+    try:
+        app.send_task(
+            JOB_TASKS[kind],
+            args=[job_id],
+            task_id=job_id,
+            queue=queue,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5},
+        )
+        return True
+    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the job in the outbox
+        log.warning("broker unavailable, job %s stays in the outbox: %s", job_id, exc)
+        return False
+
+
+def _mark_dispatched(db: Database, job_id: str) -> None:
+    with db.session() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == uuid.UUID(job_id), Job.dispatched_at.is_(None))
+            .values(dispatched_at=utcnow())
+        )
+
+
+def dispatch(db: Database, job: Job) -> bool:
+    """Send a committed job now; on failure the outbox sweep retries it."""
+    if not send(str(job.id), job.kind, job.queue):
+        return False
+    _mark_dispatched(db, str(job.id))
+    return True
+
+
+def dispatch_pending(db: Database, limit: int = 500) -> int:
+    """Send undispatched pending jobs, oldest first; stop at the first broker failure."""
+    with db.session() as s:
+        rows = s.execute(
+            select(Job.id, Job.kind, Job.queue)
+            .where(Job.dispatched_at.is_(None), Job.status == "pending")
+            .order_by(Job.created_at)
+            .limit(limit)
+        ).all()
+    sent = 0
+    for job_id, kind, queue in rows:
+        if not send(str(job_id), kind, queue):
+            break
+        _mark_dispatched(db, str(job_id))
+        sent += 1
+    if sent:
+        log.info("outbox: dispatched %d job(s)", sent)
+    return sent

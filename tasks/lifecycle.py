@@ -1,0 +1,344 @@
+"""The one lifecycle every job kind shares, and the one progress helper.
+
+A task is a thin adapter: ``run_job(task, job_id, body)`` claims the job row, runs ``body``
+with a :class:`JobContext`, and records the outcome. It is safe against redelivery:
+
+* the claim is an optimistic UPDATE on ``attempts``, so two deliveries cannot both run;
+* a delivery that finds a live attempt (fresh heartbeat) parks itself with a retry, one that
+  finds a dead attempt takes over and resumes from the job's checkpoint;
+* every later write is guarded by the claim token, so a superseded attempt cannot write a
+  result; results are therefore written once;
+* after ``max_attempts`` lost workers the job fails with a message saying so.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import func, update
+
+from models import TERMINAL_STATUSES, Database, Job, utcnow
+from settings import Settings, load_settings
+
+from . import runtime
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Raised inside a job body when a user asked to cancel it."""
+
+
+class JobLost(Exception):
+    """Another attempt owns the job now; this one must stop without writing."""
+
+
+def job_snapshot(job: Job) -> dict[str, Any]:
+    """The progress fields clients reconcile with live events (same keys as ``job_progress``)."""
+    return {
+        "job_id": str(job.id),
+        "kind": job.kind,
+        "status": job.status,
+        "progress_percent": round(float(job.progress_percent), 2),
+        "stage": job.stage,
+        "seq": int(job.seq),
+        "project_id": str(job.project_id) if job.project_id else None,
+    }
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover - no /proc
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def _host_of(nodename: str | None) -> str:
+    return (nodename or "").rpartition("@")[2]
+
+
+def previous_attempt_alive(job: Job, me: str, settings: Settings) -> tuple[bool, float]:
+    """Whether the attempt recorded on the row may still be running, and its heartbeat age."""
+    age = (utcnow() - job.heartbeat_at).total_seconds() if job.heartbeat_at else float("inf")
+    if age >= settings.stale_after_seconds:
+        return False, age
+    if _host_of(job.worker) == _host_of(me) and job.worker_pid:
+        if job.worker_pid == os.getpid() or not _pid_alive(job.worker_pid):
+            return False, age
+    return True, age
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes ``heartbeat_at`` and learns of cancellation while the body works."""
+
+    def __init__(self, db: Database, job_id: uuid.UUID, token: str, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.db, self.job_id, self.token, self.interval = db, job_id, token, interval
+        self.cancel_requested = False
+        self.lost = False
+        self._stop_event = threading.Event()
+
+    def beat(self) -> None:
+        with self.db.session() as s:
+            row = s.execute(
+                update(Job)
+                .where(Job.id == self.job_id, Job.claim_token == self.token)
+                .values(heartbeat_at=utcnow())
+                .returning(Job.cancel_requested)
+            ).first()
+        if row is None:
+            self.lost = True
+        elif row[0]:
+            self.cancel_requested = True
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.beat()
+            except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill the job
+                log.warning("heartbeat for job %s failed: %s", self.job_id, exc)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+@dataclass
+class ProgressReporter:
+    """Progress three ways at three rates: job row, Socket.IO rooms, Celery events."""
+
+    db: Database
+    job: Job
+    token: str
+    task: Any
+    settings: Settings
+    heartbeat: Heartbeat | None = None
+    percent: float = 0.0
+    stage: str = ""
+    seq: int = 0
+    _last_db: float = field(default=float("-inf"))
+    _last_emit: float = field(default=float("-inf"))
+
+    def _next_seq(self) -> int:
+        # Microseconds since the epoch: increases across attempts and workers without coordination.
+        self.seq = max(self.seq + 1, time.time_ns() // 1000)
+        return self.seq
+
+    def payload(self, status: str) -> dict[str, Any]:
+        return {
+            "job_id": str(self.job.id),
+            "kind": self.job.kind,
+            "status": status,
+            "progress_percent": round(self.percent, 2),
+            "stage": self.stage,
+            "seq": self.seq,
+        }
+
+    def update(self, percent: float, stage: str | None = None, checkpoint: dict | None = None) -> None:
+        if self.heartbeat is not None:
+            if self.heartbeat.lost:
+                raise JobLost(str(self.job.id))
+            if self.heartbeat.cancel_requested:
+                raise JobCancelled(str(self.job.id))
+        percent = min(100.0, max(0.0, float(percent)))
+        stage_changed = stage is not None and stage != self.stage
+        self.percent = percent
+        if stage is not None:
+            self.stage = stage
+        now = time.monotonic()
+        write_db = stage_changed or now - self._last_db >= self.settings.progress_db_interval_seconds
+        emit = stage_changed or now - self._last_emit >= self.settings.progress_emit_interval_seconds
+        if not (write_db or emit):
+            return
+        self._next_seq()
+        if write_db:
+            values: dict[str, Any] = {
+                "progress_percent": self.percent, "stage": self.stage[:255], "seq": self.seq,
+                "heartbeat_at": utcnow(),
+            }
+            if checkpoint is not None:
+                values["checkpoint"] = checkpoint
+            with self.db.session() as s:
+                done = s.execute(
+                    update(Job).where(Job.id == self.job.id, Job.claim_token == self.token).values(**values)
+                ).rowcount
+            if not done:
+                raise JobLost(str(self.job.id))
+            self._last_db = now
+        if emit:
+            self.emit("processing")
+            self._last_emit = now
+
+    def emit(self, status: str) -> None:
+        data = self.payload(status)
+        runtime.emit("job_progress", data, room=f"job_{self.job.id}")
+        if self.job.project_id:
+            runtime.emit(
+                "project_progress_update",
+                {"project_id": str(self.job.project_id), "progress": data},
+                room=f"project_{self.job.project_id}",
+            )
+        try:
+            self.task.send_event("task-progress", **data)
+        except Exception as exc:  # noqa: BLE001 - monitoring is best effort
+            log.debug("could not send task-progress event: %s", exc)
+
+
+@dataclass
+class JobContext:
+    """What a job body sees: its parameters, where to resume, and the progress helper."""
+
+    job_id: uuid.UUID
+    kind: str
+    params: dict[str, Any]
+    project_id: uuid.UUID | None
+    attempt: int
+    checkpoint: dict[str, Any] | None
+    worker: str
+    queue: str
+    reporter: ProgressReporter
+
+    def progress(self, percent: float, stage: str | None = None, checkpoint: dict | None = None) -> None:
+        """Report progress; also the point where cancellation and lost ownership surface."""
+        self.reporter.update(percent, stage, checkpoint)
+
+    def check_cancel(self) -> None:
+        hb = self.reporter.heartbeat
+        if hb is not None and hb.lost:
+            raise JobLost(str(self.job_id))
+        if hb is not None and hb.cancel_requested:
+            raise JobCancelled(str(self.job_id))
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep while staying cancellable."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.check_cancel()
+            time.sleep(min(0.05, left))
+        self.check_cancel()
+
+
+def _finish_unclaimed(db: Database, job_id: uuid.UUID, status: str, error: str | None, seen_attempts: int) -> bool:
+    with db.session() as s:
+        return bool(
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.attempts == seen_attempts, Job.status.notin_(TERMINAL_STATUSES))
+                .values(status=status, error=error, finished_at=utcnow(), claim_token=None,
+                        stage="cancelled" if status == "cancelled" else "failed", seq=time.time_ns() // 1000)
+            ).rowcount
+        )
+
+
+def _emit_terminal_from_row(db: Database, job_id: uuid.UUID) -> None:
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            return
+        data = job_snapshot(job)
+    data.pop("project_id")
+    runtime.emit("job_progress", data, room=f"job_{job_id}")
+    if job.project_id:
+        runtime.emit("project_progress_update", {"project_id": str(job.project_id), "progress": data},
+                     room=f"project_{job.project_id}")
+
+
+def run_job(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
+    """Claim the job, run its body, store the outcome. Returns a short summary for Flower."""
+    settings = load_settings()
+    db = runtime.database()
+    jid = uuid.UUID(job_id)
+    me = getattr(task.request, "hostname", None) or f"worker@{socket.gethostname()}"
+
+    with db.session() as s:
+        job = s.get(Job, jid)
+    if job is None:
+        log.error("job %s not found in the database; dropping its message", job_id)
+        return {"outcome": "missing"}
+    if job.status in TERMINAL_STATUSES:
+        return {"outcome": f"already {job.status}"}
+    if job.cancel_requested:
+        if _finish_unclaimed(db, jid, "cancelled", None, job.attempts):
+            _emit_terminal_from_row(db, jid)
+        return {"outcome": "cancelled before start"}
+    if job.status == "processing":
+        alive, age = previous_attempt_alive(job, me, settings)
+        if alive:
+            # Someone may still be running it: look again once its heartbeat would be stale.
+            raise task.retry(countdown=max(1.0, settings.stale_after_seconds - age + 0.5), max_retries=None)
+        if job.attempts >= job.max_attempts:
+            error = (
+                f"worker lost {job.attempts} times while running this job (last on {job.worker}); "
+                f"giving up after {job.max_attempts} attempts"
+            )
+            if _finish_unclaimed(db, jid, "failed", error, job.attempts):
+                _emit_terminal_from_row(db, jid)
+            return {"outcome": "failed: redelivery cap"}
+
+    token = str(uuid.uuid4())
+    resuming = job.attempts > 0
+    now = utcnow()
+    with db.session() as s:
+        claimed = s.execute(
+            update(Job)
+            .where(Job.id == jid, Job.status == job.status, Job.attempts == job.attempts)
+            .values(status="processing", claim_token=token, attempts=Job.attempts + 1, worker=me,
+                    worker_pid=os.getpid(), heartbeat_at=now, started_at=func.coalesce(Job.started_at, now),
+                    stage="resuming" if resuming else "started")
+        ).rowcount
+    if not claimed:
+        return {"outcome": "claimed by another delivery"}
+
+    heartbeat = Heartbeat(db, jid, token, settings.heartbeat_seconds)
+    reporter = ProgressReporter(db, job, token, task, settings, heartbeat,
+                                percent=float(job.progress_percent), seq=int(job.seq))
+    ctx = JobContext(jid, job.kind, job.params, job.project_id, job.attempts + 1, job.checkpoint, me,
+                     job.queue, reporter)
+    reporter.update(job.progress_percent, "resuming" if resuming else "started")
+    heartbeat.start()
+    status, result, error = "completed", None, None
+    try:
+        result = body(ctx) or {}
+    except JobCancelled:
+        status = "cancelled"
+    except JobLost:
+        log.warning("job %s was taken over by another attempt; stopping", job_id)
+        return {"outcome": "superseded"}
+    except SoftTimeLimitExceeded:
+        status, error = "failed", f"time limit exceeded ({task.soft_time_limit or 'configured'} s)"
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+    finally:
+        heartbeat.stop()
+
+    reporter.stage = {"completed": "done", "cancelled": "cancelled", "failed": "failed"}[status]
+    if status == "completed":
+        reporter.percent = 100.0
+    reporter._next_seq()
+    with db.session() as s:
+        done = s.execute(
+            update(Job)
+            .where(Job.id == jid, Job.claim_token == token, Job.status == "processing")
+            .values(status=status, result=result, error=error, finished_at=utcnow(),
+                    progress_percent=reporter.percent, stage=reporter.stage, seq=reporter.seq)
+        ).rowcount
+    if not done:
+        return {"outcome": "superseded"}
+    reporter.emit(status)
+    return {"outcome": status}

@@ -1,0 +1,65 @@
+"""Per-process resources of a worker: one database engine and one Socket.IO emitter.
+
+Created lazily and recreated after fork, so a prefork child never shares its parent's
+connections.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from models import Database
+from settings import load_settings
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _fresh() -> dict:
+    if _state.get("pid") != os.getpid():
+        with _lock:
+            if _state.get("pid") != os.getpid():
+                _state.clear()
+                _state["pid"] = os.getpid()
+    return _state
+
+
+def database() -> Database:
+    state = _fresh()
+    if "db" not in state:
+        state["db"] = Database(load_settings().database_url)
+    return state["db"]
+
+
+def emitter():
+    """A write-only Socket.IO client manager: emits reach the web app through Redis."""
+    state = _fresh()
+    if "emitter" not in state:
+        import socketio
+
+        settings = load_settings()
+        url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        state["emitter"] = socketio.RedisManager(
+            url, channel=settings.socketio_channel, write_only=True, logger=False
+        )
+    return state["emitter"]
+
+
+def emit(event: str, data: dict, room: str) -> bool:
+    """Best effort: the database is the source of truth, so a lost event is tolerable."""
+    try:
+        emitter().emit(event, data, room=room, namespace="/")
+        return True
+    except Exception as exc:  # noqa: BLE001 - Redis down must not fail the job
+        log.warning("could not emit %s to %s: %s", event, room, exc)
+        return False
+
+
+def reset() -> None:
+    """Forget resources (after fork, or in tests that change the environment)."""
+    db = _state.get("db")
+    if db is not None and _state.get("pid") == os.getpid():
+        db.dispose()
+    _state.clear()

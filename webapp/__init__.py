@@ -1,0 +1,11 @@
+"""The web front: Flask + Flask-SocketIO.
+
+Kept free of imports so that ``python -m webapp`` can monkey-patch for gevent before
+Flask, Redis or SSL are loaded; the factory lives in :mod:`webapp.factory`.
+"""
+
+
+def create_app(*args, **kwargs):
+    from .factory import create_app as factory
+
+    return factory(*args, **kwargs)

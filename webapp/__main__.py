@@ -1,0 +1,39 @@
+"""`python -m webapp`: the web front under gevent, with the outbox dispatcher beside it."""
+from gevent import monkey
+
+monkey.patch_all()
+
+from psycogreen.gevent import patch_psycopg  # noqa: E402
+
+patch_psycopg()  # a slow query yields to other requests instead of blocking the process
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from models import SchemaOutOfDate  # noqa: E402
+from settings import ensure_redis_url, load_settings  # noqa: E402
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s web %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    redis_url = ensure_redis_url()
+    settings = load_settings()
+    from webapp.factory import create_app
+    from webapp.extensions import socketio
+    from webapp.realtime import outbox_loop
+
+    try:
+        app = create_app(settings, redis_url=redis_url)
+    except SchemaOutOfDate as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 3
+    socketio.start_background_task(outbox_loop, app)
+    host = "0.0.0.0" if settings.is_production else "127.0.0.1"
+    logging.getLogger(__name__).info("listening on http://%s:%d", host, settings.port)
+    socketio.run(app, host=host, port=settings.port, log_output=False, use_reloader=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

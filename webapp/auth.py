@@ -1,0 +1,134 @@
+"""Tokens, passwords and the permission checks shared by HTTP routes and Socket.IO rooms."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from flask import current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from models import Job, Project, ProjectMember, User
+
+from .errors import ApiError
+
+ALGORITHM = "HS256"
+WRITE_ROLES = ("admin", "annotator")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def verify_password(hashed: str, password: str) -> bool:
+    return check_password_hash(hashed, password)
+
+
+def issue_token(user: User) -> dict[str, Any]:
+    settings = current_app.config["SETTINGS"]
+    now = int(time.time())
+    claims = {
+        "sub": str(user.id), "role": user.role, "tv": user.token_version, "iat": now,
+        "exp": now + settings.jwt_ttl_seconds, "jti": uuid.uuid4().hex, "typ": "access",
+    }
+    token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.jwt_ttl_seconds}
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: uuid.UUID
+    username: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def principal_from_token(session: Session, token: str | None) -> Principal:
+    """Decode and check a bearer token; raise 401 with a reason a client can act on."""
+    if not token:
+        raise ApiError(401, "missing bearer token")
+    try:
+        claims = jwt.decode(token, current_app.config["SETTINGS"].secret_key, algorithms=[ALGORITHM],
+                            options={"require": ["exp", "sub", "iat"]})
+    except jwt.ExpiredSignatureError:
+        raise ApiError(401, "token expired", code="token_expired") from None
+    except jwt.InvalidTokenError:
+        raise ApiError(401, "invalid token", code="invalid_token") from None
+    try:
+        user = session.get(User, uuid.UUID(claims["sub"]))
+    except (ValueError, TypeError):
+        user = None
+    if user is None or not user.is_active or claims.get("tv") != user.token_version:
+        raise ApiError(401, "token no longer valid", code="invalid_token")
+    return Principal(user.id, user.username, user.role)
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def current_user() -> Principal:
+    user = g.get("principal")
+    if user is None:  # pragma: no cover - routes are guarded by the before_request hook
+        raise ApiError(401, "missing bearer token")
+    return user
+
+
+def require_admin() -> Principal:
+    user = current_user()
+    if not user.is_admin:
+        raise ApiError(403, "administrator role required")
+    return user
+
+
+def require_writer() -> Principal:
+    user = current_user()
+    if user.role not in WRITE_ROLES:
+        raise ApiError(403, "annotator or administrator role required")
+    return user
+
+
+def project_role(session: Session, user: Principal, project_id: uuid.UUID) -> str | None:
+    """The user's effective role in a project: admins have ``admin`` everywhere."""
+    if user.is_admin:
+        return "admin"
+    return session.scalar(
+        select(ProjectMember.role).where(ProjectMember.project_id == project_id, ProjectMember.user_id == user.id)
+    )
+
+
+def get_project_for(session: Session, user: Principal, project_id: uuid.UUID, write: bool = False,
+                    manage: bool = False) -> Project:
+    """Load a project the user may see (404 if absent, 403 if not a member or role too low)."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise ApiError(404, "project not found")
+    role = project_role(session, user, project_id)
+    if role is None:
+        raise ApiError(403, "not a member of this project")
+    if manage and role != "admin":
+        raise ApiError(403, "project administrator role required")
+    if write and role not in WRITE_ROLES:
+        raise ApiError(403, "annotator or administrator role required in this project")
+    return project
+
+
+def can_see_job(session: Session, user: Principal, job: Job) -> bool:
+    if user.is_admin or job.created_by == user.id:
+        return True
+    return job.project_id is not None and project_role(session, user, job.project_id) is not None
+
+
+def can_change_job(session: Session, user: Principal, job: Job) -> bool:
+    if user.is_admin or job.created_by == user.id:
+        return True
+    return job.project_id is not None and project_role(session, user, job.project_id) in WRITE_ROLES

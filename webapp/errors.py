@@ -1,0 +1,80 @@
+"""One error shape for every API error: ``{"error": {"code", "message", "details"}}``."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "validation_error", 429: "rate_limited", 500: "internal_error", 503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raise anywhere in a request to answer with the error shape."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.code = code or CODES.get(status, "error")
+        self.details = details or {}
+
+
+def error_body(status: int, message: str, code: str | None = None, details: dict | None = None) -> dict[str, Any]:
+    return {"error": {"code": code or CODES.get(status, "error"), "message": message, "details": details or {}}}
+
+
+def error_response(status: int, message: str, code: str | None = None, details: dict | None = None):
+    response = jsonify(error_body(status, message, code, details))
+    response.status_code = status
+    return response
+
+
+def from_http_exception(exc: HTTPException):
+    """Werkzeug and webargs errors, reshaped; webargs puts field messages in ``data``."""
+    status = exc.code or 500
+    details: dict[str, Any] = {}
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if messages:
+        # webargs nests by location: {"json": {"field": ["msg"]}}; keep it, it names the field.
+        details["fields"] = messages
+        message = "malformed JSON body" if status == 400 else "request validation failed"
+    else:
+        message = exc.description or CODES.get(status, "error")
+    response = error_response(status, message, details=details)
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def register(app) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.message, exc.code, exc.details)
+
+    @app.errorhandler(OperationalError)
+    def _db_down(exc):
+        log.error("database unavailable: %s", exc)
+        return error_response(503, "database unavailable, try again shortly", details={"retry": True})
+
+    @app.errorhandler(DBAPIError)
+    def _db_error(exc: DBAPIError):
+        if exc.connection_invalidated:
+            return error_response(503, "database connection lost, try again shortly", details={"retry": True})
+        log.exception("database error")
+        return error_response(500, "internal error")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return from_http_exception(exc)
+        log.exception("unhandled error")
+        return error_response(500, "internal error")

@@ -1,0 +1,94 @@
+"""Application factory: extensions, blueprints, authentication hook, Socket.IO."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, request
+from flask_cors import CORS
+from sqlalchemy.exc import IntegrityError
+
+from models import Database, User, check_schema
+from settings import Settings, load_settings
+
+from . import errors
+from .auth import bearer_token, hash_password, principal_from_token
+from .db import close_session, db_session
+from .extensions import api, socketio
+from .uploads import StreamingUploadRequest, discard_uploads
+
+log = logging.getLogger(__name__)
+PUBLIC_ENDPOINTS = {"auth.token", "auth.health"}
+ASYNC_MODE = "gevent"
+
+
+def ensure_admin(database: Database, settings: Settings) -> None:
+    """Create the configured administrator on first start."""
+    if not (settings.admin_username and settings.admin_password):
+        return
+    with database.Session() as session:
+        if session.query(User.id).filter_by(username=settings.admin_username).first():
+            return
+        session.add(User(username=settings.admin_username, password_hash=hash_password(settings.admin_password),
+                         role="admin"))
+        try:
+            session.commit()
+        except IntegrityError:  # another process created it first
+            session.rollback()
+
+
+def create_app(settings: Settings | None = None, *, redis_url: str | None = None,
+               async_mode: str = ASYNC_MODE, check_db: bool = True) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.request_class = StreamingUploadRequest
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        STORAGE_DIR=str(settings.storage_dir),
+        REDIS_URL=redis_url or settings.redis_url or "redis://127.0.0.1:6379/0",
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        API_TITLE="VRU model validation platform",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH=None,
+        JSON_SORT_KEYS=False,
+    )
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+
+    database = Database(settings.database_url)
+    if check_db:
+        check_schema(database.engine)
+        ensure_admin(database, settings)
+    app.extensions["database"] = database
+
+    CORS(app, resources={r"/api/*": {"origins": settings.cors_origins}}, expose_headers=["Location"])
+    api.init_app(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    from .routes import BLUEPRINTS
+
+    for bp in BLUEPRINTS:
+        api.register_blueprint(bp)
+    errors.register(app)
+
+    @app.before_request
+    def _authenticate():
+        g.principal = None
+        if request.method == "OPTIONS" or not request.path.startswith("/api/"):
+            return None
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        g.principal = principal_from_token(db_session(), bearer_token())
+        return None
+
+    app.teardown_request(discard_uploads)
+    app.teardown_appcontext(close_session)
+
+    socketio.init_app(app, async_mode=async_mode, message_queue=app.config["REDIS_URL"],
+                      channel=settings.socketio_channel, cors_allowed_origins=settings.cors_origins,
+                      logger=False, engineio_logger=False)
+    from . import sockets  # noqa: F401 - registers the handlers
+
+    return app

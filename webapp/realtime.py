@@ -1,0 +1,69 @@
+"""The web side of jobs and events: submitting through the outbox, pushing to rooms."""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import current_app, url_for
+from sqlalchemy.orm import Session
+
+from models import Job
+from tasks.dispatch import dispatch, dispatch_pending
+
+from .extensions import socketio
+
+log = logging.getLogger(__name__)
+
+
+class BrokerBreaker:
+    """After a failed send, requests skip the broker for a moment and leave jobs to the outbox."""
+
+    def __init__(self, cooldown: float = 2.0) -> None:
+        self.cooldown = cooldown
+        self.down_until = 0.0
+
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def record(self, ok: bool) -> None:
+        if not ok:
+            self.down_until = time.monotonic() + self.cooldown
+
+
+breaker = BrokerBreaker()
+
+
+def submit(session: Session, job: Job):
+    """Commit the job row, then try to send it; answer 202 either way."""
+    session.commit()
+    if breaker.available():
+        breaker.record(dispatch(current_app.extensions["database"], job))
+    session.refresh(job)
+    return job, 202, {"Location": url_for("jobs.get_job", job_id=str(job.id))}
+
+
+def broadcast_job(snapshot: dict) -> None:
+    """Push a job state the web process itself changed (cancel of a pending job)."""
+    data = {k: v for k, v in snapshot.items() if k != "project_id"}
+    try:
+        socketio.emit("job_progress", data, to=f"job_{data['job_id']}")
+        if snapshot.get("project_id"):
+            socketio.emit("project_progress_update", {"project_id": snapshot["project_id"], "progress": data},
+                          to=f"project_{snapshot['project_id']}")
+    except Exception as exc:  # noqa: BLE001 - clients also get the state from the snapshot
+        log.warning("could not broadcast job %s: %s", data["job_id"], exc)
+
+
+def outbox_loop(app) -> None:
+    """Background task of the web process: dispatch jobs the broker missed."""
+    interval = app.config["SETTINGS"].outbox_interval_seconds
+    database = app.extensions["database"]
+    while True:
+        socketio.sleep(interval)
+        try:
+            sent = dispatch_pending(database)
+            breaker.record(True)
+            if sent:
+                log.info("outbox dispatched %d job(s)", sent)
+        except Exception as exc:  # noqa: BLE001 - keep sweeping whatever happens
+            log.warning("outbox sweep failed: %s", exc)

@@ -1,0 +1,110 @@
+"""Video upload and listing."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from flask import current_app, request
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+from sqlalchemy import or_, select
+
+from models import ProjectMember, Video
+from vision.probe import NotAVideo, probe_video
+
+from ..auth import current_user, get_project_for, require_writer
+from ..db import audit, db_session, paginate, parse_uuid
+from ..errors import ApiError
+from ..schemas import VideoListArgs, VideoOut, VideoUploadForm, page_schema
+from ..uploads import sha256_of
+
+bp = Blueprint("videos", __name__, url_prefix="/api/videos", description="Videos")
+VideoPage = page_schema(VideoOut, "VideoPage")
+KNOWN_EXTENSIONS = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
+
+
+def _visible_videos(user):
+    stmt = select(Video)
+    if not user.is_admin:
+        member_projects = select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
+        stmt = stmt.where(or_(Video.project_id.in_(member_projects),
+                              (Video.project_id.is_(None)) & (Video.uploaded_by == user.id)))
+    return stmt
+
+
+@bp.route("", methods=["POST"])
+@bp.response(201, VideoOut)
+def upload_video():
+    """Upload a video (multipart field ``file``, optional ``project_id``).
+
+    The file is stored under a generated name and probed with OpenCV; anything that does
+    not decode as a video is refused with 415 and leaves nothing behind.
+    """
+    user = require_writer()
+    session = db_session()
+    try:
+        form = VideoUploadForm().load(request.form.to_dict())
+    except ValidationError as exc:
+        raise ApiError(422, "request validation failed", details={"fields": {"form": exc.messages}}) from None
+    upload = request.files.get("file")
+    if upload is None or len(request.files) != 1:
+        raise ApiError(422, "exactly one multipart file field named 'file' is required",
+                       details={"fields": {"files": {"file": ["Missing data for required field."]}}})
+    project_id = form.get("project_id")
+    if project_id is not None:
+        get_project_for(session, user, project_id, write=True)
+
+    part_path = Path(upload.stream.name)
+    upload.stream.flush()
+    try:
+        info = probe_video(part_path)
+    except NotAVideo as exc:
+        raise ApiError(415, f"the uploaded file is not a decodable video ({exc})") from None
+    checksum, size = sha256_of(part_path)
+
+    video_id = uuid.uuid4()
+    ext = Path(upload.filename or "").suffix.lower()
+    relative = f"videos/{video_id}{ext if ext in KNOWN_EXTENSIONS else '.video'}"
+    final = Path(current_app.config["STORAGE_DIR"]) / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part_path, final)
+    try:
+        video = Video(id=video_id, project_id=project_id, filename=(upload.filename or "upload")[:255],
+                      storage_path=relative, size_bytes=size, checksum=checksum, fps=info.fps,
+                      frame_count=info.frame_count, width=info.width, height=info.height,
+                      duration=info.duration, codec=info.codec, variable_frame_rate=info.variable_frame_rate,
+                      uploaded_by=user.id)
+        session.add(video)
+        audit(session, "create", "video", video_id, {"filename": video.filename, "size_bytes": size})
+        session.commit()
+    except BaseException:
+        final.unlink(missing_ok=True)
+        raise
+    return video
+
+
+@bp.route("", methods=["GET"])
+@bp.arguments(VideoListArgs, location="query")
+@bp.response(200, VideoPage)
+def list_videos(args):
+    session, user = db_session(), current_user()
+    stmt = _visible_videos(user)
+    if "project_id" in args:
+        get_project_for(session, user, args["project_id"])
+        stmt = stmt.where(Video.project_id == args["project_id"])
+    return paginate(session, stmt.order_by(Video.created_at, Video.id), args["page"], args["per_page"])
+
+
+@bp.route("/<video_id>", methods=["GET"])
+@bp.response(200, VideoOut)
+def get_video(video_id):
+    session, user = db_session(), current_user()
+    video = session.get(Video, parse_uuid(video_id, "video"))
+    if video is None:
+        raise ApiError(404, "video not found")
+    if video.project_id is not None:
+        get_project_for(session, user, video.project_id)
+    elif not (user.is_admin or video.uploaded_by == user.id):
+        raise ApiError(403, "not allowed to see this video")
+    return video

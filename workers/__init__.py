@@ -1,0 +1,1 @@
+"""Process management: GPU-pinned and CPU worker pools, beat, Flower, the whole stack."""
