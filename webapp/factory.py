@@ -86,8 +86,14 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     app.teardown_request(discard_uploads)
     app.teardown_appcontext(close_session)
 
+    def origin_allowed(origin: str | None, environ: dict) -> bool:
+        """Same origin always; other origins only when configured in CORS_ORIGINS."""
+        if origin is None or origin in settings.cors_origins:
+            return True
+        return origin == f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+
     socketio.init_app(app, async_mode=async_mode, message_queue=app.config["REDIS_URL"],
-                      channel=settings.socketio_channel, cors_allowed_origins=settings.cors_origins,
+                      channel=settings.socketio_channel, cors_allowed_origins=origin_allowed,
                       logger=False, engineio_logger=False)
     from . import sockets  # noqa: F401 - registers the handlers
 

@@ -1,0 +1,96 @@
+"""Shared fixtures: real PostgreSQL and Redis, and a running stack per database backend.
+
+Tests use their own PostgreSQL database (created and dropped here) and their own Redis
+database numbers (flushed before and after); tests that stop Redis start a private server.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(ROOT))
+
+from harness import Stack  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_DBS = {"sqlite": 11, "postgresql": 12, "unit": 13}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = ROOT.parent / "shared" / "data"
+    assert path.is_dir(), f"test data not found at {path}"
+    return path
+
+
+def _pg_exec(sql: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A PostgreSQL database of our own for the whole run; returns a factory for more."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"vru_test_{uuid.uuid4().hex[:10]}"
+        _pg_exec(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    for name in created:
+        _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _flush(db: int) -> None:
+    import redis
+
+    redis.Redis.from_url(f"{REDIS_BASE}/{db}").flushdb()
+
+
+def database_url(backend: str, tmp: Path, pg_database) -> str:
+    return f"sqlite:///{tmp / 'platform.db'}" if backend == "sqlite" else pg_database()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def stack(request, tmp_path_factory, pg_database):
+    """Web, one GPU-queue worker and one CPU worker on the given database backend."""
+    from models import migrate
+
+    backend = request.param
+    tmp = tmp_path_factory.mktemp(f"stack-{backend}")
+    url = database_url(backend, tmp, pg_database)
+    migrate(url)
+    db = REDIS_DBS[backend]
+    _flush(db)
+    st = Stack(tmp, url, f"{REDIS_BASE}/{db}")
+    st.backend = backend
+    try:
+        st.start_web()
+        st.start_worker("gpu", "gpu0")
+        st.start_worker("cpu", "cpu1", concurrency=2)
+        yield st
+    finally:
+        st.close()
+        _flush(db)
+
+
+@pytest.fixture()
+def unit_redis_url():
+    _flush(REDIS_DBS["unit"])
+    yield f"{REDIS_BASE}/{REDIS_DBS['unit']}"
+    _flush(REDIS_DBS["unit"])

@@ -1,0 +1,239 @@
+"""Real processes for tests: web, Celery workers, private Redis servers, Socket.IO clients."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A private redis-server for tests that stop and restart Redis."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        from settings import redis_answers, redis_server_binary
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: redis_answers("127.0.0.1", self.port, 0.2), 10, what="private redis")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Stack:
+    """The platform's processes for one database and one Redis, started as real subprocesses."""
+
+    def __init__(self, workdir: Path, database_url: str, redis_url: str, **env: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.admin_password = "admin-password-1"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "VAR_DIR": str(workdir),
+            "STORAGE_DIR": str(workdir / "storage"),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "PORT": str(self.port),
+            "SOCKETIO_CHANNEL": f"test-{uuid.uuid4().hex[:8]}",
+            "ADMIN_USERNAME": "admin",
+            "ADMIN_PASSWORD": self.admin_password,
+            "JOB_HEARTBEAT_SECONDS": "0.5",
+            "JOB_STALE_AFTER_SECONDS": "8",
+            "PROGRESS_DB_INTERVAL_SECONDS": "0.5",
+            "PROGRESS_EMIT_INTERVAL_SECONDS": "0.1",
+            "OUTBOX_INTERVAL_SECONDS": "0.5",
+            "CORS_ORIGINS": "http://localhost",
+            **env,
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self._token: str | None = None
+
+    # ------------------------------------------------------------------ processes
+
+    def _spawn(self, name: str, cmd: list[str], **extra_env: str) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def start_web(self) -> None:
+        self._spawn("web", [PYTHON, "-m", "webapp"])
+        wait_until(self._web_up, 60, 0.2, "web process")
+
+    def _web_up(self) -> bool:
+        if self.procs["web"].poll() is not None:
+            raise AssertionError(f"web exited:\n{self.log('web')[-3000:]}")
+        try:
+            return requests.get(self.base + "/api/health", timeout=2).status_code in (200, 503)
+        except requests.RequestException:
+            return False
+
+    def start_worker(self, queue: str, name: str, concurrency: int = 1, wait: bool = True) -> subprocess.Popen:
+        """One Celery worker consuming ``queue``; pinned CPU-only like the real pools."""
+        cmd = [PYTHON, "-m", "celery", "-A", "tasks", "worker", "-Q", queue, "-P", "prefork", "-c",
+               str(concurrency), "--prefetch-multiplier", "1", "-E", "-n", f"{name}@%h", "--loglevel", "INFO",
+               "--without-mingle", "--without-gossip"]
+        proc = self._spawn(name, cmd, CUDA_VISIBLE_DEVICES="")
+        if wait:
+            wait_until(lambda: self._ready(name), 60, 0.2, f"worker {name}")
+        return proc
+
+    def _ready(self, name: str) -> bool:
+        if self.procs[name].poll() is not None:
+            raise AssertionError(f"{name} exited:\n{self.log(name)[-3000:]}")
+        return f"{name}@" in self.log(name) and " ready." in self.log(name)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    # ------------------------------------------------------------------ HTTP
+
+    def token(self, username: str = "admin", password: str | None = None) -> str:
+        if username == "admin" and password is None and self._token:
+            return self._token
+        r = requests.post(self.base + "/api/auth/token",
+                          json={"username": username, "password": password or self.admin_password}, timeout=30)
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        if username == "admin" and password is None:
+            self._token = token
+        return token
+
+    def api(self, method: str, path: str, token: str | None = "admin", **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token == "admin":
+            token = self.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.base + path, headers=headers, timeout=kwargs.pop("timeout", 30),
+                                **kwargs)
+
+    def create_user(self, username: str, role: str, password: str = "password-123") -> tuple[str, str]:
+        r = self.api("POST", "/api/users", json={"username": username, "password": password, "role": role})
+        assert r.status_code == 201, r.text
+        return r.json()["id"], self.token(username, password)
+
+    def probe(self, queue: str, steps: int = 5, step_seconds: float = 0.1, token: str = "admin", **extra):
+        return self.api("POST", "/api/jobs/probe", token=token,
+                        json={"queue": queue, "steps": steps, "step_seconds": step_seconds, **extra})
+
+    def job(self, job_id: str) -> dict:
+        r = self.api("GET", f"/api/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait_job(self, job_id: str, statuses=("completed", "failed", "cancelled"), timeout: float = 60) -> dict:
+        return wait_until(lambda: (j := self.job(job_id))["status"] in statuses and j, timeout, 0.1,
+                          f"job {job_id} to reach {statuses}")
+
+    def socket(self, token: str | None = "admin") -> EventClient:
+        client = EventClient()
+        client.connect(self.base, self.token() if token == "admin" else token)
+        return client
+
+
+class EventClient:
+    """A python-socketio client that records every event it receives."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.Client(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
+        self.events: list[tuple[str, Any]] = []
+        self._cond = threading.Condition()
+
+        @self.sio.on("*")
+        def _any(event, data=None):
+            with self._cond:
+                self.events.append((event, data))
+                self._cond.notify_all()
+
+    def connect(self, url: str, token: str | None) -> None:
+        self.sio.connect(url, auth={"token": token} if token else None, transports=["websocket"], wait_timeout=10)
+
+    def call(self, event: str, data: dict, timeout: float = 10) -> Any:
+        return self.sio.call(event, data, timeout=timeout)
+
+    def of(self, event: str, **match) -> list[Any]:
+        with self._cond:
+            return [d for e, d in self.events if e == event and all(d.get(k) == v for k, v in match.items())]
+
+    def wait_for(self, event: str, predicate: Callable[[Any], bool] = lambda _d: True, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e, d in self.events:
+                    if e == event and predicate(d):
+                        return d
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {event} event matching within {timeout}s; got {self.events[-5:]}")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self.sio.disconnect()
