@@ -47,6 +47,7 @@ class Settings:
     cors_origins: list[str]
     admin_username: str
     admin_password: str
+    host: str
     port: int
     flower_port: int
     flower_basic_auth: str
@@ -80,6 +81,7 @@ def load_settings() -> Settings:
         cors_origins=[o.strip() for o in _env("CORS_ORIGINS", "http://localhost:5000").split(",") if o.strip()],
         admin_username=_env("ADMIN_USERNAME", "admin"),
         admin_password=_env("ADMIN_PASSWORD", "admin"),
+        host=_env("HOST", "127.0.0.1"),
         port=_env_int("PORT", 5000),
         flower_port=_env_int("FLOWER_PORT", 5555),
         flower_basic_auth=_env("FLOWER_BASIC_AUTH", "admin:admin"),

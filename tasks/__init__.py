@@ -7,12 +7,20 @@ from .app import app
 @worker_init.connect
 def _check_schema(**_kwargs) -> None:
     """A worker refuses to start on a database schema it does not know."""
-    from models import check_schema
+    import sys
+
+    from models import SchemaOutOfDate, check_schema
 
     from . import runtime
 
-    check_schema(runtime.database().engine)
-    runtime.reset()
+    try:
+        check_schema(runtime.database().engine)
+    except SchemaOutOfDate as exc:
+        # Celery logs and swallows exceptions from signal handlers; a worker must not run on.
+        print(f"refusing to start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+    finally:
+        runtime.reset()
 
 
 @worker_process_init.connect

@@ -30,7 +30,8 @@ def test_api_refuses_requests_without_a_valid_token(stack, path):
     header, payload, sig = good.split(".")
     tampered = ".".join([header, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB"), sig])
     _error(stack.api("GET", path, token=tampered), 401, "invalid_token")
-    expired = jwt.encode({"sub": "x", "iat": int(time.time()) - 100, "exp": int(time.time()) - 10}, "wrong-secret-of-enough-length-0123456789",
+    now = int(time.time())
+    expired = jwt.encode({"sub": "x", "iat": now - 100, "exp": now - 10}, "another-secret-of-enough-length-0123",
                          algorithm="HS256")
     _error(stack.api("GET", path, token=expired), 401)
 

@@ -51,8 +51,9 @@ def test_project_room_gets_progress_of_its_jobs(stack):
         ack = client.call("join_project", {"project_id": project["id"]})
         assert ack["ok"] and ack["jobs"] == []
         job = stack.probe("cpu", steps=3, step_seconds=0.05, project_id=project["id"]).json()
-        update = client.wait_for("project_progress_update",
-                                 lambda d: d["progress"]["job_id"] == job["id"] and d["progress"]["status"] == "completed")
+        update = client.wait_for(
+            "project_progress_update",
+            lambda d: d["progress"]["job_id"] == job["id"] and d["progress"]["status"] == "completed")
         assert update["project_id"] == project["id"]
     finally:
         client.close()

@@ -19,8 +19,8 @@ def main() -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     redis_url = ensure_redis_url()
     settings = load_settings()
-    from webapp.factory import create_app
     from webapp.extensions import socketio
+    from webapp.factory import create_app
     from webapp.realtime import outbox_loop
 
     try:
@@ -29,9 +29,8 @@ def main() -> int:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 3
     socketio.start_background_task(outbox_loop, app)
-    host = "0.0.0.0" if settings.is_production else "127.0.0.1"
-    logging.getLogger(__name__).info("listening on http://%s:%d", host, settings.port)
-    socketio.run(app, host=host, port=settings.port, log_output=False, use_reloader=False)
+    logging.getLogger(__name__).info("listening on http://%s:%d", settings.host, settings.port)
+    socketio.run(app, host=settings.host, port=settings.port, log_output=False, use_reloader=False)
     return 0
 
 

@@ -200,3 +200,5 @@ class ProbeIn(StrictSchema):
     steps = fields.Integer(load_default=10, validate=validate.Range(min=0, max=10000))
     step_seconds = FiniteFloat(load_default=0.5, validate=validate.Range(min=0, max=600))
     project_id = fields.UUID()
+    crash_at_step = fields.Integer(validate=validate.Range(min=0),
+                                   metadata={"description": "kill the worker process at this step (rehearsal)"})

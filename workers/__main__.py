@@ -28,8 +28,7 @@ def beat_spec() -> ProcessSpec:
 
 def flower_spec() -> ProcessSpec:
     settings = load_settings()
-    address = "0.0.0.0" if settings.is_production else "127.0.0.1"
-    return ProcessSpec("flower", celery_cmd("flower", f"--port={settings.flower_port}", f"--address={address}",
+    return ProcessSpec("flower", celery_cmd("flower", f"--port={settings.flower_port}", f"--address={settings.host}",
                                             f"--basic-auth={settings.flower_basic_auth}"))
 
 
@@ -61,8 +60,8 @@ def main(argv: list[str]) -> int:
     if args.command in ("up", "demo"):
         from models import migrate
 
-        migrate(load_settings().database_url)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        migrate(load_settings().database_url)
     if args.command == "demo":
         from .demo import demo
 

@@ -1,0 +1,43 @@
+# The two commands: `make demo` runs the main job end to end, `make test` runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test up migrate flower bench lint clean system-deps
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m workers demo
+
+# Test-only system tools (docker-compose validates the compose file); installed when root.
+system-deps:
+	@command -v docker-compose >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "docker-compose not installed: its test will be skipped"; }
+
+test: install system-deps
+	$(BIN)/python -m pytest
+
+up: install
+	$(BIN)/python -m workers up
+
+migrate: install
+	$(BIN)/python -m models migrate
+
+flower: install
+	$(BIN)/python -m workers flower
+
+bench: install
+	$(BIN)/python bench/queue_overhead.py
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var .pytest_cache
