@@ -96,6 +96,17 @@ def load_settings() -> Settings:
     )
 
 
+_cached: Settings | None = None
+
+
+def cached_settings() -> Settings:
+    """Settings read once per process, for hot paths; ``load_settings`` re-reads them."""
+    global _cached
+    if _cached is None:
+        _cached = load_settings()
+    return _cached
+
+
 # --------------------------------------------------------------------------- Redis
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from celeryconfig import KIND_QUEUES
 from models import Database, Job, utcnow
-from settings import load_settings
+from settings import cached_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def create_job(
         params=params,
         project_id=project_id,
         created_by=created_by,
-        max_attempts=load_settings().job_max_attempts,
+        max_attempts=cached_settings().job_max_attempts,
     )
     session.add(job)
     session.flush()
@@ -76,38 +78,48 @@ def send(job_id: str, kind: str, queue: str) -> bool:
         return False
 
 
-def _mark_dispatched(db: Database, job_id: str) -> None:
-    with db.session() as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == uuid.UUID(job_id), Job.dispatched_at.is_(None))
-            .values(dispatched_at=utcnow())
-        )
+def mark_dispatched(db: Database, job_ids: list[str]) -> None:
+    """Take sent jobs out of the outbox (one statement for a batch)."""
+    if job_ids:
+        with db.engine.begin() as conn:
+            conn.execute(update(Job)
+                         .where(Job.id.in_([uuid.UUID(j) for j in job_ids]), Job.dispatched_at.is_(None))
+                         .values(dispatched_at=utcnow()))
 
 
-def dispatch(db: Database, job: Job) -> bool:
-    """Send a committed job now; on failure the outbox sweep retries it."""
+def dispatch(db: Database, job: Job, mark: Callable[[str], None] | None = None) -> bool:
+    """Send a committed job now; on failure the outbox sweep retries it.
+
+    ``mark`` lets a caller batch the outbox update instead of writing it right away.
+    """
     if not send(str(job.id), job.kind, job.queue):
         return False
-    _mark_dispatched(db, str(job.id))
+    if mark is None:
+        mark_dispatched(db, [str(job.id)])
+    else:
+        mark(str(job.id))
     return True
 
 
-def dispatch_pending(db: Database, limit: int = 500) -> int:
-    """Send undispatched pending jobs, oldest first; stop at the first broker failure."""
+def dispatch_pending(db: Database, limit: int = 500, grace_seconds: float = 2.0) -> int:
+    """Send undispatched pending jobs, oldest first; stop at the first broker failure.
+
+    Jobs younger than ``grace_seconds`` are left to the request that created them.
+    """
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
     with db.session() as s:
         rows = s.execute(
             select(Job.id, Job.kind, Job.queue)
-            .where(Job.dispatched_at.is_(None), Job.status == "pending")
+            .where(Job.dispatched_at.is_(None), Job.status == "pending", Job.created_at < cutoff)
             .order_by(Job.created_at)
             .limit(limit)
         ).all()
-    sent = 0
+    sent: list[str] = []
     for job_id, kind, queue in rows:
         if not send(str(job_id), kind, queue):
             break
-        _mark_dispatched(db, str(job_id))
-        sent += 1
+        sent.append(str(job_id))
+    mark_dispatched(db, sent)
     if sent:
-        log.info("outbox: dispatched %d job(s)", sent)
-    return sent
+        log.info("outbox: dispatched %d job(s)", len(sent))
+    return len(sent)

@@ -25,9 +25,10 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import func, update
+from sqlalchemy.exc import DBAPIError
 
 from models import TERMINAL_STATUSES, Database, Job, utcnow
-from settings import Settings, load_settings
+from settings import Settings
 
 from . import runtime
 
@@ -95,13 +96,10 @@ class Heartbeat(threading.Thread):
         self._stop_event = threading.Event()
 
     def beat(self) -> None:
-        with self.db.session() as s:
-            row = s.execute(
-                update(Job)
-                .where(Job.id == self.job_id, Job.claim_token == self.token)
-                .values(heartbeat_at=utcnow())
-                .returning(Job.cancel_requested)
-            ).first()
+        row = _execute_first(self.db, update(Job)
+                             .where(Job.id == self.job_id, Job.claim_token == self.token)
+                             .values(heartbeat_at=utcnow())
+                             .returning(Job.cancel_requested))
         if row is None:
             self.lost = True
         elif row[0]:
@@ -173,18 +171,17 @@ class ProgressReporter:
             }
             if checkpoint is not None:
                 values["checkpoint"] = checkpoint
-            with self.db.session() as s:
-                done = s.execute(
-                    update(Job).where(Job.id == self.job.id, Job.claim_token == self.token).values(**values)
-                ).rowcount
+            done = _execute(self.db, update(Job).where(Job.id == self.job.id, Job.claim_token == self.token)
+                            .values(**values))
             if not done:
                 raise JobLost(str(self.job.id))
             self._last_db = now
         if emit:
-            self.emit("processing")
+            self.emit("processing", monitor=True)
             self._last_emit = now
 
-    def emit(self, status: str) -> None:
+    def emit(self, status: str, monitor: bool = False) -> None:
+        """Rooms always; Flower only for intermediate progress (it sees start and end itself)."""
         data = self.payload(status)
         runtime.emit("job_progress", data, room=f"job_{self.job.id}")
         if self.job.project_id:
@@ -193,10 +190,11 @@ class ProgressReporter:
                 {"project_id": str(self.job.project_id), "progress": data},
                 room=f"project_{self.job.project_id}",
             )
-        try:
-            self.task.send_event("task-progress", **data)
-        except Exception as exc:  # noqa: BLE001 - monitoring is best effort
-            log.debug("could not send task-progress event: %s", exc)
+        if monitor:
+            try:
+                self.task.send_event("task-progress", **data)
+            except Exception as exc:  # noqa: BLE001 - monitoring is best effort
+                log.debug("could not send task-progress event: %s", exc)
 
 
 @dataclass
@@ -233,16 +231,25 @@ class JobContext:
         self.check_cancel()
 
 
+def _execute(db: Database, stmt) -> int:
+    """One statement in its own transaction, through Core (cheaper than an ORM session)."""
+    with db.engine.begin() as conn:
+        return conn.execute(stmt).rowcount
+
+
+def _execute_first(db: Database, stmt):
+    """Like :func:`_execute` for ``RETURNING`` statements: the row is read before the commit."""
+    with db.engine.begin() as conn:
+        return conn.execute(stmt).first()
+
+
 def _finish_unclaimed(db: Database, job_id: uuid.UUID, status: str, error: str | None, seen_attempts: int) -> bool:
-    with db.session() as s:
-        return bool(
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.attempts == seen_attempts, Job.status.notin_(TERMINAL_STATUSES))
-                .values(status=status, error=error, finished_at=utcnow(), claim_token=None,
-                        stage="cancelled" if status == "cancelled" else "failed", seq=time.time_ns() // 1000)
-            ).rowcount
-        )
+    return bool(_execute(db, update(Job)
+                         .where(Job.id == job_id, Job.attempts == seen_attempts,
+                                Job.status.notin_(TERMINAL_STATUSES))
+                         .values(status=status, error=error, finished_at=utcnow(), claim_token=None,
+                                 stage="cancelled" if status == "cancelled" else "failed",
+                                 seq=time.time_ns() // 1000)))
 
 
 def _emit_terminal_from_row(db: Database, job_id: uuid.UUID) -> None:
@@ -259,11 +266,37 @@ def _emit_terminal_from_row(db: Database, job_id: uuid.UUID) -> None:
 
 
 def run_job(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
-    """Claim the job, run its body, store the outcome. Returns a short summary for Flower."""
-    settings = load_settings()
+    """Claim the job, run its body, store the outcome. Returns a short summary for Flower.
+
+    If the database cannot be reached to claim the job, the message is retried with
+    backoff rather than dropped: the job row stays ``pending`` until a worker can claim it.
+    """
+    try:
+        return _claim_and_run(task, job_id, body)
+    except DBAPIError as exc:
+        if getattr(task.request, "called_directly", True):
+            raise
+        retries = int(getattr(task.request, "retries", 0) or 0)
+        log.warning("database unavailable while claiming job %s (%s); retrying", job_id, exc.__class__.__name__)
+        raise task.retry(countdown=min(30.0, 0.5 * 2 ** retries), max_retries=None) from None
+
+
+def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
+    settings = runtime.settings()
     db = runtime.database()
     jid = uuid.UUID(job_id)
     me = getattr(task.request, "hostname", None) or f"worker@{socket.gethostname()}"
+
+    token = str(uuid.uuid4())
+    now = utcnow()
+    claim = dict(status="processing", claim_token=token, attempts=Job.attempts + 1, worker=me,
+                 worker_pid=os.getpid(), heartbeat_at=now, started_at=func.coalesce(Job.started_at, now))
+    # The common case in one round trip: a fresh pending job, claimed and read at once.
+    row = _execute_first(db, update(Job).where(Job.id == jid, Job.status == "pending", Job.attempts == 0,
+                                               Job.cancel_requested.is_(False))
+                         .values(**claim, stage="started").returning(*Job.__table__.c))
+    if row is not None:
+        return _run_claimed(task, db, settings, Job(**row._asdict()), token, body)
 
     with db.session() as s:
         job = s.get(Job, jid)
@@ -290,26 +323,26 @@ def run_job(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] 
                 _emit_terminal_from_row(db, jid)
             return {"outcome": "failed: redelivery cap"}
 
-    token = str(uuid.uuid4())
-    resuming = job.attempts > 0
-    now = utcnow()
-    with db.session() as s:
-        claimed = s.execute(
-            update(Job)
-            .where(Job.id == jid, Job.status == job.status, Job.attempts == job.attempts)
-            .values(status="processing", claim_token=token, attempts=Job.attempts + 1, worker=me,
-                    worker_pid=os.getpid(), heartbeat_at=now, started_at=func.coalesce(Job.started_at, now),
-                    stage="resuming" if resuming else "started")
-        ).rowcount
-    if not claimed:
+    stage = "resuming" if job.attempts > 0 else "started"
+    row = _execute_first(db, update(Job).where(Job.id == jid, Job.status == job.status,
+                                               Job.attempts == job.attempts)
+                         .values(**claim, stage=stage).returning(*Job.__table__.c))
+    if row is None:
         return {"outcome": "claimed by another delivery"}
+    return _run_claimed(task, db, settings, Job(**row._asdict()), token, body)
 
+
+def _run_claimed(task: Any, db: Database, settings: Settings, job: Job, token: str,
+                 body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
+    """Run the body of a job this attempt owns (``job`` is the row as claimed) and record the outcome."""
+    job_id, jid = str(job.id), job.id
     heartbeat = Heartbeat(db, jid, token, settings.heartbeat_seconds)
-    reporter = ProgressReporter(db, job, token, task, settings, heartbeat,
-                                percent=float(job.progress_percent), seq=int(job.seq))
-    ctx = JobContext(jid, job.kind, job.params, job.project_id, job.attempts + 1, job.checkpoint, me,
+    reporter = ProgressReporter(db, job, token, task, settings, heartbeat, percent=float(job.progress_percent),
+                                stage=job.stage, seq=int(job.seq))
+    ctx = JobContext(jid, job.kind, job.params, job.project_id, job.attempts, job.checkpoint, job.worker,
                      job.queue, reporter)
-    reporter.update(job.progress_percent, "resuming" if resuming else "started")
+    reporter._next_seq()
+    reporter.emit("processing")  # the claim already wrote the stage: announce it, no second write
     heartbeat.start()
     status, result, error = "completed", None, None
     try:
@@ -331,13 +364,10 @@ def run_job(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] 
     if status == "completed":
         reporter.percent = 100.0
     reporter._next_seq()
-    with db.session() as s:
-        done = s.execute(
-            update(Job)
-            .where(Job.id == jid, Job.claim_token == token, Job.status == "processing")
-            .values(status=status, result=result, error=error, finished_at=utcnow(),
-                    progress_percent=reporter.percent, stage=reporter.stage, seq=reporter.seq)
-        ).rowcount
+    done = _execute(db, update(Job)
+                    .where(Job.id == jid, Job.claim_token == token, Job.status == "processing")
+                    .values(status=status, result=result, error=error, finished_at=utcnow(),
+                            progress_percent=reporter.percent, stage=reporter.stage, seq=reporter.seq))
     if not done:
         return {"outcome": "superseded"}
     reporter.emit(status)

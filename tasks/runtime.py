@@ -10,7 +10,7 @@ import os
 import threading
 
 from models import Database
-from settings import load_settings
+from settings import cached_settings
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -26,10 +26,15 @@ def _fresh() -> dict:
     return _state
 
 
+def settings():
+    """Settings read once per process (workers are started with their environment)."""
+    return cached_settings()
+
+
 def database() -> Database:
     state = _fresh()
     if "db" not in state:
-        state["db"] = Database(load_settings().database_url)
+        state["db"] = Database(settings().database_url)
     return state["db"]
 
 
@@ -39,10 +44,9 @@ def emitter():
     if "emitter" not in state:
         import socketio
 
-        settings = load_settings()
         url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         state["emitter"] = socketio.RedisManager(
-            url, channel=settings.socketio_channel, write_only=True, logger=False
+            url, channel=settings().socketio_channel, write_only=True, logger=False
         )
     return state["emitter"]
 

@@ -62,12 +62,15 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
     except jwt.InvalidTokenError:
         raise ApiError(401, "invalid token", code="invalid_token") from None
     try:
-        user = session.get(User, uuid.UUID(claims["sub"]))
+        user_id = uuid.UUID(claims["sub"])
     except (ValueError, TypeError):
-        user = None
-    if user is None or not user.is_active or claims.get("tv") != user.token_version:
+        raise ApiError(401, "invalid token", code="invalid_token") from None
+    # Columns only: every authenticated request runs this, so skip the ORM identity map.
+    row = session.execute(select(User.username, User.role, User.is_active, User.token_version)
+                          .where(User.id == user_id)).first()
+    if row is None or not row.is_active or claims.get("tv") != row.token_version:
         raise ApiError(401, "token no longer valid", code="invalid_token")
-    return Principal(user.id, user.username, user.role)
+    return Principal(user_id, row.username, row.role)
 
 
 def bearer_token() -> str | None:

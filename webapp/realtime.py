@@ -8,7 +8,7 @@ from flask import current_app, url_for
 from sqlalchemy.orm import Session
 
 from models import Job
-from tasks.dispatch import dispatch, dispatch_pending
+from tasks.dispatch import dispatch, dispatch_pending, mark_dispatched
 
 from .extensions import socketio
 
@@ -33,12 +33,44 @@ class BrokerBreaker:
 breaker = BrokerBreaker()
 
 
+class DispatchMarks:
+    """Outbox marks written in batches off the request path (one UPDATE per flush).
+
+    A mark that is lost (process killed before the flush) only means the sweep sends the
+    job a second time, which the task's claim makes harmless.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.flushing = False
+
+    def add(self, job_id: str) -> None:
+        self.pending.append(job_id)
+        if not self.flushing:
+            self.flushing = True
+            socketio.start_background_task(self._flush, current_app._get_current_object())
+
+    def _flush(self, app) -> None:
+        try:
+            socketio.sleep(0.05)  # gather the marks of concurrent submissions
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    mark_dispatched(app.extensions["database"], batch)
+                except Exception as exc:  # noqa: BLE001 - the sweep re-sends; harmless
+                    log.warning("could not record dispatch of %d job(s): %s", len(batch), exc)
+        finally:
+            self.flushing = False
+
+
+marks = DispatchMarks()
+
+
 def submit(session: Session, job: Job):
     """Commit the job row, then try to send it; answer 202 either way."""
     session.commit()
     if breaker.available():
-        breaker.record(dispatch(current_app.extensions["database"], job))
-    session.refresh(job)
+        breaker.record(dispatch(current_app.extensions["database"], job, marks.add))
     return job, 202, {"Location": url_for("jobs.get_job", job_id=str(job.id))}
 
 
