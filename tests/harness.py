@@ -95,6 +95,7 @@ class Stack:
             **env,
         }
         self.procs: dict[str, subprocess.Popen] = {}
+        self._starts: dict[str, int] = {}
         self.database_url = database_url
         self.redis_url = redis_url
         self._token: str | None = None
@@ -124,15 +125,33 @@ class Stack:
         cmd = [PYTHON, "-m", "celery", "-A", "tasks", "worker", "-Q", queue, "-P", "prefork", "-c",
                str(concurrency), "--prefetch-multiplier", "1", "-E", "-n", f"{name}@%h", "--loglevel", "INFO",
                "--without-mingle", "--without-gossip"]
+        self._starts[name] = self._starts.get(name, 0) + 1
         proc = self._spawn(name, cmd, CUDA_VISIBLE_DEVICES="")
         if wait:
             wait_until(lambda: self._ready(name), 60, 0.2, f"worker {name}")
         return proc
 
+    def start_beat(self) -> subprocess.Popen:
+        return self._spawn("beat", [PYTHON, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO",
+                                    "-s", str(self.workdir / "celerybeat-schedule")])
+
+    def kill_worker_hard(self, name: str) -> None:
+        """SIGKILL a worker and its pool processes at once, as a lost host would."""
+        import psutil
+
+        proc = self.procs.pop(name)
+        victims = [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+
     def _ready(self, name: str) -> bool:
         if self.procs[name].poll() is not None:
             raise AssertionError(f"{name} exited:\n{self.log(name)[-3000:]}")
-        return f"{name}@" in self.log(name) and " ready." in self.log(name)
+        return self.log(name).count(f"{name}@") and self.log(name).count(" ready.") >= self._starts.get(name, 1)
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"

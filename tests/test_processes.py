@@ -122,3 +122,28 @@ def test_no_cuda_call_in_the_parent_of_the_gpu_pool():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_web_process_makes_psycopg2_cooperative(pg_database):
+    """Under the web server's patching, one greenlet's slow query does not block another's."""
+    url = pg_database().replace("postgresql+psycopg2://", "postgresql://")
+    script = f"""
+import webapp.__main__  # noqa: F401 - applies gevent's monkey patching and psycogreen, as `python -m webapp` does
+import gevent, psycopg2
+slow = psycopg2.connect({url!r})
+fast = psycopg2.connect({url!r})
+def sleeper():
+    slow.cursor().execute("SELECT pg_sleep(3)")
+def observer():
+    gevent.sleep(0.5)
+    cur = fast.cursor()
+    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'")
+    return cur.fetchone()[0]
+a, b = gevent.spawn(sleeper), gevent.spawn(observer)
+gevent.joinall([a, b])
+print("seen", b.value)
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # The observer ran its query while the sleeper's was still in progress.
+    assert out.stdout.strip() == "seen 1", out.stdout + out.stderr

@@ -80,3 +80,19 @@ def test_redis_down_at_submit_then_dispatched_when_it_returns(tmp_path):
     finally:
         st.close()
         redis.stop()
+
+
+def test_reaper_requeues_the_job_of_a_worker_that_vanished(stack):
+    """The whole worker dies (parent and pool): no requeue from Celery, the reaper brings it back."""
+    stack.start_beat()
+    try:
+        job = stack.probe("gpu", steps=30, step_seconds=0.2).json()
+        wait_until(lambda: stack.job(job["id"])["progress_percent"] >= 10, 30, what="progress")
+        stack.kill_worker_hard("gpu0")
+        stack.start_worker("gpu", "gpu0")  # a replacement host with the same name
+        done = stack.wait_job(job["id"], timeout=120)
+        assert done["status"] == "completed" and done["attempts"] == 2
+        assert done["result"]["resumed_from_step"] >= 3
+        assert "reaper: 1 job(s) re-queued" in stack.log("cpu1")
+    finally:
+        stack.stop("beat")
