@@ -85,18 +85,16 @@ def previous_attempt_alive(job: Job, me: str, settings: Settings) -> tuple[bool,
     return True, age
 
 
-class Heartbeat(threading.Thread):
-    """Refreshes ``heartbeat_at`` and learns of cancellation while the body works."""
+class Heartbeat:
+    """What the job body learns from its heartbeat: cancellation asked, or ownership lost."""
 
-    def __init__(self, db: Database, job_id: uuid.UUID, token: str, interval: float) -> None:
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.db, self.job_id, self.token, self.interval = db, job_id, token, interval
+    def __init__(self, job_id: uuid.UUID, token: str, service: HeartbeatService | None = None) -> None:
+        self.job_id, self.token, self.service = job_id, token, service
         self.cancel_requested = False
         self.lost = False
-        self._stop_event = threading.Event()
 
-    def beat(self) -> None:
-        row = _execute_first(self.db, update(Job)
+    def beat(self, db: Database) -> None:
+        row = _execute_first(db, update(Job)
                              .where(Job.id == self.job_id, Job.claim_token == self.token)
                              .values(heartbeat_at=utcnow())
                              .returning(Job.cancel_requested))
@@ -105,15 +103,44 @@ class Heartbeat(threading.Thread):
         elif row[0]:
             self.cancel_requested = True
 
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            try:
-                self.beat()
-            except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill the job
-                log.warning("heartbeat for job %s failed: %s", self.job_id, exc)
-
     def stop(self) -> None:
-        self._stop_event.set()
+        if self.service is not None:
+            self.service.unregister(self)
+
+
+class HeartbeatService(threading.Thread):
+    """One thread per worker process refreshes ``heartbeat_at`` of every job the process runs.
+
+    Cheaper than a thread per job for short jobs, and a DB hiccup never kills a job.
+    """
+
+    def __init__(self, db: Database, interval: float) -> None:
+        super().__init__(name="job-heartbeats", daemon=True)
+        self.db, self.interval = db, interval
+        self._beats: dict[uuid.UUID, Heartbeat] = {}
+        self._lock = threading.Lock()
+
+    def register(self, job_id: uuid.UUID, token: str) -> Heartbeat:
+        beat = Heartbeat(job_id, token, self)
+        with self._lock:
+            self._beats[job_id] = beat
+        return beat
+
+    def unregister(self, beat: Heartbeat) -> None:
+        with self._lock:
+            if self._beats.get(beat.job_id) is beat:
+                del self._beats[beat.job_id]
+
+    def run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                beats = list(self._beats.values())
+            for beat in beats:
+                try:
+                    beat.beat(self.db)
+                except Exception as exc:  # noqa: BLE001 - a DB hiccup must not kill the job
+                    log.warning("heartbeat for job %s failed: %s", beat.job_id, exc)
 
 
 @dataclass
@@ -336,14 +363,13 @@ def _run_claimed(task: Any, db: Database, settings: Settings, job: Job, token: s
                  body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
     """Run the body of a job this attempt owns (``job`` is the row as claimed) and record the outcome."""
     job_id, jid = str(job.id), job.id
-    heartbeat = Heartbeat(db, jid, token, settings.heartbeat_seconds)
+    heartbeat = runtime.heartbeats(HeartbeatService).register(jid, token)
     reporter = ProgressReporter(db, job, token, task, settings, heartbeat, percent=float(job.progress_percent),
                                 stage=job.stage, seq=int(job.seq))
     ctx = JobContext(jid, job.kind, job.params, job.project_id, job.attempts, job.checkpoint, job.worker,
                      job.queue, reporter)
     reporter._next_seq()
     reporter.emit("processing")  # the claim already wrote the stage: announce it, no second write
-    heartbeat.start()
     status, result, error = "completed", None, None
     try:
         result = body(ctx) or {}

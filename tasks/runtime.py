@@ -38,6 +38,16 @@ def database() -> Database:
     return state["db"]
 
 
+def heartbeats(service_class):
+    """The process's heartbeat thread, started on first use (after fork, a new one)."""
+    state = _fresh()
+    if "heartbeats" not in state:
+        service = service_class(database(), settings().heartbeat_seconds)
+        service.start()
+        state["heartbeats"] = service
+    return state["heartbeats"]
+
+
 def emitter():
     """A write-only Socket.IO client manager: emits reach the web app through Redis."""
     state = _fresh()
