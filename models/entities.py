@@ -167,6 +167,14 @@ class VideoAnnotation(Base):
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
+    # Optimistic concurrency: every UPDATE/DELETE checks the version it read and bumps it,
+    # so two editors can never both win against the same version.
+    __mapper_args__ = {"version_id_col": version}
+
+    keyframes: Mapped[list[AnnotationKeyframe]] = relationship(
+        back_populates="annotation", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="AnnotationKeyframe.frame_number")
+
 
 class AnnotationKeyframe(Base):
     __tablename__ = "annotation_keyframes"
@@ -181,6 +189,8 @@ class AnnotationKeyframe(Base):
     frame_data: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     screenshot_path: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = _created()
+
+    annotation: Mapped[VideoAnnotation] = relationship(back_populates="keyframes")
 
 
 # --------------------------------------------------------------- projects and videos

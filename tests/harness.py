@@ -108,15 +108,19 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def start_web(self) -> None:
-        self._spawn("web", [PYTHON, "-m", "webapp"])
-        wait_until(self._web_up, 60, 0.2, "web process")
+    def start_web(self, name: str = "web") -> str:
+        """Start a web process; a second one (another name) shares the database and Redis."""
+        port = self.port if name == "web" else free_port()
+        base = f"http://127.0.0.1:{port}"
+        self._spawn(name, [PYTHON, "-m", "webapp"], PORT=str(port))
+        wait_until(lambda: self._web_up(name, base), 60, 0.2, f"{name} process")
+        return base
 
-    def _web_up(self) -> bool:
-        if self.procs["web"].poll() is not None:
-            raise AssertionError(f"web exited:\n{self.log('web')[-3000:]}")
+    def _web_up(self, name: str, base: str) -> bool:
+        if self.procs[name].poll() is not None:
+            raise AssertionError(f"{name} exited:\n{self.log(name)[-3000:]}")
         try:
-            return requests.get(self.base + "/api/health", timeout=2).status_code in (200, 503)
+            return requests.get(base + "/api/health", timeout=2).status_code in (200, 503)
         except requests.RequestException:
             return False
 
@@ -212,9 +216,9 @@ class Stack:
         return wait_until(lambda: (j := self.job(job_id))["status"] in statuses and j, timeout, 0.1,
                           f"job {job_id} to reach {statuses}")
 
-    def socket(self, token: str | None = "admin") -> EventClient:
+    def socket(self, token: str | None = "admin", base: str | None = None) -> EventClient:
         client = EventClient()
-        client.connect(self.base, self.token() if token == "admin" else token)
+        client.connect(base or self.base, self.token() if token == "admin" else token)
         return client
 
 
@@ -256,3 +260,28 @@ class EventClient:
 
     def close(self) -> None:
         self.sio.disconnect()
+
+
+def make_clip(path: Path, frames: int = 40, fps: float = 10.0, size: tuple[int, int] = (320, 240)) -> Path:
+    """A small MJPG clip with a moving square, written with OpenCV."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(frames):
+        img = np.full((size[1], size[0], 3), 80, np.uint8)
+        cv2.rectangle(img, (10 + 5 * i, 50), (40 + 5 * i, 120), (0, 200, 255), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def project_with_video(stack: Stack, tmp_path: Path, token: str = "admin", frames: int = 40,
+                       fps: float = 10.0) -> tuple[dict, dict]:
+    project = stack.api("POST", "/api/projects", token=token, json={"name": f"p-{uuid.uuid4().hex[:6]}"}).json()
+    clip = make_clip(tmp_path / f"clip-{uuid.uuid4().hex[:6]}.avi", frames, fps)
+    with open(clip, "rb") as fh:
+        r = stack.api("POST", "/api/videos", token=token, data={"project_id": project["id"]},
+                      files={"file": (clip.name, fh, "video/x-msvideo")})
+    assert r.status_code == 201, r.text
+    return project, r.json()

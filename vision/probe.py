@@ -5,7 +5,7 @@ assumed frame rate, so variable-frame-rate files are recognised as such.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,9 +26,13 @@ class VideoInfo:
     codec: str
     variable_frame_rate: bool
     timestamps_scanned: int
+    #: Presentation time of each scanned frame, seconds from the first frame.
+    timestamps: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("timestamps")
+        return data
 
 
 def _fourcc(value: float) -> str:
@@ -79,4 +83,4 @@ def probe_video(path: str | Path, max_scan_frames: int = 20000, vfr_tolerance: f
         duration = frame_count / fps if fps > 0 else float(ts[-1] - ts[0] + step)
     return VideoInfo(fps=round(fps, 6), frame_count=frame_count, width=int(width), height=int(height),
                      duration=round(duration, 6), codec=codec, variable_frame_rate=variable,
-                     timestamps_scanned=len(stamps))
+                     timestamps_scanned=len(stamps), timestamps=ts - ts[0])

@@ -63,6 +63,10 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         check_schema(database.engine)
         ensure_admin(database, settings)
     app.extensions["database"] = database
+    import redis
+
+    app.extensions["redis"] = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=2,
+                                                   socket_connect_timeout=2)
 
     CORS(app, resources={r"/api/*": {"origins": settings.cors_origins}}, expose_headers=["Location"])
     api.init_app(app)

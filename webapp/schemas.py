@@ -202,3 +202,151 @@ class ProbeIn(StrictSchema):
     project_id = fields.UUID()
     crash_at_step = fields.Integer(validate=validate.Range(min=0),
                                    metadata={"description": "kill the worker process at this step (rehearsal)"})
+
+
+# ------------------------------------------------------------------------------ annotations
+
+ANNOTATION_TYPES = ("temporal", "spatial", "behavioral")
+SESSION_STATUSES = ("active", "paused", "completed")
+VALIDATION_STATUSES = ("pending", "validated", "rejected")
+
+
+class BoxSchema(StrictSchema):
+    """Pixels, origin top-left; x2 > x1 and y2 > y1; must overlap the frame."""
+
+    x1 = FiniteFloat(required=True)
+    y1 = FiniteFloat(required=True)
+    x2 = FiniteFloat(required=True)
+    y2 = FiniteFloat(required=True)
+
+
+class AnnotationSessionCreate(StrictSchema):
+    project_id = fields.UUID(required=True)
+    video_id = fields.UUID(required=True)
+    session_name = fields.String(required=True, validate=NAME)
+    annotation_type = fields.String(required=True, validate=validate.OneOf(ANNOTATION_TYPES))
+    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class AnnotationSessionPatch(StrictSchema):
+    session_name = fields.String(validate=NAME)
+    metadata = fields.Dict(keys=fields.String())
+    status = fields.String(validate=validate.OneOf(SESSION_STATUSES))
+
+
+class AnnotationSessionOut(Schema):
+    id = fields.UUID()
+    project_id = fields.UUID()
+    video_id = fields.UUID()
+    annotator_id = fields.String()
+    session_name = fields.String()
+    annotation_type = fields.String()
+    status = fields.String()
+    start_time = fields.DateTime()
+    end_time = fields.DateTime(allow_none=True)
+    metadata = fields.Dict(attribute="meta")
+    annotation_count = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class AnnotationSessionListArgs(PageArgs):
+    project_id = fields.UUID()
+    video_id = fields.UUID()
+    status = fields.String(validate=validate.OneOf(SESSION_STATUSES))
+    annotator_id = fields.String(validate=validate.Length(max=36))
+
+
+class AnnotationFields(StrictSchema):
+    start_timestamp = FiniteFloat(required=True, validate=validate.Range(min=0))
+    end_timestamp = FiniteFloat(required=True, validate=validate.Range(min=0))
+    annotation_type = fields.String(required=True, validate=validate.OneOf(ANNOTATION_TYPES))
+    class_label = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    bounding_box = fields.Nested(BoxSchema, allow_none=True, load_default=None)
+    confidence = FiniteFloat(load_default=1.0, validate=validate.Range(min=0, max=1))
+    annotator_notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=10000))
+    keyframe_data = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class AnnotationCreate(AnnotationFields):
+    annotation_session_id = fields.UUID(required=True)
+    video_id = fields.UUID(required=True)
+
+
+class AnnotationPatch(StrictSchema):
+    start_timestamp = FiniteFloat(validate=validate.Range(min=0))
+    end_timestamp = FiniteFloat(validate=validate.Range(min=0))
+    annotation_type = fields.String(validate=validate.OneOf(ANNOTATION_TYPES))
+    class_label = fields.String(validate=validate.Length(min=1, max=100))
+    bounding_box = fields.Nested(BoxSchema, allow_none=True)
+    confidence = FiniteFloat(validate=validate.Range(min=0, max=1))
+    annotator_notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
+    keyframe_data = fields.Dict(keys=fields.String())
+    base_version = fields.Integer(validate=validate.Range(min=1), load_only=True)
+
+
+class AnnotationOut(Schema):
+    id = fields.UUID()
+    annotation_session_id = fields.UUID()
+    video_id = fields.UUID()
+    start_timestamp = fields.Float()
+    end_timestamp = fields.Float()
+    annotation_type = fields.String()
+    class_label = fields.String()
+    bounding_box = fields.Dict(allow_none=True)
+    confidence = fields.Float()
+    annotator_notes = fields.String(allow_none=True)
+    keyframe_data = fields.Dict()
+    validation_status = fields.String()
+    validated_by = fields.UUID(allow_none=True)
+    validated_at = fields.DateTime(allow_none=True)
+    validation_reason = fields.String(allow_none=True)
+    version = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class AnnotationListArgs(PageArgs):
+    session_id = fields.UUID()
+    video_id = fields.UUID()
+    time_from = FiniteFloat()
+    time_to = FiniteFloat()
+    frame_from = fields.Integer(validate=validate.Range(min=0))
+    frame_to = fields.Integer(validate=validate.Range(min=0))
+    class_label = fields.String()
+    validation_status = fields.String(validate=validate.OneOf(VALIDATION_STATUSES))
+
+
+class KeyframeCreate(StrictSchema):
+    frame_number = fields.Integer(required=True, validate=validate.Range(min=0))
+    timestamp = FiniteFloat(validate=validate.Range(min=0))
+    frame_data = fields.Dict(keys=fields.String(), required=True)
+    screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class KeyframePatch(StrictSchema):
+    frame_number = fields.Integer(validate=validate.Range(min=0))
+    timestamp = FiniteFloat(validate=validate.Range(min=0))
+    frame_data = fields.Dict(keys=fields.String())
+    screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class KeyframeOut(Schema):
+    id = fields.UUID()
+    annotation_id = fields.UUID()
+    frame_number = fields.Integer()
+    timestamp = fields.Float()
+    frame_data = fields.Dict()
+    screenshot_path = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class BoxesArgs(StrictSchema):
+    frame_from = fields.Integer(validate=validate.Range(min=0))
+    frame_to = fields.Integer(validate=validate.Range(min=0))
+
+
+class ValidateIn(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(("validated", "rejected")))
+    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+    force = fields.Boolean(load_default=False)

@@ -6,19 +6,33 @@ that (re)connects never misses the state it subscribed to; live events follow, o
 """
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
+from marshmallow import ValidationError
 from sqlalchemy import select
 
-from models import TERMINAL_STATUSES, Job
+from models import TERMINAL_STATUSES, AnnotationSession, Job, VideoAnnotation
 from tasks.lifecycle import job_snapshot
 
-from .auth import Principal, can_see_job, principal_from_token, project_role
+from .annotation_service import (
+    EditConflict,
+    annotation_dict,
+    broadcast,
+    create_annotation,
+    delete_annotation,
+    load_session,
+    update_annotation,
+)
+from .auth import WRITE_ROLES, Principal, can_see_job, principal_from_token, project_role
+from .db import audit
 from .errors import ApiError, error_body
 from .extensions import socketio
+from .schemas import AnnotationCreate, AnnotationPatch
 
 _principals: dict[str, Principal] = {}
 
@@ -72,6 +86,8 @@ def on_connect(auth=None):
 @socketio.on("disconnect")
 def on_disconnect(*_args):
     _principals.pop(request.sid, None)
+    for session_id in list(_joined.pop(request.sid, ())):
+        _leave(request.sid, session_id)
 
 
 @socketio.on("subscribe_job")
@@ -124,3 +140,133 @@ def join_project(data):
 def leave_project(data):
     leave_room(f"project_{_uuid(data, 'project_id')}")
     return {"ok": True}
+
+
+# ------------------------------------------------------------------------------ collaboration
+
+_joined: dict[str, set[str]] = {}  # sid -> annotation sessions it joined on this node
+
+
+def _presence_key(session_id: str) -> str:
+    return f"presence:annotation:{session_id}"
+
+
+def _presence(session_id: str) -> list[dict]:
+    """Who is in the session, across every web process (kept in Redis)."""
+    try:
+        values = current_app.extensions["redis"].hvals(_presence_key(session_id))
+    except Exception:  # noqa: BLE001 - presence is best effort
+        return []
+    return sorted((json.loads(v) for v in values), key=lambda p: p["joined_at"])
+
+
+def _leave(sid: str, session_id: str) -> None:
+    entry = None
+    try:
+        r = current_app.extensions["redis"]
+        raw = r.hget(_presence_key(session_id), sid)
+        entry = json.loads(raw) if raw else None
+        r.hdel(_presence_key(session_id), sid)
+    except Exception:  # noqa: BLE001
+        pass
+    _joined.get(sid, set()).discard(session_id)
+    socketio.emit("user_left", {"session_id": session_id, "user": entry, "presence": _presence(session_id)},
+                  to=f"annotation_{session_id}", skip_sid=sid)
+
+
+@socketio.on("join_annotation_session")
+@_answer
+def join_annotation_session(data):
+    user, session_id = _user(), _uuid(data, "session_id")
+    with _session() as db:
+        load_session(db, user, session_id)  # read permission: any member
+        role = project_role(db, user, db.get(AnnotationSession, session_id).project_id)
+        join_room(f"annotation_{session_id}")
+        annotations = db.scalars(select(VideoAnnotation)
+                                 .where(VideoAnnotation.annotation_session_id == session_id)
+                                 .order_by(VideoAnnotation.start_timestamp, VideoAnnotation.id)).all()
+        snapshot = [annotation_dict(a) for a in annotations]
+    me = {"sid": request.sid, "user_id": str(user.id), "username": user.username, "role": role,
+          "joined_at": time.time()}
+    key = str(session_id)
+    try:
+        r = current_app.extensions["redis"]
+        r.hset(_presence_key(key), request.sid, json.dumps(me))
+        r.expire(_presence_key(key), 24 * 3600)
+    except Exception:  # noqa: BLE001
+        pass
+    _joined.setdefault(request.sid, set()).add(key)
+    presence = _presence(key)
+    socketio.emit("user_joined", {"session_id": key, "user": me, "presence": presence},
+                  to=f"annotation_{session_id}", skip_sid=request.sid)
+    answer = {"ok": True, "session_id": key, "annotations": snapshot, "presence": presence,
+              "can_edit": role in WRITE_ROLES}
+    socketio.emit("annotation_session_snapshot", answer, to=request.sid)
+    return answer
+
+
+@socketio.on("leave_annotation_session")
+@_answer
+def leave_annotation_session(data):
+    session_id = str(_uuid(data, "session_id"))
+    leave_room(f"annotation_{session_id}")
+    _leave(request.sid, session_id)
+    return {"ok": True}
+
+
+@socketio.on("real_time_annotation")
+@_answer
+def real_time_annotation(data):
+    """Persist one edit with optimistic concurrency, then relay it to the other collaborators."""
+    user, session_id = _user(), _uuid(data, "session_id")
+    op = data.get("op")
+    if op not in ("create", "update", "delete"):
+        raise ApiError(422, "op must be create, update or delete", details={"fields": {"op": ["Invalid op."]}})
+    body = data.get("annotation") or {}
+    if not isinstance(body, dict):
+        raise ApiError(422, "annotation must be an object", details={"fields": {"annotation": ["Not an object."]}})
+    base_version = data.get("base_version")
+    if base_version is not None and (not isinstance(base_version, int) or isinstance(base_version, bool)):
+        raise ApiError(422, "base_version must be an integer", details={"fields": {"base_version": ["Not an int."]}})
+    g.principal = user
+    body = dict(body)
+    raw_id = body.pop("id", None)
+    annotation_id = _uuid({"id": raw_id}, "id") if raw_id is not None or op != "create" else None
+    with _session() as db:
+        ann_session, _, _ = load_session(db, user, session_id, write=True)
+        try:
+            if op == "create":
+                existing = db.get(VideoAnnotation, annotation_id) if annotation_id else None
+                if existing is not None:  # a retried create: answer with what exists, write nothing
+                    if existing.annotation_session_id != session_id:
+                        raise ApiError(409, "that annotation id belongs to another session")
+                    return {"ok": True, "op": op, "annotation": annotation_dict(existing),
+                            "version": existing.version, "duplicate": True}
+                fields = AnnotationCreate().load({"annotation_session_id": str(session_id),
+                                                  "video_id": str(ann_session.video_id), **body})
+                fields["id"] = annotation_id
+                annotation = create_annotation(db, user, fields)
+                payload = annotation_dict(annotation)
+            else:
+                current = db.get(VideoAnnotation, annotation_id)
+                if current is None or current.annotation_session_id != session_id:
+                    raise ApiError(404, "annotation not found in this session")
+                if op == "update":
+                    fields = AnnotationPatch().load(body)
+                    fields.pop("base_version", None)
+                    payload = annotation_dict(update_annotation(db, user, annotation_id, fields, base_version))
+                else:
+                    payload = delete_annotation(db, user, annotation_id, base_version)
+        except ValidationError as exc:
+            raise ApiError(422, "request validation failed", details={"fields": {"annotation": exc.messages}}) \
+                from None
+        except EditConflict as exc:
+            conflict = {"session_id": str(session_id), "annotation_id": str(annotation_id),
+                        "base_version": base_version, "current": exc.current}
+            socketio.emit("annotation_conflict", conflict, to=request.sid)
+            return {"ok": False, **error_body(409, "stale base_version", "annotation_conflict",
+                                              {"current": exc.current})}
+        audit(db, op, "annotation", payload["id"], {"via": "socket"})
+        db.commit()
+    broadcast(session_id, op, payload, user, skip_sid=request.sid)
+    return {"ok": True, "op": op, "annotation": payload, "version": payload.get("version")}

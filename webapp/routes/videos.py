@@ -17,6 +17,7 @@ from ..auth import current_user, get_project_for, require_writer
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..schemas import VideoListArgs, VideoOut, VideoUploadForm, page_schema
+from ..timelines import save_timeline, timeline_path
 from ..uploads import sha256_of
 
 bp = Blueprint("videos", __name__, url_prefix="/api/videos", description="Videos")
@@ -68,8 +69,10 @@ def upload_video():
     relative = f"videos/{video_id}{ext if ext in KNOWN_EXTENSIONS else '.video'}"
     final = Path(current_app.config["STORAGE_DIR"]) / relative
     final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(part_path, final)
+    timeline = timeline_path(final)
     try:
+        save_timeline(timeline, info.timestamps)
+        os.replace(part_path, final)
         video = Video(id=video_id, project_id=project_id, filename=(upload.filename or "upload")[:255],
                       storage_path=relative, size_bytes=size, checksum=checksum, fps=info.fps,
                       frame_count=info.frame_count, width=info.width, height=info.height,
@@ -80,6 +83,7 @@ def upload_video():
         session.commit()
     except BaseException:
         final.unlink(missing_ok=True)
+        timeline.unlink(missing_ok=True)
         raise
     return video
 

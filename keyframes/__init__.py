@@ -1,0 +1,13 @@
+"""Keyframed boxes over time: interpolation on a video's real timeline and consistency checks.
+
+Pure library (numpy only). Boxes are pixel coordinates ``[x1, y1, x2, y2]`` with the origin at
+the top-left corner of the frame, ``x2 > x1`` and ``y2 > y1`` (continuous coordinates: a box
+covering the whole 640x480 frame is ``[0, 0, 640, 480]``).
+"""
+from .boxes import box_errors, iou
+from .checks import CheckLimits, Finding, TrackSpec, check_track
+from .timeline import Timeline
+from .tracks import Keyframe, interpolate
+
+__all__ = ["CheckLimits", "Finding", "Keyframe", "Timeline", "TrackSpec", "box_errors", "check_track",
+           "interpolate", "iou"]

@@ -1,0 +1,60 @@
+"""The keyframes engine: interpolation on a real (variable) timeline, and consistency checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keyframes import CheckLimits, Keyframe, Timeline, TrackSpec, box_errors, check_track, interpolate
+
+
+def test_interpolation_is_linear_in_time_not_frame_index():
+    # Variable frame rate: frames 0-2 at 0.1 s steps, then 0.4 s steps.
+    timeline = Timeline(np.array([0.0, 0.1, 0.2, 0.6, 1.0]))
+    keys = [Keyframe(0, (0, 0, 10, 10)), Keyframe(4, (100, 0, 110, 10))]
+    boxes = interpolate(keys, np.arange(5), timeline)
+    assert boxes[:, 0].tolist() == pytest.approx([0, 10, 20, 60, 100])
+    assert boxes[:, 2].tolist() == pytest.approx([10, 20, 30, 70, 110])
+
+
+def test_boxes_hold_outside_the_keyframes_and_default_without_them():
+    timeline = Timeline.constant(10, 5.0)
+    keys = [Keyframe(3, (1, 2, 3, 4)), Keyframe(5, (3, 4, 5, 6))]
+    boxes = interpolate(keys, np.array([0, 3, 4, 5, 9]), timeline)
+    assert boxes == pytest.approx(np.array([[1, 2, 3, 4], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6], [3, 4, 5, 6]]))
+    assert interpolate([], np.arange(2), timeline, (5, 5, 6, 6)).tolist() == [[5, 5, 6, 6]] * 2
+    with pytest.raises(ValueError):
+        interpolate([], np.arange(2), timeline)
+
+
+def test_frames_between_uses_real_times():
+    timeline = Timeline(np.array([0.0, 0.1, 0.2, 0.6, 1.0]))
+    assert timeline.frames_between(0.15, 0.6).tolist() == [2, 3]
+    assert timeline.nearest_frame(0.45) == 3 and timeline.nearest_frame(5) == 4
+
+
+@pytest.mark.parametrize(("box", "ok"), [
+    ((0, 0, 10, 10), True), ((-5, -5, 1, 1), True), ((10, 10, 10, 20), False), ((5, 5, 2, 8), False),
+    ((320, 0, 330, 10), False), ((0, 0, float("nan"), 1), False), ((0, 0, 1), False),
+])
+def test_box_errors(box, ok):
+    assert (box_errors(box, 320, 240) == []) is ok
+
+
+def test_checks_find_gaps_jumps_duplicates_and_outside():
+    timeline = Timeline.constant(100, 10.0)
+    track = TrackSpec("a", "pedestrian", 0.0, 5.0, None, (
+        Keyframe(0, (0, 0, 10, 10)), Keyframe(30, (2, 0, 12, 10)),  # 3 s gap
+        Keyframe(31, (200, 0, 210, 10)),  # 198 px in 0.1 s on a 14 px box
+    ))
+    twin = TrackSpec("b", "pedestrian", 0.0, 5.0, None, track.keyframes)
+    other_class = TrackSpec("c", "cyclist", 0.0, 5.0, None, track.keyframes)
+    found = {f.check: f for f in check_track(track, [twin, other_class], timeline, 320, 240, 10.0,
+                                             CheckLimits(max_keyframe_gap_seconds=2.0))}
+    assert set(found) == {"keyframe_gap", "implausible_jump", "duplicate"}
+    assert found["duplicate"].other_annotation_id == "b" and found["duplicate"].severity == "error"
+    assert found["keyframe_gap"].frame_number == 0 and found["implausible_jump"].frame_number == 31
+    late = TrackSpec("d", "pedestrian", 8.0, 12.0, (0, 0, 5, 5))
+    assert [f.check for f in check_track(late, [], timeline, 320, 240, 10.0)] == ["outside_video"]
+    clean = TrackSpec("e", "pedestrian", 1.0, 2.0, (0, 0, 5, 5), (Keyframe(10, (0, 0, 5, 5)),
+                                                                 Keyframe(20, (5, 0, 10, 5))))
+    assert check_track(clean, [], timeline, 320, 240, 10.0) == []

@@ -1,0 +1,386 @@
+"""Annotation sessions, temporal annotations, keyframes and the validation workflow.
+
+Boxes are pixel coordinates ``{"x1", "y1", "x2", "y2"}`` with the origin at the frame's
+top-left corner, ``x2 > x1`` and ``y2 > y1``; a box must overlap the frame. Keyframes put a box
+(``frame_data.bounding_box``) on a frame; between keyframes the box moves linearly in time.
+"""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from keyframes import Keyframe, interpolate
+from models import AnnotationKeyframe, AnnotationSession, ProjectMember, Video, VideoAnnotation, utcnow
+
+from ..annotation_service import (
+    EditConflict,
+    annotation_counts,
+    annotation_dict,
+    broadcast,
+    consistency_findings,
+    create_annotation,
+    delete_annotation,
+    field_error,
+    keyframe_values,
+    load_annotation,
+    load_session,
+    touch,
+    update_annotation,
+)
+from ..auth import current_user, get_project_for, project_role
+from ..db import audit, db_session, paginate, parse_uuid
+from ..errors import ApiError
+from ..extensions import socketio
+from ..schemas import (
+    AnnotationCreate,
+    AnnotationListArgs,
+    AnnotationOut,
+    AnnotationPatch,
+    AnnotationSessionCreate,
+    AnnotationSessionListArgs,
+    AnnotationSessionOut,
+    AnnotationSessionPatch,
+    BoxesArgs,
+    KeyframeCreate,
+    KeyframeOut,
+    KeyframePatch,
+    ValidateIn,
+    page_schema,
+)
+from ..timelines import video_timeline
+
+bp = Blueprint("annotations", __name__, url_prefix="/api/annotations",
+               description="Annotation sessions, temporal annotations, keyframes, validation")
+SessionPage = page_schema(AnnotationSessionOut, "AnnotationSessionPage")
+AnnotationPage = page_schema(AnnotationOut, "AnnotationPage")
+MAX_BOX_FRAMES = 20000
+TRANSITIONS = {("active", "paused"), ("paused", "active"), ("active", "completed"), ("paused", "completed")}
+
+
+def _with_count(sessions: list[AnnotationSession]) -> list[AnnotationSession]:
+    counts = annotation_counts(db_session(), [s.id for s in sessions])
+    for s in sessions:
+        s.annotation_count = counts.get(s.id, 0)
+    return sessions
+
+
+def _conflict(exc: EditConflict) -> ApiError:
+    return ApiError(409, "the annotation changed since base_version; here is the current state",
+                    code="annotation_conflict", details={"current": exc.current})
+
+
+# ------------------------------------------------------------------------------ sessions
+
+
+@bp.route("/sessions", methods=["POST"])
+@bp.arguments(AnnotationSessionCreate)
+@bp.response(201, AnnotationSessionOut)
+def create_session(data):
+    db, user = db_session(), current_user()
+    project = get_project_for(db, user, data["project_id"], write=True)
+    video = db.get(Video, data["video_id"])
+    if video is None:
+        raise ApiError(404, "video not found")
+    if video.project_id != project.id:
+        raise field_error("video_id", "the video does not belong to this project")
+    ann_session = AnnotationSession(project_id=project.id, video_id=video.id, annotator_id=str(user.id),
+                                    session_name=data["session_name"], annotation_type=data["annotation_type"],
+                                    meta=data["metadata"])
+    db.add(ann_session)
+    db.flush()
+    audit(db, "create", "annotation_session", ann_session.id, {"video_id": str(video.id)})
+    db.commit()
+    return _with_count([ann_session])[0]
+
+
+@bp.route("/sessions", methods=["GET"])
+@bp.arguments(AnnotationSessionListArgs, location="query")
+@bp.response(200, SessionPage)
+def list_sessions(args):
+    db, user = db_session(), current_user()
+    stmt = select(AnnotationSession)
+    if not user.is_admin:
+        stmt = stmt.where(AnnotationSession.project_id.in_(
+            select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)))
+    if "project_id" in args:
+        get_project_for(db, user, args["project_id"])
+    for key in ("project_id", "video_id", "status", "annotator_id"):
+        if key in args:
+            stmt = stmt.where(getattr(AnnotationSession, key) == args[key])
+    page = paginate(db, stmt.order_by(AnnotationSession.created_at, AnnotationSession.id),
+                    args["page"], args["per_page"])
+    page["items"] = _with_count(list(page["items"]))
+    return page
+
+
+@bp.route("/sessions/<session_id>", methods=["GET"])
+@bp.response(200, AnnotationSessionOut)
+def get_session(session_id):
+    ann_session, *_ = load_session(db_session(), current_user(), parse_uuid(session_id, "annotation session"))
+    return _with_count([ann_session])[0]
+
+
+@bp.route("/sessions/<session_id>", methods=["PATCH"])
+@bp.arguments(AnnotationSessionPatch)
+@bp.response(200, AnnotationSessionOut)
+def patch_session(data, session_id):
+    """Rename, change metadata, or move the status: active ⇄ paused → completed.
+
+    A completed session is read-only; a project administrator reopens it (status ``active``).
+    """
+    db, user = db_session(), current_user()
+    ann_session, *_ = load_session(db, user, parse_uuid(session_id, "annotation session"))
+    role = project_role(db, user, ann_session.project_id)
+    if role not in ("admin", "annotator"):
+        raise ApiError(403, "annotator or administrator role required in this project")
+    new_status = data.get("status", ann_session.status)
+    if ann_session.status == "completed":
+        if new_status != "active" or role != "admin":
+            raise ApiError(409, "the session is completed; only a project administrator can reopen it "
+                                "(status: active)", details={"status": "completed"})
+    elif new_status != ann_session.status and (ann_session.status, new_status) not in TRANSITIONS:
+        raise ApiError(409, f"cannot move from {ann_session.status} to {new_status}")
+    if "session_name" in data:
+        ann_session.session_name = data["session_name"]
+    if "metadata" in data:
+        ann_session.meta = data["metadata"]
+    if new_status != ann_session.status:
+        ann_session.end_time = utcnow() if new_status == "completed" else None
+        ann_session.status = new_status
+    audit(db, "update", "annotation_session", ann_session.id, {"fields": sorted(data)})
+    db.commit()
+    return _with_count([ann_session])[0]
+
+
+# ------------------------------------------------------------------------------ annotations
+
+
+@bp.route("/temporal", methods=["POST"])
+@bp.arguments(AnnotationCreate)
+@bp.response(201, AnnotationOut)
+def add_temporal_annotation(data):
+    db, user = db_session(), current_user()
+    annotation = create_annotation(db, user, data)
+    audit(db, "create", "annotation", annotation.id)
+    db.commit()
+    payload = annotation_dict(annotation)
+    broadcast(annotation.annotation_session_id, "create", payload, user)
+    return annotation
+
+
+@bp.route("/temporal", methods=["GET"])
+@bp.arguments(AnnotationListArgs, location="query")
+@bp.response(200, AnnotationPage)
+def list_annotations(args):
+    """Filter by session, time range and/or frame range (spans that overlap it), class, status."""
+    db, user = db_session(), current_user()
+    stmt = select(VideoAnnotation)
+    video = None
+    if "session_id" in args:
+        ann_session, _, video = load_session(db, user, args["session_id"])
+        stmt = stmt.where(VideoAnnotation.annotation_session_id == ann_session.id)
+    if "video_id" in args:
+        video = db.get(Video, args["video_id"])
+        if video is None:
+            raise ApiError(404, "video not found")
+        if video.project_id is None or project_role(db, user, video.project_id) is None:
+            raise ApiError(403, "not allowed to see this video's annotations")
+        stmt = stmt.where(VideoAnnotation.video_id == video.id)
+    if video is None:
+        raise field_error("session_id", "give session_id or video_id")
+    time_from, time_to = args.get("time_from"), args.get("time_to")
+    if "frame_from" in args or "frame_to" in args:
+        timeline = video_timeline(video)
+        last = timeline.frame_count - 1
+        f_from, f_to = min(args.get("frame_from", 0), last), min(args.get("frame_to", last), last)
+        time_from = max(time_from or 0.0, float(timeline.time_of(f_from)))
+        time_to = min(time_to if time_to is not None else float("inf"), float(timeline.time_of(f_to)))
+    if time_from is not None:
+        stmt = stmt.where(VideoAnnotation.end_timestamp >= time_from)
+    if time_to is not None:
+        stmt = stmt.where(VideoAnnotation.start_timestamp <= time_to)
+    for key in ("class_label", "validation_status"):
+        if key in args:
+            stmt = stmt.where(getattr(VideoAnnotation, key) == args[key])
+    return paginate(db, stmt.order_by(VideoAnnotation.start_timestamp, VideoAnnotation.id),
+                    args["page"], args["per_page"])
+
+
+@bp.route("/<annotation_id>", methods=["GET"])
+@bp.response(200, AnnotationOut)
+def get_annotation(annotation_id):
+    annotation, *_ = load_annotation(db_session(), current_user(), parse_uuid(annotation_id, "annotation"))
+    return annotation
+
+
+@bp.route("/<annotation_id>", methods=["PATCH"])
+@bp.arguments(AnnotationPatch)
+@bp.response(200, AnnotationOut)
+def patch_annotation(data, annotation_id):
+    """Change fields; with ``base_version``, a stale edit is refused with 409 and the current state."""
+    db, user = db_session(), current_user()
+    base = data.pop("base_version", None)
+    try:
+        annotation = update_annotation(db, user, parse_uuid(annotation_id, "annotation"), data, base)
+    except EditConflict as exc:
+        raise _conflict(exc) from None
+    audit(db, "update", "annotation", annotation.id, {"fields": sorted(data)})
+    db.commit()
+    broadcast(annotation.annotation_session_id, "update", annotation_dict(annotation), user)
+    return annotation
+
+
+@bp.route("/<annotation_id>", methods=["DELETE"])
+@bp.response(204)
+def remove_annotation(annotation_id):
+    db, user = db_session(), current_user()
+    try:
+        gone = delete_annotation(db, user, parse_uuid(annotation_id, "annotation"), None)
+    except EditConflict as exc:
+        raise _conflict(exc) from None
+    audit(db, "delete", "annotation", gone["id"])
+    db.commit()
+    broadcast(gone["annotation_session_id"], "delete", gone, user)
+
+
+@bp.route("/<annotation_id>/boxes", methods=["GET"])
+@bp.arguments(BoxesArgs, location="query")
+def annotation_boxes(args, annotation_id):
+    """The box on every frame of the range, interpolated between keyframes, with its timestamp."""
+    db = db_session()
+    annotation, _, _, video = load_annotation(db, current_user(), parse_uuid(annotation_id, "annotation"))
+    timeline = video_timeline(video)
+    span = timeline.frames_between(annotation.start_timestamp, annotation.end_timestamp)
+    if span.size == 0 or (annotation.bounding_box is None and not annotation.keyframes):
+        return {"annotation_id": str(annotation.id), "version": annotation.version, "boxes": []}
+    lo = max(int(span[0]), args.get("frame_from", int(span[0])))
+    hi = min(int(span[-1]), args.get("frame_to", int(span[-1])))
+    if hi - lo + 1 > MAX_BOX_FRAMES:
+        raise field_error("frame_to", f"ask for at most {MAX_BOX_FRAMES} frames at a time")
+    frames = span[(span >= lo) & (span <= hi)]
+    keyframes = [Keyframe(k.frame_number, tuple(k.frame_data["bounding_box"][c] for c in ("x1", "y1", "x2", "y2")))
+                 for k in annotation.keyframes if isinstance(k.frame_data.get("bounding_box"), dict)]
+    box = annotation.bounding_box
+    boxes = interpolate(keyframes, frames, timeline, None if box is None else [box[c] for c in ("x1", "y1", "x2",
+                                                                                              "y2")])
+    times = timeline.time_of(frames)
+    keyed = {k.frame_number for k in keyframes}
+    return {"annotation_id": str(annotation.id), "version": annotation.version, "boxes": [
+        {"frame_number": int(f), "timestamp": round(float(t), 6), "keyframe": int(f) in keyed,
+         "bounding_box": dict(zip(("x1", "y1", "x2", "y2"), (round(float(v), 3) for v in b), strict=True))}
+        for f, t, b in zip(frames, times, boxes, strict=True)]}
+
+
+# ------------------------------------------------------------------------------ keyframes
+
+
+@bp.route("/<annotation_id>/keyframes", methods=["POST"])
+@bp.arguments(KeyframeCreate)
+@bp.response(201, KeyframeOut)
+def create_keyframe(data, annotation_id):
+    db, user = db_session(), current_user()
+    annotation, _, _, video = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
+    values = keyframe_values(data, annotation, video)
+    if any(k.frame_number == values["frame_number"] for k in annotation.keyframes):
+        raise ApiError(409, f"frame {values['frame_number']} already has a keyframe")
+    keyframe = AnnotationKeyframe(annotation_id=annotation.id, **values)
+    annotation.keyframes.append(keyframe)
+    _touch_or_conflict(db, annotation)
+    audit(db, "create", "keyframe", keyframe.id, {"annotation_id": str(annotation.id)})
+    db.commit()
+    broadcast(annotation.annotation_session_id, "update", annotation_dict(annotation), user)
+    return keyframe
+
+
+@bp.route("/<annotation_id>/keyframes", methods=["GET"])
+@bp.response(200, KeyframeOut(many=True))
+def list_keyframes(annotation_id):
+    annotation, *_ = load_annotation(db_session(), current_user(), parse_uuid(annotation_id, "annotation"))
+    return annotation.keyframes
+
+
+def _keyframe(annotation: VideoAnnotation, keyframe_id: str) -> AnnotationKeyframe:
+    kid = parse_uuid(keyframe_id, "keyframe")
+    for keyframe in annotation.keyframes:
+        if keyframe.id == kid:
+            return keyframe
+    raise ApiError(404, "keyframe not found")
+
+
+def _touch_or_conflict(db, annotation: VideoAnnotation) -> None:
+    try:
+        touch(db, annotation)
+    except EditConflict as exc:
+        raise _conflict(exc) from None
+
+
+@bp.route("/<annotation_id>/keyframes/<keyframe_id>", methods=["PATCH"])
+@bp.arguments(KeyframePatch)
+@bp.response(200, KeyframeOut)
+def patch_keyframe(data, annotation_id, keyframe_id):
+    db, user = db_session(), current_user()
+    annotation, _, _, video = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
+    keyframe = _keyframe(annotation, keyframe_id)
+    merged = {"frame_number": keyframe.frame_number, "frame_data": keyframe.frame_data} | data
+    if "frame_number" in data and "timestamp" not in data:
+        merged.pop("timestamp", None)
+    values = keyframe_values(merged, annotation, video)
+    if any(k.frame_number == values["frame_number"] and k.id != keyframe.id for k in annotation.keyframes):
+        raise ApiError(409, f"frame {values['frame_number']} already has a keyframe")
+    for key, value in values.items():
+        setattr(keyframe, key, value)
+    _touch_or_conflict(db, annotation)
+    audit(db, "update", "keyframe", keyframe.id, {"annotation_id": str(annotation.id)})
+    db.commit()
+    broadcast(annotation.annotation_session_id, "update", annotation_dict(annotation), user)
+    return keyframe
+
+
+@bp.route("/<annotation_id>/keyframes/<keyframe_id>", methods=["DELETE"])
+@bp.response(204)
+def delete_keyframe(annotation_id, keyframe_id):
+    db, user = db_session(), current_user()
+    annotation, *_ = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
+    keyframe = _keyframe(annotation, keyframe_id)
+    annotation.keyframes.remove(keyframe)
+    _touch_or_conflict(db, annotation)
+    audit(db, "delete", "keyframe", keyframe.id, {"annotation_id": str(annotation.id)})
+    db.commit()
+    broadcast(annotation.annotation_session_id, "update", annotation_dict(annotation), user)
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+@bp.route("/<annotation_id>/validate", methods=["POST"])
+@bp.arguments(ValidateIn)
+def validate_annotation(data, annotation_id):
+    """Accept (``validated``) or reject an annotation, recorded with who and when.
+
+    Before accepting, consistency checks run: overlapping duplicates of the same class and
+    annotations outside the video are errors, long gaps between keyframes and implausible
+    jumps are warnings. Errors refuse the validation (409 with the findings) unless ``force``.
+    """
+    db, user = db_session(), current_user()
+    annotation, _, _, video = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
+    findings = consistency_findings(db, annotation, video) if data["status"] == "validated" else []
+    if any(f["severity"] == "error" for f in findings) and not data["force"]:
+        raise ApiError(409, "consistency checks found problems; fix them or validate with force",
+                       code="consistency_failed", details={"findings": findings})
+    annotation.validation_status = data["status"]
+    annotation.validated_by = user.id
+    annotation.validated_at = utcnow()
+    annotation.validation_reason = data["reason"]
+    _touch_or_conflict(db, annotation)
+    audit(db, "validate", "annotation", annotation.id, {"status": data["status"], "findings": len(findings)})
+    db.commit()
+    payload = annotation_dict(annotation)
+    validation = {"status": annotation.validation_status, "validated_by": str(user.id),
+                  "validated_at": payload["validated_at"], "reason": annotation.validation_reason,
+                  "findings": findings}
+    socketio.emit("annotation_validated", {"annotation_id": str(annotation.id),
+                                           "session_id": str(annotation.annotation_session_id),
+                                           "validation": validation},
+                  to=f"annotation_{annotation.annotation_session_id}")
+    broadcast(annotation.annotation_session_id, "update", payload, user)
+    return {"annotation": payload, "findings": findings}
