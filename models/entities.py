@@ -70,6 +70,8 @@ class Project(Base):
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     camera_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     labels: Mapped[list[Any]] = mapped_column(JSONType, nullable=False, default=lambda: list(DEFAULT_LABELS))
+    # How many videos the project wants (intelligent assignment fills up to this); None: no limit.
+    wanted_videos: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()

@@ -1,5 +1,5 @@
 """The Celery application shared by every pool."""
 from celery import Celery
 
-app = Celery("vru", include=["tasks.probe", "tasks.maintenance"])
+app = Celery("vru", include=["tasks.probe", "tasks.maintenance", "tasks.compatibility"])
 app.config_from_object("celeryconfig")

@@ -23,7 +23,7 @@ from settings import cached_settings
 log = logging.getLogger(__name__)
 
 #: Job kinds this installation can run, with the task name each one maps to.
-JOB_TASKS = {"probe": "jobs.probe"}
+JOB_TASKS = {"probe": "jobs.probe", "compatibility": "jobs.compatibility", "assignment": "jobs.assignment"}
 
 
 def queue_for(kind: str, params: dict[str, Any]) -> str:

@@ -94,6 +94,7 @@ class ProjectCreate(StrictSchema):
     camera_metadata = fields.Dict(keys=fields.String(), load_default=dict)
     labels = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
                          validate=validate.Length(min=1, max=500))
+    wanted_videos = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=1_000_000))
 
     @validates("labels")
     def _unique_labels(self, value, **_kwargs):
@@ -113,6 +114,7 @@ class ProjectOut(Schema):
     description = fields.String()
     camera_metadata = fields.Dict()
     labels = fields.List(fields.String())
+    wanted_videos = fields.Integer(allow_none=True)
     created_by = fields.UUID(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -350,3 +352,60 @@ class ValidateIn(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(("validated", "rejected")))
     reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
     force = fields.Boolean(load_default=False)
+
+
+# ------------------------------------------------------------------------------ compatibility
+
+
+class RequirementIn(StrictSchema):
+    requirement_type = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    requirement_value = fields.Raw(required=True)
+    weight = fields.Raw(load_default=1.0)
+
+
+class RequirementPatch(StrictSchema):
+    requirement_type = fields.String(validate=validate.Length(min=1, max=50))
+    requirement_value = fields.Raw()
+    weight = fields.Raw()
+
+
+class RequirementOut(Schema):
+    id = fields.UUID()
+    project_id = fields.UUID()
+    requirement_type = fields.String()
+    requirement_value = fields.Dict()
+    weight = fields.Float()
+    created_at = fields.DateTime()
+
+
+class IntelligentIn(StrictSchema):
+    candidate_videos = fields.List(fields.UUID(), validate=validate.Length(min=1, max=100000))
+    threshold = FiniteFloat(load_default=0.6, validate=validate.Range(min=0, max=1))
+    project_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=1000))
+
+
+class AssignmentItem(StrictSchema):
+    video_id = fields.UUID(required=True)
+    compatibility_score = FiniteFloat(load_default=0.0, validate=validate.Range(min=0, max=1))
+    assignment_reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    confidence = FiniteFloat(allow_none=True, load_default=None, validate=validate.Range(min=0, max=1))
+
+
+class AssignmentsIn(StrictSchema):
+    assignment_type = fields.String(load_default="manual", validate=validate.OneOf(("manual", "intelligent",
+                                                                                    "automatic")))
+    assignments = fields.List(fields.Nested(AssignmentItem), validate=validate.Length(min=1, max=10000))
+    from_job = fields.UUID()
+
+
+class AssignmentOut(Schema):
+    id = fields.UUID()
+    project_id = fields.UUID()
+    video_id = fields.UUID()
+    assignment_type = fields.String()
+    compatibility_score = fields.Float()
+    assignment_reason = fields.String(allow_none=True)
+    assigned_by = fields.String()
+    assigned_at = fields.DateTime()
+    status = fields.String()
+    metadata = fields.Dict(attribute="meta")

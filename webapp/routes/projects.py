@@ -30,7 +30,7 @@ def create_project(data):
     session = db_session()
     project = Project(name=data["name"], description=data["description"],
                       camera_metadata=data["camera_metadata"], labels=data.get("labels") or list(DEFAULT_LABELS),
-                      created_by=user.id)
+                      wanted_videos=data.get("wanted_videos"), created_by=user.id)
     session.add(project)
     session.flush()
     session.add(ProjectMember(project_id=project.id, user_id=user.id, role="admin"))
