@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, update
 
-from models import VideoCompatibilityCache
+from models import Video, VideoCompatibilityCache
 
 
 def _upload(stack, tmp_path, brightness: int, project_id: str | None = None) -> dict:
@@ -64,11 +64,16 @@ def test_features_are_cached_until_the_video_or_extractor_changes(stack, tmp_pat
     got = stack.api("GET", f"/api/videos/{video['id']}/compatibility").json()
     assert got["current"] is True and got["features"]["brightness"] == first["features"]["brightness"]
     engine = create_engine(stack.database_url)
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # an older extractor measured it: measure again
         conn.execute(update(VideoCompatibilityCache).where(VideoCompatibilityCache.video_id == uuid.UUID(video["id"]))
                      .values(extractor_version="0"))
-    engine.dispose()
     assert _analyze(stack, video["id"])["cached"] is False
+    assert _analyze(stack, video["id"])["cached"] is True
+    with engine.begin() as conn:  # the file changed: measure again
+        conn.execute(update(Video).where(Video.id == uuid.UUID(video["id"])).values(checksum="0" * 64))
+    assert stack.api("GET", f"/api/videos/{video['id']}/compatibility").json()["current"] is False
+    assert _analyze(stack, video["id"])["cached"] is False
+    engine.dispose()
 
 
 def test_intelligent_assignment_proposes_executes_and_analyses(stack, tmp_path):
