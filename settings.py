@@ -59,6 +59,9 @@ class Settings:
     outbox_interval_seconds: float
     progress_db_interval_seconds: float
     progress_emit_interval_seconds: float
+    rate_limit_default: str
+    rate_limit_login: str
+    rate_limit_upload: str
     extra: dict = field(default_factory=dict)
 
     @property
@@ -93,7 +96,31 @@ def load_settings() -> Settings:
         outbox_interval_seconds=_env_float("OUTBOX_INTERVAL_SECONDS", 1.0),
         progress_db_interval_seconds=_env_float("PROGRESS_DB_INTERVAL_SECONDS", 2.0),
         progress_emit_interval_seconds=_env_float("PROGRESS_EMIT_INTERVAL_SECONDS", 0.2),
+        rate_limit_default=_env("RATE_LIMIT_DEFAULT", "3000 per minute"),
+        rate_limit_login=_env("RATE_LIMIT_LOGIN", "10 per minute"),
+        rate_limit_upload=_env("RATE_LIMIT_UPLOAD", "120 per hour"),
     )
+
+
+class UnsafeConfiguration(RuntimeError):
+    """Production settings that would leave the platform open."""
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What makes these settings unsafe for production (empty list: nothing)."""
+    if not settings.is_production:
+        return []
+    problems = []
+    if settings.secret_key == DEFAULT_SECRET or len(settings.secret_key) < 32:
+        problems.append("SECRET_KEY is the default or shorter than 32 characters")
+    if "*" in settings.cors_origins:
+        problems.append("CORS_ORIGINS is '*': name the origins that may call the API")
+    if not settings.flower_basic_auth or ":" not in settings.flower_basic_auth or \
+            settings.flower_basic_auth == "admin:admin":
+        problems.append("FLOWER_BASIC_AUTH is empty or the default: Flower would be open")
+    if settings.admin_password in ("admin", "") or len(settings.admin_password) < 12:
+        problems.append("ADMIN_PASSWORD is the default or shorter than 12 characters")
+    return problems
 
 
 _cached: Settings | None = None

@@ -92,6 +92,7 @@ class Stack:
             "PROGRESS_EMIT_INTERVAL_SECONDS": "0.1",
             "OUTBOX_INTERVAL_SECONDS": "0.5",
             "CORS_ORIGINS": "http://localhost",
+            "RATE_LIMIT_DEFAULT": "100000 per minute",
             **env,
         }
         self.procs: dict[str, subprocess.Popen] = {}

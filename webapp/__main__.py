@@ -11,7 +11,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 
 from models import SchemaOutOfDate  # noqa: E402
-from settings import ensure_redis_url, load_settings  # noqa: E402
+from settings import UnsafeConfiguration, ensure_redis_url, load_settings  # noqa: E402
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
 
     try:
         app = create_app(settings, redis_url=redis_url)
-    except SchemaOutOfDate as exc:
+    except (SchemaOutOfDate, UnsafeConfiguration) as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 3
     socketio.start_background_task(outbox_loop, app)

@@ -70,7 +70,32 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
                           .where(User.id == user_id)).first()
     if row is None or not row.is_active or claims.get("tv") != row.token_version:
         raise ApiError(401, "token no longer valid", code="invalid_token")
+    if is_revoked(claims.get("jti")):
+        raise ApiError(401, "token has been revoked (logged out)", code="invalid_token")
     return Principal(user_id, row.username, row.role)
+
+
+def _denylist_key(jti: str) -> str:
+    return f"denylist:{current_app.config['SETTINGS'].socketio_channel}:{jti}"
+
+
+def revoke(claims: dict) -> None:
+    """Deny this token until it would have expired anyway."""
+    ttl = max(1, int(claims["exp"] - time.time()))
+    current_app.extensions["redis"].set(_denylist_key(claims["jti"]), "1", ex=ttl)
+
+
+def is_revoked(jti: str | None) -> bool:
+    if not jti:
+        return False
+    try:
+        return bool(current_app.extensions["redis"].exists(_denylist_key(jti)))
+    except Exception:  # noqa: BLE001 - Redis down: tokens stay valid until they expire (fail open)
+        return False
+
+
+def token_claims(token: str) -> dict:
+    return jwt.decode(token, current_app.config["SETTINGS"].secret_key, algorithms=[ALGORITHM])
 
 
 def bearer_token() -> str | None:

@@ -47,6 +47,8 @@ def from_http_exception(exc: HTTPException):
         # webargs nests by location: {"json": {"field": ["msg"]}}; keep it, it names the field.
         details["fields"] = messages
         message = "malformed JSON body" if status == 400 else "request validation failed"
+    elif status == 429:
+        message = f"too many requests (limit: {exc.description}); retry later"
     else:
         message = exc.description or CODES.get(status, "error")
     response = error_response(status, message, details=details)

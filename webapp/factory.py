@@ -8,12 +8,12 @@ from flask_cors import CORS
 from sqlalchemy.exc import IntegrityError
 
 from models import Database, User, check_schema
-from settings import Settings, load_settings
+from settings import Settings, UnsafeConfiguration, load_settings, production_problems
 
 from . import errors
 from .auth import bearer_token, hash_password, principal_from_token
 from .db import close_session, db_session
-from .extensions import api, socketio
+from .extensions import api, limiter, socketio
 from .uploads import StreamingUploadRequest, discard_uploads
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ def ensure_admin(database: Database, settings: Settings) -> None:
 def create_app(settings: Settings | None = None, *, redis_url: str | None = None,
                async_mode: str = ASYNC_MODE, check_db: bool = True) -> Flask:
     settings = settings or load_settings()
+    problems = production_problems(settings)
+    if problems:
+        raise UnsafeConfiguration("refusing to run in production: " + "; ".join(problems))
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.request_class = StreamingUploadRequest
     app.config.update(
@@ -55,6 +58,13 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH=None,
         JSON_SORT_KEYS=False,
+        RATELIMIT_DEFAULT=settings.rate_limit_default,
+        RATELIMIT_STORAGE_URI=redis_url or settings.redis_url or "redis://127.0.0.1:6379/0",
+        RATELIMIT_HEADERS_ENABLED=True,
+        # Redis down must not take the API down: limits fall back to this process's memory.
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_KEY_PREFIX=f"ratelimit:{settings.socketio_channel}",
     )
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
 
@@ -68,7 +78,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     app.extensions["redis"] = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=2,
                                                    socket_connect_timeout=2)
 
-    CORS(app, resources={r"/api/*": {"origins": settings.cors_origins}}, expose_headers=["Location"])
+    CORS(app, resources={r"/api/*": {"origins": settings.cors_origins}},
+         expose_headers=["Location", "Retry-After"])
+    limiter.init_app(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     from .routes import BLUEPRINTS
@@ -86,6 +98,17 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
             return None
         g.principal = principal_from_token(db_session(), bearer_token())
         return None
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+        response.headers.setdefault("Cache-Control", "no-store")
+        if settings.is_production:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
 
     app.teardown_request(discard_uploads)
     app.teardown_appcontext(close_session)

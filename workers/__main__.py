@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from settings import ensure_redis_url, load_settings
+from settings import ensure_redis_url, load_settings, production_problems
 
 from .pools import ProcessSpec, Supervisor, celery_cmd, cpu_pool_spec, gpu_pool_specs
 
@@ -28,8 +28,9 @@ def beat_spec() -> ProcessSpec:
 
 def flower_spec() -> ProcessSpec:
     settings = load_settings()
-    return ProcessSpec("flower", celery_cmd("flower", f"--port={settings.flower_port}", f"--address={settings.host}",
-                                            f"--basic-auth={settings.flower_basic_auth}"))
+    # Flower reads FLOWER_BASIC_AUTH from the environment: the password stays out of argv.
+    return ProcessSpec("flower", celery_cmd("flower", f"--port={settings.flower_port}", f"--address={settings.host}"),
+                       {"FLOWER_BASIC_AUTH": settings.flower_basic_auth})
 
 
 def web_spec() -> ProcessSpec:
@@ -56,6 +57,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--autoscale", help="CPU pool MAX,MIN processes (default CPU_AUTOSCALE or 4,1)")
     args = parser.parse_args(argv)
 
+    problems = production_problems(load_settings())
+    if problems:
+        print("refusing to run in production: " + "; ".join(problems), file=sys.stderr)
+        return 3
     ensure_redis_url()  # children inherit REDIS_URL; an embedded Redis lives as long as we do
     if args.command in ("up", "demo"):
         from models import migrate

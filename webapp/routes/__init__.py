@@ -1,4 +1,4 @@
 """HTTP blueprints, one per resource."""
-from . import annotations, auth, compatibility, jobs, projects, users, videos
+from . import annotations, audit, auth, compatibility, jobs, projects, users, videos
 
-BLUEPRINTS = (auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp)
+BLUEPRINTS = (auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, audit.bp)

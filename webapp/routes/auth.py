@@ -8,9 +8,10 @@ from sqlalchemy import select, text
 
 from models import User, current_revision, head_revision
 
-from ..auth import issue_token, verify_password
+from ..auth import bearer_token, current_user, issue_token, revoke, token_claims, verify_password
 from ..db import audit, database, db_session
 from ..errors import ApiError
+from ..extensions import limiter
 from ..schemas import TokenIn, TokenOut
 
 bp = Blueprint("auth", __name__, url_prefix="/api", description="Authentication and health")
@@ -19,7 +20,17 @@ bp = Blueprint("auth", __name__, url_prefix="/api", description="Authentication 
 _DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
 
 
+def _login_key() -> str:
+    """Per client address and username, so one attacker cannot lock everybody out."""
+    from flask import request
+
+    body = request.get_json(silent=True) or {}
+    name = body.get("username") if isinstance(body, dict) else None
+    return f"login:{request.remote_addr}:{name if isinstance(name, str) else ''}"
+
+
 @bp.route("/auth/token", methods=["POST"])
+@limiter.limit(lambda: current_app.config["SETTINGS"].rate_limit_login, key_func=_login_key)
 @bp.arguments(TokenIn)
 @bp.response(200, TokenOut)
 def token(data):
@@ -39,7 +50,27 @@ def token(data):
     return issue_token(user)
 
 
+@bp.route("/auth/refresh", methods=["POST"])
+@bp.response(200, TokenOut)
+def refresh():
+    """A fresh token for the caller; the presented one is revoked."""
+    user = current_user()
+    session = db_session()
+    revoke(token_claims(bearer_token()))
+    return issue_token(session.get(User, user.id))
+
+
+@bp.route("/auth/logout", methods=["POST"])
+@bp.response(204)
+def logout():
+    """Revoke the presented token (kept in a Redis denylist until it would expire)."""
+    revoke(token_claims(bearer_token()))
+    audit(db_session(), "logout", "user", current_user().id)
+    db_session().commit()
+
+
 @bp.route("/health", methods=["GET"])
+@limiter.exempt
 def health():
     """Database and Redis reachability; 503 when the database is down."""
     checks: dict[str, str] = {}

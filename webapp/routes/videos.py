@@ -16,6 +16,7 @@ from vision.probe import NotAVideo, probe_video
 from ..auth import current_user, get_project_for, require_writer
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
+from ..extensions import limiter
 from ..schemas import VideoListArgs, VideoOut, VideoUploadForm, page_schema
 from ..timelines import save_timeline, timeline_path
 from ..uploads import sha256_of
@@ -35,6 +36,7 @@ def _visible_videos(user):
 
 
 @bp.route("", methods=["POST"])
+@limiter.limit(lambda: current_app.config["SETTINGS"].rate_limit_upload)
 @bp.response(201, VideoOut)
 def upload_video():
     """Upload a video (multipart field ``file``, optional ``project_id``).

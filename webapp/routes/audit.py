@@ -1,0 +1,56 @@
+"""The audit log: who changed what, when, from where (administrators)."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+
+from models import AuditLog
+
+from ..auth import require_admin
+from ..db import db_session, paginate
+from ..schemas import PageArgs, page_schema
+
+bp = Blueprint("audit", __name__, url_prefix="/api/audit", description="Audit log")
+
+
+class AuditOut(Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    user_id = fields.UUID(allow_none=True)
+    username = fields.String(allow_none=True)
+    action = fields.String()
+    resource_type = fields.String()
+    resource_id = fields.String(allow_none=True)
+    details = fields.Dict()
+    ip = fields.String(allow_none=True)
+
+
+class AuditArgs(PageArgs):
+    user_id = fields.UUID()
+    action = fields.String(validate=validate.Length(max=50))
+    resource_type = fields.String(validate=validate.Length(max=50))
+    resource_id = fields.String(validate=validate.Length(max=64))
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+
+
+AuditPage = page_schema(AuditOut, "AuditPage")
+
+
+@bp.route("", methods=["GET"])
+@bp.arguments(AuditArgs, location="query")
+@bp.response(200, AuditPage)
+def list_audit(args):
+    """Newest first; filter by user, action, resource and time."""
+    require_admin()
+    stmt = select(AuditLog)
+    for key in ("user_id", "action", "resource_type", "resource_id"):
+        if key in args:
+            stmt = stmt.where(getattr(AuditLog, key) == (str(args[key]) if key == "resource_id" else args[key]))
+    if "since" in args:
+        stmt = stmt.where(AuditLog.at >= args["since"])
+    if "until" in args:
+        stmt = stmt.where(AuditLog.at <= args["until"])
+    return paginate(db_session(), stmt.order_by(AuditLog.at.desc(), AuditLog.id.desc()), args["page"],
+                    args["per_page"])
