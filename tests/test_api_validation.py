@@ -30,6 +30,8 @@ BAD_BODIES = [
     ("/api/projects", b'{"name": ""}', 422, "validation_error"),
     ("/api/projects", b'{"name": "x", "labels": ["a", "a"]}', 422, "validation_error"),
     ("/api/projects", b'[1, 2]', 422, "validation_error"),
+    # Messages keyed by list position (int keys) once made the error response itself fail.
+    ("/api/projects", b'{"name": "x", "labels": ["a", 5]}', 422, "validation_error"),
     ("/api/jobs/probe", b'{"queue": "tpu"}', 422, "validation_error"),
     ("/api/jobs/probe", b'{"queue": "cpu", "steps": "many"}', 422, "validation_error"),
     ("/api/jobs/probe", b'{"queue": "cpu", "step_seconds": NaN}', 400, None),
@@ -39,6 +41,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize(("path", "body", "status", "code"), BAD_BODIES)
 def test_bad_json_is_refused_and_nothing_is_written(stack, path, body, status, code):
+    stack.token()  # log in first: a login is an audited change of its own
     before = _counts(stack)
     r = stack.api("POST", path, data=body, headers={"Content-Type": "application/json"})
     assert r.status_code in ((status,) if code else (400, 422)), r.text
@@ -115,3 +118,8 @@ def test_upload_over_the_size_limit_is_413(tmp_path, pg_database):
         assert not [f for f in _files(st) if f.startswith(("videos/", "tmp/"))]
     finally:
         st.close()
+
+
+def test_huge_page_numbers_are_refused_not_a_server_error(stack):
+    r = stack.api("GET", "/api/jobs", params={"page": 10**27})
+    assert r.status_code == 422 and "page" in r.json()["error"]["details"]["fields"]["query"]

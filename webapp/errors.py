@@ -27,8 +27,18 @@ class ApiError(Exception):
         self.details = details or {}
 
 
+def _plain(value: Any) -> Any:
+    """Validation messages key list positions by int; JSON keys must all be strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def error_body(status: int, message: str, code: str | None = None, details: dict | None = None) -> dict[str, Any]:
-    return {"error": {"code": code or CODES.get(status, "error"), "message": message, "details": details or {}}}
+    return {"error": {"code": code or CODES.get(status, "error"), "message": message,
+                      "details": _plain(details or {})}}
 
 
 def error_response(status: int, message: str, code: str | None = None, details: dict | None = None):

@@ -8,6 +8,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from models import JOB_STATUSES, ROLES
 
 NAME = validate.Length(min=1, max=255)
+MAX_FRAME = 10**9  # keeps every integer inside what both databases store
 
 
 class StrictSchema(Schema):
@@ -29,7 +30,7 @@ class FiniteFloat(fields.Float):
 
 
 class PageArgs(StrictSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
@@ -202,7 +203,7 @@ class ProbeIn(StrictSchema):
     steps = fields.Integer(load_default=10, validate=validate.Range(min=0, max=10000))
     step_seconds = FiniteFloat(load_default=0.5, validate=validate.Range(min=0, max=600))
     project_id = fields.UUID()
-    crash_at_step = fields.Integer(validate=validate.Range(min=0),
+    crash_at_step = fields.Integer(validate=validate.Range(min=0, max=10000),
                                    metadata={"description": "kill the worker process at this step (rehearsal)"})
 
 
@@ -284,7 +285,7 @@ class AnnotationPatch(StrictSchema):
     confidence = FiniteFloat(validate=validate.Range(min=0, max=1))
     annotator_notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
     keyframe_data = fields.Dict(keys=fields.String())
-    base_version = fields.Integer(validate=validate.Range(min=1), load_only=True)
+    base_version = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1), load_only=True)
 
 
 class AnnotationOut(Schema):
@@ -313,21 +314,21 @@ class AnnotationListArgs(PageArgs):
     video_id = fields.UUID()
     time_from = FiniteFloat()
     time_to = FiniteFloat()
-    frame_from = fields.Integer(validate=validate.Range(min=0))
-    frame_to = fields.Integer(validate=validate.Range(min=0))
+    frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
     class_label = fields.String()
     validation_status = fields.String(validate=validate.OneOf(VALIDATION_STATUSES))
 
 
 class KeyframeCreate(StrictSchema):
-    frame_number = fields.Integer(required=True, validate=validate.Range(min=0))
+    frame_number = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_FRAME))
     timestamp = FiniteFloat(validate=validate.Range(min=0))
     frame_data = fields.Dict(keys=fields.String(), required=True)
     screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
 class KeyframePatch(StrictSchema):
-    frame_number = fields.Integer(validate=validate.Range(min=0))
+    frame_number = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
     timestamp = FiniteFloat(validate=validate.Range(min=0))
     frame_data = fields.Dict(keys=fields.String())
     screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
@@ -344,8 +345,8 @@ class KeyframeOut(Schema):
 
 
 class BoxesArgs(StrictSchema):
-    frame_from = fields.Integer(validate=validate.Range(min=0))
-    frame_to = fields.Integer(validate=validate.Range(min=0))
+    frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
 
 
 class ValidateIn(StrictSchema):

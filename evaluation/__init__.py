@@ -1,0 +1,33 @@
+"""Evaluation engine: detection, operating-point, tracking and temporal metrics.
+
+Pure library (numpy, scipy): inputs are ``Boxes`` columns (xyxy), outputs are dataclasses
+whose ``to_dict()`` is JSON-safe (no NaN: COCO cells use -1 like COCOeval, other undefined
+ratios are None).
+"""
+from .boxes import Boxes, CocoGroundTruth, box_iou, from_coco, from_coco_results
+from .coco import CocoParams, CocoResult, CocoStats, evaluate_coco
+from .operating import ClassOperatingPoint, OperatingPointResult, evaluate_operating_point
+from .temporal import ClassTemporalSummary, ObjectTemporal, TemporalResult, evaluate_temporal
+from .tracking import TrackingResult, evaluate_tracking, iou_distance
+
+__all__ = [
+    "Boxes",
+    "ClassOperatingPoint",
+    "ClassTemporalSummary",
+    "CocoGroundTruth",
+    "CocoParams",
+    "CocoResult",
+    "CocoStats",
+    "ObjectTemporal",
+    "OperatingPointResult",
+    "TemporalResult",
+    "TrackingResult",
+    "box_iou",
+    "evaluate_coco",
+    "evaluate_operating_point",
+    "evaluate_temporal",
+    "evaluate_tracking",
+    "from_coco",
+    "from_coco_results",
+    "iou_distance",
+]
