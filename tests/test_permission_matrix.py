@@ -1,0 +1,227 @@
+"""Every API route x every kind of caller, asserted; routes come from the app's URL map.
+
+A route added without an entry here fails the test, so no route escapes the matrix.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+from harness import project_with_video
+
+PUBLIC, ANY, ADMIN, READ, WRITE, PROJECT_ADMIN, WRITER = (
+    "public", "any", "admin", "member_read", "member_write", "project_admin", "writer")
+# Who may do what: admin (global), annotator member, viewer member, annotator who is not a member.
+ALLOWED = {
+    PUBLIC: {"admin", "annotator", "viewer", "outsider"},
+    ANY: {"admin", "annotator", "viewer", "outsider"},
+    ADMIN: {"admin"},
+    READ: {"admin", "annotator", "viewer"},
+    WRITE: {"admin", "annotator"},
+    PROJECT_ADMIN: {"admin"},
+    WRITER: {"admin", "annotator", "outsider"},
+}
+
+# endpoint -> (policy, method, path, body); {names} are filled from the fixture's resources,
+# names starting with "new_" are made fresh for every call (the call may delete them).
+MATRIX = {
+    "auth.token": (PUBLIC, "POST", "/api/auth/token", {"username": "nobody", "password": "x"}),
+    "auth.health": (PUBLIC, "GET", "/api/health", None),
+    "auth.refresh": (ANY, "POST", "/api/auth/refresh", None),
+    "auth.logout": (ANY, "POST", "/api/auth/logout", None),
+    "audit.list_audit": (ADMIN, "GET", "/api/audit", None),
+    "users.create_user": (ADMIN, "POST", "/api/users", {"username": "{new_username}", "password": "password-1",
+                                                          "role": "viewer"}),
+    "users.list_users": (ADMIN, "GET", "/api/users", None),
+    "users.patch_user": (ADMIN, "PATCH", "/api/users/{viewer_id}", {"is_active": True}),
+    "users.me": (ANY, "GET", "/api/users/me", None),
+    "projects.create_project": (WRITER, "POST", "/api/projects", {"name": "matrix"}),
+    "projects.list_projects": (ANY, "GET", "/api/projects", None),
+    "projects.get_project": (READ, "GET", "/api/projects/{project}", None),
+    "projects.patch_project": (PROJECT_ADMIN, "PATCH", "/api/projects/{project}", {"description": "x"}),
+    "projects.delete_project": (PROJECT_ADMIN, "DELETE", "/api/projects/{new_project}", None),
+    "projects.add_member": (PROJECT_ADMIN, "POST", "/api/projects/{project}/members",
+                            {"username": "{new_user_name}", "role": "viewer"}),
+    "projects.list_members": (READ, "GET", "/api/projects/{project}/members", None),
+    "projects.remove_member": (PROJECT_ADMIN, "DELETE", "/api/projects/{project}/members/{new_member}", None),
+    "videos.upload_video": (WRITER, "POST", "/api/videos", "FILE"),
+    "videos.list_videos": (READ, "GET", "/api/videos?project_id={project}", None),
+    "videos.get_video": (READ, "GET", "/api/videos/{video}", None),
+    "compatibility.video_compatibility": (READ, "GET", "/api/videos/{video}/compatibility", None),
+    "compatibility.analyze_video": (WRITE, "POST", "/api/videos/{video}/compatibility/analyze", None),
+    "compatibility.create_requirement": (WRITE, "POST", "/api/projects/{project}/requirements",
+                                         {"requirement_type": "fps", "requirement_value": {"min": 5}}),
+    "compatibility.list_requirements": (READ, "GET", "/api/projects/{project}/requirements", None),
+    "compatibility.get_requirement": (READ, "GET", "/api/projects/{project}/requirements/{requirement}", None),
+    "compatibility.patch_requirement": (WRITE, "PATCH", "/api/projects/{project}/requirements/{requirement}",
+                                        {"weight": 2}),
+    "compatibility.delete_requirement": (WRITE, "DELETE", "/api/projects/{project}/requirements/{new_requirement}",
+                                         None),
+    "compatibility.intelligent_assignment": (WRITE, "POST", "/api/projects/{project}/assignments/intelligent", {}),
+    "compatibility.execute_assignments": (WRITE, "POST", "/api/projects/{project}/assignments",
+                                          {"assignments": [{"video_id": "{video}"}]}),
+    "compatibility.list_assignments": (READ, "GET", "/api/projects/{project}/assignments", None),
+    "compatibility.assignment_analysis": (READ, "GET", "/api/projects/{project}/assignments/analysis", None),
+    "jobs.list_jobs": (READ, "GET", "/api/jobs?project_id={project}", None),
+    "jobs.get_job": (READ, "GET", "/api/jobs/{job}", None),
+    "jobs.cancel_job": (WRITE, "POST", "/api/jobs/{job}/cancel", None),
+    "jobs.submit_probe": (ADMIN, "POST", "/api/jobs/probe", {"queue": "cpu", "steps": 0, "step_seconds": 0}),
+    "annotations.create_session": (WRITE, "POST", "/api/annotations/sessions", {
+        "project_id": "{project}", "video_id": "{video}", "session_name": "m", "annotation_type": "spatial"}),
+    "annotations.list_sessions": (READ, "GET", "/api/annotations/sessions?project_id={project}", None),
+    "annotations.get_session": (READ, "GET", "/api/annotations/sessions/{session}", None),
+    "annotations.patch_session": (WRITE, "PATCH", "/api/annotations/sessions/{session}", {"session_name": "m2"}),
+    "annotations.add_temporal_annotation": (WRITE, "POST", "/api/annotations/temporal", {
+        "annotation_session_id": "{session}", "video_id": "{video}", "start_timestamp": 0.1, "end_timestamp": 0.5,
+        "annotation_type": "spatial", "class_label": "cyclist", "bounding_box": {"x1": 200, "y1": 1, "x2": 220,
+                                                                                 "y2": 30}}),
+    "annotations.list_annotations": (READ, "GET", "/api/annotations/temporal?session_id={session}", None),
+    "annotations.get_annotation": (READ, "GET", "/api/annotations/{annotation}", None),
+    "annotations.patch_annotation": (WRITE, "PATCH", "/api/annotations/{annotation}", {"confidence": 0.9}),
+    "annotations.remove_annotation": (WRITE, "DELETE", "/api/annotations/{new_annotation}", None),
+    "annotations.annotation_boxes": (READ, "GET", "/api/annotations/{annotation}/boxes", None),
+    "annotations.create_keyframe": (WRITE, "POST", "/api/annotations/{annotation}/keyframes",
+                                    {"frame_number": 15, "frame_data": {}}),
+    "annotations.list_keyframes": (READ, "GET", "/api/annotations/{annotation}/keyframes", None),
+    "annotations.patch_keyframe": (WRITE, "PATCH", "/api/annotations/{annotation}/keyframes/{keyframe}",
+                                   {"frame_data": {}}),
+    "annotations.delete_keyframe": (WRITE, "DELETE", "/api/annotations/{annotation}/keyframes/{new_keyframe}", None),
+    "annotations.validate_annotation": (WRITE, "POST", "/api/annotations/{annotation}/validate",
+                                        {"status": "rejected"}),
+}
+
+
+@pytest.fixture(scope="module")
+def world(stack, tmp_path_factory):
+    suffix = uuid.uuid4().hex[:6]
+    names = {role: f"m-{role}-{suffix}" for role in ("annotator", "viewer", "outsider")}
+    ids, tokens = {}, {"admin": stack.token()}
+    for role, name in names.items():
+        ids[role], tokens[role] = stack.create_user(name, "viewer" if role == "viewer" else "annotator")
+    project, video = project_with_video(stack, tmp_path_factory.mktemp("matrix"))
+    for role in ("annotator", "viewer"):
+        stack.api("POST", f"/api/projects/{project['id']}/members", json={"username": names[role], "role": role})
+    session = stack.api("POST", "/api/annotations/sessions", json={
+        "project_id": project["id"], "video_id": video["id"], "session_name": "s", "annotation_type": "spatial"}).json()
+
+    def annotation():
+        return stack.api("POST", "/api/annotations/temporal", json={
+            "annotation_session_id": session["id"], "video_id": video["id"], "start_timestamp": 1.0,
+            "end_timestamp": 2.0, "annotation_type": "spatial", "class_label": "pedestrian",
+            "bounding_box": {"x1": 1, "y1": 1, "x2": 30, "y2": 60}}).json()["id"]
+
+    ann = annotation()
+
+    def keyframe():
+        return stack.api("POST", f"/api/annotations/{ann}/keyframes", json={
+            "frame_number": int(10 + uuid.uuid4().int % 10), "frame_data": {}}).json().get("id", "missing")
+
+    def requirement():
+        return stack.api("POST", f"/api/projects/{project['id']}/requirements", json={
+            "requirement_type": "fps", "requirement_value": {"min": 1}}).json()["id"]
+
+    def new_project():
+        p = stack.api("POST", "/api/projects", json={"name": "doomed"}).json()["id"]
+        for role in ("annotator", "viewer"):
+            stack.api("POST", f"/api/projects/{p}/members", json={"username": names[role], "role": role})
+        return p
+
+    def new_user_name():
+        name = f"m-user-{uuid.uuid4().hex[:8]}"
+        stack.create_user(name, "viewer")
+        return name
+
+    def new_member():
+        uid, _ = stack.create_user(f"m-member-{uuid.uuid4().hex[:8]}", "viewer")
+        stack.api("POST", f"/api/projects/{project['id']}/members", json={"user_id": uid, "role": "viewer"})
+        return uid
+
+    job = stack.probe("cpu", steps=0, step_seconds=0, project_id=project["id"]).json()["id"]
+    stack.wait_job(job)
+    values = {"project": project["id"], "video": video["id"], "session": session["id"], "annotation": ann,
+              "keyframe": None, "requirement": requirement(), "job": job, "viewer_id": ids["viewer"],
+              "outsider_name": names["outsider"]}
+    values["keyframe"] = stack.api("POST", f"/api/annotations/{ann}/keyframes", json={
+        "frame_number": 12, "frame_data": {}}).json()["id"]
+    factories = {"new_project": new_project, "new_member": new_member, "new_requirement": requirement,
+                 "new_annotation": annotation, "new_keyframe": keyframe,
+                 "new_username": lambda: f"m-new-{uuid.uuid4().hex[:8]}", "new_user_name": new_user_name}
+    return {"values": values, "factories": factories, "tokens": tokens, "names": names}
+
+
+def _fill(template, world):
+    if isinstance(template, dict):
+        return {k: _fill(v, world) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, world) for v in template]
+    if not isinstance(template, str) or "{" not in template:
+        return template
+    out = template
+    for key, make in world["factories"].items():
+        if "{" + key + "}" in out:
+            out = out.replace("{" + key + "}", str(make()))
+    return out.format(**world["values"])
+
+
+def _call(stack, world, endpoint, token):
+    _, method, path, body = MATRIX[endpoint]
+    kwargs = {}
+    if body == "FILE":
+        kwargs["files"] = {"file": ("x.avi", b"not a video")}
+    elif body is not None:
+        kwargs["json"] = _fill(body, world)
+    return stack.api(method, _fill(path, world), token=token, **kwargs)
+
+
+def test_every_route_is_in_the_matrix(stack):
+    from webapp.factory import create_app
+
+    app = create_app(check_db=False, async_mode="threading")
+    routes = {r.endpoint for r in app.url_map.iter_rules() if r.rule.startswith("/api")}
+    assert routes == set(MATRIX), (sorted(routes - set(MATRIX)), sorted(set(MATRIX) - routes))
+
+
+@pytest.mark.parametrize("endpoint", sorted(MATRIX))
+def test_route_permissions(stack, world, endpoint):
+    policy = MATRIX[endpoint][0]
+    now = int(time.time())
+    expired = jwt.encode({"sub": str(uuid.uuid4()), "iat": now - 100, "exp": now - 10, "tv": 0},
+                         "x" * 40, algorithm="HS256")
+    header, payload, sig = world["tokens"]["viewer"].split(".")
+    tampered = f"{header}.{payload}.{sig[::-1]}"
+    if policy != PUBLIC:
+        for bad in (None, expired, tampered):
+            r = _call(stack, world, endpoint, bad)
+            assert r.status_code == 401, (endpoint, bad and bad[:10], r.status_code, r.text)
+    for who in ("outsider", "viewer", "annotator", "admin"):
+        token = world["tokens"][who]
+        if endpoint in ("auth.refresh", "auth.logout"):  # these revoke the token they are given
+            token = stack.token(world["names"][who], "password-123") if who != "admin" else \
+                stack.token("admin", stack.admin_password)
+        r = _call(stack, world, endpoint, token)
+        if policy == PUBLIC:  # (the login with made-up credentials answers 401 to everybody, by design)
+            assert r.status_code != 403 and r.json().get("error", {}).get("code") != "unauthorized"
+        elif who in ALLOWED[policy]:
+            assert r.status_code not in (401, 403), (endpoint, who, r.status_code, r.text)
+        else:
+            assert r.status_code == 403, (endpoint, who, r.status_code, r.text)
+            assert r.json()["error"]["code"] == "forbidden"
+
+
+def test_room_joins_follow_the_same_permissions(stack, world):
+    v = world["values"]
+    for who in ("outsider", "viewer", "annotator", "admin"):
+        client = stack.socket(world["tokens"][who])
+        try:
+            for event, data in (("subscribe_job", {"job_id": v["job"]}),
+                                ("join_project", {"project_id": v["project"]}),
+                                ("join_annotation_session", {"session_id": v["session"]})):
+                ack = client.call(event, data)
+                if who == "outsider":
+                    assert ack["error"]["code"] == "forbidden", (who, event, ack)
+                else:
+                    assert ack["ok"] is True, (who, event, ack)
+        finally:
+            client.close()
