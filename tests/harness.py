@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +66,51 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster (run as the ``postgres`` user) for tests that stop it."""
+
+    def __init__(self) -> None:
+        import glob
+        import tempfile
+
+        self.bin = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
+        self.port = free_port()
+        # Outside pytest's private (0700) temp tree, which the postgres user cannot enter.
+        self.root = Path(tempfile.mkdtemp(prefix="vru-pg-"))
+        os.chmod(self.root, 0o755)
+        self.data = self.root / "pgdata"
+        self.sock = self.root / "pgsock"
+
+    def _as_postgres(self, *cmd: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> None:
+        for d in (self.data, self.sock):
+            d.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                shutil.chown(d, "postgres", "postgres")
+        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    def start(self) -> None:
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.sock / "log"),
+                          "-o", f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1", "start")
+
+    def stop(self) -> None:
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Stack:
@@ -216,6 +262,22 @@ class Stack:
     def wait_job(self, job_id: str, statuses=("completed", "failed", "cancelled"), timeout: float = 60) -> dict:
         return wait_until(lambda: (j := self.job(job_id))["status"] in statuses and j, timeout, 0.1,
                           f"job {job_id} to reach {statuses}")
+
+    def wait_job_db(self, job_id: str, timeout: float = 60) -> str:
+        """Wait for a terminal status reading the database directly (for when no web process runs)."""
+        from sqlalchemy import create_engine, select
+
+        from models import Job
+
+        engine = create_engine(self.database_url)
+        try:
+            def status():
+                with engine.connect() as conn:
+                    value = conn.scalar(select(Job.status).where(Job.id == uuid.UUID(job_id)))
+                return value if value in ("completed", "failed", "cancelled") else None
+            return wait_until(status, timeout, 0.2, f"job {job_id} in the database")
+        finally:
+            engine.dispose()
 
     def socket(self, token: str | None = "admin", base: str | None = None) -> EventClient:
         client = EventClient()
