@@ -10,7 +10,7 @@ import pytest
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
-def test_no_request_makes_the_server_fail(stack):
+def test_no_request_makes_the_server_fail(stack, tmp_path):
     st_cli = Path(sys.executable).with_name("st")
     token = stack.token()
     out = subprocess.run(
@@ -19,6 +19,6 @@ def test_no_request_makes_the_server_fail(stack):
          "--max-examples", "5", "--generation-deterministic", "--request-timeout", "30",
          # Logging out or refreshing would revoke the token the fuzzer uses for everything else.
          "--exclude-path-regex", "auth/(logout|refresh)"],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "NO_COLOR": "1"})
+        capture_output=True, text=True, timeout=900, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-8000:]
     assert "Traceback" not in stack.log("web")
