@@ -4,13 +4,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-import pytest
+from harness import Stack
+
+from models import migrate
 
 
-@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
-def test_no_request_makes_the_server_fail(stack, tmp_path):
+def test_no_request_makes_the_server_fail(tmp_path, unit_redis_url):
+    """On a web process of its own: the fuzzer's jobs (hours of probe steps) must not clog shared workers."""
+    url = f"sqlite:///{tmp_path / 'fuzz.db'}"
+    migrate(url)
+    stack = Stack(tmp_path, url, unit_redis_url, SOCKETIO_CHANNEL=f"fuzz-{time.time_ns()}")
+    try:
+        stack.start_web()
+        _fuzz(stack, tmp_path)
+    finally:
+        stack.close()
+
+
+def _fuzz(stack, tmp_path):
     st_cli = Path(sys.executable).with_name("st")
     token = stack.token()
     out = subprocess.run(
