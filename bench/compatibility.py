@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from matching import assign, content_features, parse_requirement, score_matrix  # noqa: E402
 from matching.requirements import Requirement  # noqa: E402
+from matching.scoring import score_pair  # noqa: E402
 from vision.probe import probe_video  # noqa: E402
 
 NUMERIC = ["width", "height", "fps", "duration", "brightness", "contrast", "sharpness", "motion", "noise"]
@@ -56,21 +57,7 @@ def loop_scores(videos: list[dict], projects: list[list[Requirement]]) -> np.nda
     out = np.zeros((len(videos), len(projects)))
     for v, video in enumerate(videos):
         for p, reqs in enumerate(projects):
-            total = weights = 0.0
-            for r in reqs:
-                x = video.get(r.feature)
-                if x is None:
-                    s = 0.0
-                elif r.kind == "in":
-                    s = 1.0 if x in r.values else 0.0
-                elif r.low <= x <= r.high:
-                    s = 1.0
-                else:
-                    lo_m, hi_m = r.margin()
-                    s = max(0.0, 1 - (r.low - x) / lo_m) if x < r.low else max(0.0, 1 - (x - r.high) / hi_m)
-                total += r.weight * s
-                weights += r.weight
-            out[v, p] = total / weights if weights else 1.0
+            out[v, p] = score_pair(video, reqs)
     return out
 
 

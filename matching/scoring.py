@@ -116,6 +116,29 @@ def score_matrix(videos: Sequence[Mapping[str, Any]], projects: Sequence[Sequenc
     return total, owner
 
 
+def score_pair(video: Mapping[str, Any], requirements: Sequence[Requirement]) -> float:
+    """One video against one project, one requirement at a time: the plain definition.
+
+    The vectorized :func:`score_matrix` must agree with it exactly; tests and the benchmark
+    use it as the reference.
+    """
+    total = weights = 0.0
+    for r in requirements:
+        x = video.get(r.feature)
+        if x is None:
+            s = 0.0
+        elif r.kind == "in":
+            s = 1.0 if any(x == v for v in r.values) else 0.0
+        elif r.low <= x <= r.high:
+            s = 1.0
+        else:
+            lo_m, hi_m = r.margin()
+            s = max(0.0, 1 - (r.low - x) / lo_m) if x < r.low else max(0.0, 1 - (x - r.high) / hi_m)
+        total += r.weight * s
+        weights += r.weight
+    return total / weights if weights else 1.0
+
+
 def _fmt(feature: str, value: Any) -> str:
     if isinstance(value, float) and not value.is_integer():
         text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"

@@ -9,7 +9,7 @@ import pytest
 
 from matching import RequirementError, assign, content_features, explain, parse_requirement, score_matrix
 from matching.assignment import brute_force
-from matching.scoring import requirement_scores
+from matching.scoring import requirement_scores, score_pair
 
 
 def _clip(path, frames=30, fps=10, brightness=128, moving=False, blurred=False, size=(320, 240)):
@@ -69,24 +69,6 @@ def test_bad_requirements_name_their_field(rtype, value, weight, field):
     assert err.value.field == field
 
 
-def _loop_score(video, reqs):
-    """The straightforward per-pair reference the vectorized scorer must agree with."""
-    total = weights = 0.0
-    for r in reqs:
-        x = video.get(r.feature)
-        if x is None:
-            s = 0.0
-        elif r.kind == "in":
-            s = 1.0 if x in r.values else 0.0
-        else:
-            lo_m, hi_m = r.margin()
-            s = 1.0 if r.low <= x <= r.high else max(0.0, 1 - (r.low - x) / lo_m) if x < r.low else \
-                max(0.0, 1 - (x - r.high) / hi_m)
-        total += r.weight * s
-        weights += r.weight
-    return total / weights if weights else 1.0
-
-
 def test_vectorized_scores_match_a_per_pair_loop():
     rng = np.random.default_rng(3)
     videos = [{"height": int(rng.choice([480, 720, 1080])), "brightness": float(rng.random()),
@@ -103,7 +85,7 @@ def test_vectorized_scores_match_a_per_pair_loop():
     assert total.shape == (60, 3) and per_req.shape == (60, 6) and owner.tolist() == [0, 0, 0, 1, 1, 1]
     for v, video in enumerate(videos):
         for p, reqs in enumerate(projects):
-            assert total[v, p] == pytest.approx(_loop_score(video, reqs), abs=1e-12)
+            assert total[v, p] == pytest.approx(score_pair(video, reqs), abs=1e-12)
     parts, reason = explain({"height": 480, "brightness": 0.2, "codec": "MJPG"}, projects[0],
                             per_req[0, :3] * 0 + [0.0, 1.0, 0.0])
     assert "height 480 px is below min 720 px" in reason and "codec MJPG is not one of [h264, hevc]" in reason
