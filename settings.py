@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -62,7 +62,6 @@ class Settings:
     rate_limit_default: str
     rate_limit_login: str
     rate_limit_upload: str
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -226,6 +225,3 @@ def consistency_findings(db: Session, annotation: VideoAnnotation, video: Video,
                            video.width, video.height, video.duration, limits)
     return [f.to_dict() for f in findings]
 
-
-def socket_sid() -> str | None:
-    return getattr(request, "sid", None)
