@@ -6,11 +6,13 @@ ratios are None).
 """
 from .boxes import Boxes, CocoGroundTruth, box_iou, from_coco, from_coco_results
 from .coco import CocoParams, CocoResult, CocoStats, evaluate_coco
+from .ground_truth import AnnotationTrack, ground_truth_boxes
 from .operating import ClassOperatingPoint, OperatingPointResult, evaluate_operating_point
 from .temporal import ClassTemporalSummary, ObjectTemporal, TemporalResult, evaluate_temporal
 from .tracking import TrackingResult, evaluate_tracking, iou_distance
 
 __all__ = [
+    "AnnotationTrack",
     "Boxes",
     "ClassOperatingPoint",
     "ClassTemporalSummary",
@@ -29,5 +31,6 @@ __all__ = [
     "evaluate_tracking",
     "from_coco",
     "from_coco_results",
+    "ground_truth_boxes",
     "iou_distance",
 ]
