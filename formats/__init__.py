@@ -1,0 +1,107 @@
+"""Annotation and result formats: streaming readers and writers with validation that lists every problem.
+
+Pure library (numpy-free even: stdlib, defusedxml, pyyaml). Readers are iterables of
+:class:`Annotation` / :class:`Detection` records in the target video's own 0-based frame
+numbers and pixel ``xyxy`` boxes; writers consume iterables of the same records. See
+:mod:`formats.records` for the conventions, :mod:`formats.errors` for the issue codes.
+
+    reader = formats.open_reader("mot", path, video=VideoInfo(1920, 1080, 900), classes=project_labels,
+                                 options=ReadOptions(label_map={"person": "pedestrian"}, on_error="skip"))
+    report = reader.validate()          # every problem, with file / line / JSON pointer / field
+    for record in reader: ...           # a second pass imports
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import coco, csvfile, cvat, mot, native, yolo
+from .base import LabelMapper, OnError, Reader, ReadOptions
+from .errors import FormatError, Issue, Report
+from .native import DocumentReader, Row, read_document, write_document
+from .records import Annotation, BoxXYXY, Detection, FrameInfo, Kind, Record, VideoInfo
+from .sources import Limits
+
+FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot", "json")
+_RECORD_READERS = {"csv": csvfile.read, "coco": coco.read, "yolo": yolo.read, "cvat_video": cvat.read,
+                   "mot": mot.read}
+# What an export produces, for download names and content types.
+EXTENSIONS = {"csv": ".csv", "coco": ".json", "yolo": ".zip", "cvat_video": ".xml", "mot": ".zip", "json": ".json"}
+CONTENT_TYPES = {"csv": "text/csv", "coco": "application/json", "yolo": "application/zip",
+                 "cvat_video": "application/xml", "mot": "application/zip", "json": "application/json"}
+
+
+def open_reader(fmt: str, path: Any, *, video: VideoInfo | None = None, classes: Sequence[str] | None = None,
+                options: ReadOptions | None = None) -> Reader:
+    """A reader of annotation/result records for ``fmt`` (``json`` documents: use :func:`read_document`)."""
+    try:
+        fn = _RECORD_READERS[fmt]
+    except KeyError:
+        hint = "; json documents are read with read_document()" if fmt == "json" else ""
+        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(_RECORD_READERS)}){hint}") from None
+    return fn(path, video=video, classes=classes, options=options)
+
+
+def validate(fmt: str, path: Any, *, video: VideoInfo | None = None, classes: Sequence[str] | None = None,
+             options: ReadOptions | None = None) -> Report:
+    """Read the whole file and report every problem (the validation phase of an import)."""
+    if fmt == "json":
+        return read_document(path, options).validate()
+    return open_reader(fmt, path, video=video, classes=classes, options=options).validate()
+
+
+def write(fmt: str, dest: Any, records: Any, *, video: VideoInfo | None = None,
+          videos: Sequence[VideoInfo] | None = None, classes: Sequence[str] = (), kind: Kind = "annotations",
+          frames: Any = None) -> int:
+    """Write ``records`` in ``fmt``; single-sequence formats (yolo, mot, cvat_video) need ``video``."""
+    if fmt == "csv":
+        return csvfile.write(dest, records, kind=kind)
+    if fmt == "coco":
+        vids = videos if videos is not None else ([video] if video else [])
+        return coco.write(dest, records, videos=vids, classes=classes, frames=frames, kind=kind)
+    if video is None:
+        raise ValueError(f"{fmt} holds one video: give video=")
+    if fmt == "yolo":
+        return yolo.write(dest, records, video=video, classes=classes, frames=frames, kind=kind)
+    if fmt == "mot":
+        return mot.write(dest, records, video=video, classes=classes, kind=kind)
+    if fmt == "cvat_video":
+        if kind == "results":
+            raise ValueError("CVAT for video holds annotations, not results")
+        return cvat.write(dest, records, video=video, classes=classes)
+    raise ValueError(f"unknown format {fmt!r}; json documents are written with write_document()")
+
+
+__all__ = [
+    "CONTENT_TYPES",
+    "EXTENSIONS",
+    "FORMATS",
+    "Annotation",
+    "BoxXYXY",
+    "Detection",
+    "DocumentReader",
+    "FormatError",
+    "FrameInfo",
+    "Issue",
+    "Kind",
+    "LabelMapper",
+    "Limits",
+    "OnError",
+    "ReadOptions",
+    "Reader",
+    "Record",
+    "Report",
+    "Row",
+    "VideoInfo",
+    "coco",
+    "csvfile",
+    "cvat",
+    "mot",
+    "native",
+    "open_reader",
+    "read_document",
+    "validate",
+    "write",
+    "write_document",
+    "yolo",
+]
