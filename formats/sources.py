@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,6 +127,11 @@ class DirSource(Source):
         return open(self.root / name, "rb")
 
 
+def _corrupt(name: str, exc: BaseException) -> FormatError:
+    """A damaged archive member is a clean validation error, not a crash."""
+    return FormatError([Issue("error", WRONG_FORMAT, f"archive member is corrupt ({exc})", file=name)])
+
+
 class _Bounded(io.RawIOBase):
     """Reads at most ``limit`` bytes of a member, so a lying size header cannot bomb us."""
 
@@ -136,7 +142,10 @@ class _Bounded(io.RawIOBase):
         return True
 
     def readinto(self, b: bytearray) -> int:  # type: ignore[override]
-        data = self.inner.read(min(len(b), self.left + 1))
+        try:
+            data = self.inner.read(min(len(b), self.left + 1))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise _corrupt(self.name_, exc) from None
         if len(data) > self.left:
             raise FormatError([Issue("error", ARCHIVE_LIMIT,
                                      "member expands beyond its declared size or the size limit", file=self.name_)])
@@ -207,7 +216,11 @@ class ZipSource(Source):
     def open_binary(self, name: str) -> IO[bytes]:
         info = self._infos[name]
         limit = min(info.file_size, self.limits.max_member_bytes)
-        return io.BufferedReader(_Bounded(self.zf.open(info), limit, name), 1 << 16)
+        try:
+            member = self.zf.open(info)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+            raise _corrupt(name, exc) from None
+        return io.BufferedReader(_Bounded(member, limit, name), 1 << 16)
 
     def close(self) -> None:
         self.zf.close()
