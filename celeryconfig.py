@@ -84,6 +84,7 @@ event_queue_ttl = 10
 beat_schedule = {
     "dispatch-outbox": {"task": "maintenance.dispatch_outbox", "schedule": 10.0},
     "reap-stale-jobs": {"task": "maintenance.reap_stale_jobs", "schedule": max(5.0, _settings.stale_after_seconds / 2)},
+    "expire-exports": {"task": "maintenance.expire_exports", "schedule": 3600.0},
 }
 beat_schedule_filename = str(_settings.var_dir / "celerybeat-schedule")
 

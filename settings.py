@@ -62,6 +62,10 @@ class Settings:
     rate_limit_default: str
     rate_limit_login: str
     rate_limit_upload: str
+    export_ttl_seconds: int
+    model_dir: Path
+    detection_device: str
+    detection_half: bool
 
     @property
     def is_production(self) -> bool:
@@ -98,6 +102,10 @@ def load_settings() -> Settings:
         rate_limit_default=_env("RATE_LIMIT_DEFAULT", "3000 per minute"),
         rate_limit_login=_env("RATE_LIMIT_LOGIN", "10 per minute"),
         rate_limit_upload=_env("RATE_LIMIT_UPLOAD", "120 per hour"),
+        export_ttl_seconds=_env_int("EXPORT_TTL_SECONDS", 7 * 24 * 3600),
+        model_dir=Path(_env("VISION_MODEL_DIR", str(var_dir / "models"))).resolve(),
+        detection_device=_env("DETECTION_DEVICE", "auto"),
+        detection_half=_env("DETECTION_HALF", "false").lower() in ("1", "true", "yes"),
     )
 
 

@@ -1,5 +1,8 @@
 """The Celery application shared by every pool."""
 from celery import Celery
 
-app = Celery("vru", include=["tasks.probe", "tasks.maintenance", "tasks.compatibility"])
+app = Celery("vru", include=[
+    "tasks.probe", "tasks.maintenance", "tasks.compatibility", "tasks.detection", "tasks.evaluation",
+    "tasks.transfer",
+])
 app.config_from_object("celeryconfig")

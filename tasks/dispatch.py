@@ -23,7 +23,10 @@ from settings import cached_settings
 log = logging.getLogger(__name__)
 
 #: Job kinds this installation can run, with the task name each one maps to.
-JOB_TASKS = {"probe": "jobs.probe", "compatibility": "jobs.compatibility", "assignment": "jobs.assignment"}
+JOB_TASKS = {"probe": "jobs.probe", "compatibility": "jobs.compatibility", "assignment": "jobs.assignment",
+             "detection": "jobs.detection",
+             "evaluation": "jobs.evaluation",
+             "export": "jobs.export", "import": "jobs.import"}
 
 
 def queue_for(kind: str, params: dict[str, Any]) -> str:

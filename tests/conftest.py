@@ -17,10 +17,9 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(ROOT))
 
-from harness import Stack  # noqa: E402
+from harness import REDIS_BASE, Stack  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REDIS_DBS = {"sqlite": 11, "postgresql": 12, "unit": 13}
 
 

@@ -1,6 +1,7 @@
 """Real processes for tests: web, Celery workers, private Redis servers, Socket.IO clients."""
 from __future__ import annotations
 
+import fractions
 import os
 import shutil
 import signal
@@ -18,6 +19,11 @@ import socketio
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+
+
+#: Redis for tests that start their own stack; ``TEST_REDIS_URL`` moves every test to another server.
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+UNIT_REDIS_URL = f"{REDIS_BASE}/13"
 
 
 def free_port() -> int:
@@ -279,6 +285,19 @@ class Stack:
         finally:
             engine.dispose()
 
+    def video_path(self, video_id: str) -> str:
+        """Where the stored copy of an uploaded video lies, relative to the storage directory."""
+        from sqlalchemy import create_engine, select
+
+        from models import Video
+
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                return conn.scalar(select(Video.storage_path).where(Video.id == uuid.UUID(video_id)))
+        finally:
+            engine.dispose()
+
     def socket(self, token: str | None = "admin", base: str | None = None) -> EventClient:
         client = EventClient()
         client.connect(base or self.base, self.token() if token == "admin" else token)
@@ -348,3 +367,25 @@ def project_with_video(stack: Stack, tmp_path: Path, token: str = "admin", frame
                       files={"file": (clip.name, fh, "video/x-msvideo")})
     assert r.status_code == 201, r.text
     return project, r.json()
+
+
+def write_video(path: Path, pts_ms: list[int], draw: Callable[[int], Any], size=(160, 120)) -> Path:
+    """Encode one frame per presentation time (milliseconds), so the file can have any timing."""
+    import av
+    import numpy as np
+
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mpeg4", rate=30)
+    stream.width, stream.height = size
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.time_base = fractions.Fraction(1, 1000)
+    for i, pts in enumerate(pts_ms):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(draw(i)[..., ::-1]), format="rgb24")
+        frame.pts = pts
+        frame.time_base = fractions.Fraction(1, 1000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path

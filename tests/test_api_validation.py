@@ -104,13 +104,13 @@ def test_real_video_upload_is_probed_and_stored_under_a_generated_name(stack, sh
 
 def test_upload_over_the_size_limit_is_413(tmp_path, pg_database):
     """A separate web process with a small limit; the body is refused before it is stored."""
-    from harness import Stack
+    from harness import UNIT_REDIS_URL, Stack
 
     from models import migrate
 
     url = f"sqlite:///{tmp_path / 'small.db'}"
     migrate(url)
-    st = Stack(tmp_path, url, "redis://127.0.0.1:6379/13", MAX_UPLOAD_BYTES="100000")
+    st = Stack(tmp_path, url, UNIT_REDIS_URL, MAX_UPLOAD_BYTES="100000")
     try:
         st.start_web()
         r = st.api("POST", "/api/videos", files={"file": ("big.avi", io.BytesIO(b"\0" * 300000))})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import signal
 import time
 
-from harness import PostgresServer, RedisServer, Stack, wait_until
+from harness import UNIT_REDIS_URL, PostgresServer, RedisServer, Stack, wait_until
 
 from models import migrate
 
@@ -14,7 +14,7 @@ def test_database_down_gives_503_then_recovers_and_workers_retry(tmp_path):
     pg.init()
     pg.start()
     migrate(pg.url)
-    st = Stack(tmp_path, pg.url, "redis://127.0.0.1:6379/13", SOCKETIO_CHANNEL=f"pg-{time.time_ns()}")
+    st = Stack(tmp_path, pg.url, UNIT_REDIS_URL, SOCKETIO_CHANNEL=f"pg-{time.time_ns()}")
     try:
         st.start_web()
         token = st.token()
@@ -41,7 +41,7 @@ def test_database_down_gives_503_then_recovers_and_workers_retry(tmp_path):
 def test_warm_shutdown_finishes_the_running_job(tmp_path):
     url = f"sqlite:///{tmp_path / 'warm.db'}"
     migrate(url)
-    st = Stack(tmp_path, url, "redis://127.0.0.1:6379/13", SOCKETIO_CHANNEL=f"warm-{time.time_ns()}")
+    st = Stack(tmp_path, url, UNIT_REDIS_URL, SOCKETIO_CHANNEL=f"warm-{time.time_ns()}")
     try:
         st.start_web()
         st.start_worker("gpu", "gpu0")

@@ -90,6 +90,28 @@ MATRIX = {
     "annotations.delete_keyframe": (WRITE, "DELETE", "/api/annotations/{annotation}/keyframes/{new_keyframe}", None),
     "annotations.validate_annotation": (WRITE, "POST", "/api/annotations/{annotation}/validate",
                                         {"status": "rejected"}),
+    "transfer.create_export": (READ, "POST", "/api/export/jobs", {
+        "job_name": "m", "export_type": "annotations", "format": "csv",
+        "scope_filter": {"project_ids": ["{project}"]}}),
+    "transfer.list_exports": (ANY, "GET", "/api/export/jobs", None),
+    "transfer.get_export": (ADMIN, "GET", "/api/export/jobs/{export}", None),
+    "transfer.download_export": (ADMIN, "GET", "/api/export/jobs/{export}/download", None),
+    "transfer.export_session": (READ, "GET", "/api/annotations/sessions/{session}/export/csv", None),
+    "transfer.create_import": (WRITER, "POST", "/api/import/jobs", "FILE"),
+    "transfer.list_imports": (ANY, "GET", "/api/import/jobs", None),
+    "transfer.get_import": (ADMIN, "GET", "/api/import/jobs/{import_job}", None),
+    "transfer.import_status": (ADMIN, "GET", "/api/import/jobs/{import_job}/status", None),
+    "test_sessions.create_test_session": (WRITE, "POST", "/api/test-sessions", {
+        "project_id": "{project}", "video_id": "{video}", "model": "opencv/hog-people", "frame_to": 1}),
+    "test_sessions.list_test_sessions": (READ, "GET", "/api/test-sessions?project_id={project}", None),
+    "test_sessions.get_test_session": (READ, "GET", "/api/test-sessions/{test_session}", None),
+    "test_sessions.list_detections": (READ, "GET", "/api/test-sessions/{test_session}/detections", None),
+    "test_sessions.models": (ANY, "GET", "/api/models", None),
+    "evaluation.evaluate": (WRITE, "POST", "/api/test-sessions/{test_session}/evaluate", {"iou_threshold": 0.5}),
+    "evaluation.get_metrics": (READ, "GET", "/api/test-sessions/{test_session}/metrics", None),
+    "evaluation.get_report": (READ, "GET", "/api/test-sessions/{test_session}/report", None),
+    "evaluation.get_report_plot": (READ, "GET", "/api/test-sessions/{test_session}/report/pr_curves.png", None),
+    "evaluation.compare": (READ, "GET", "/api/test-sessions/compare?ids={test_session},{test_session}", None),
 }
 
 
@@ -139,9 +161,20 @@ def world(stack, tmp_path_factory):
         return uid
 
     job = stack.probe("cpu", steps=0, step_seconds=0, project_id=project["id"]).json()["id"]
+    export = stack.api("POST", "/api/export/jobs", json={
+        "job_name": "m", "export_type": "annotations", "format": "csv",
+        "scope_filter": {"project_ids": [project["id"]]}}).json()["id"]
+    import_job = stack.api("POST", "/api/import/jobs", data={
+        "job_name": "m", "import_type": "annotations", "source_format": "csv", "project_id": project["id"],
+        "video_id": video["id"]}, files={"file": ("m.csv", b"frame_number,label,x1,y1,x2,y2\r\n")}).json()["id"]
     stack.wait_job(job)
+    test_session = stack.api("POST", "/api/test-sessions", json={
+        "project_id": project["id"], "video_id": video["id"], "frame_to": 1}).json()
+    stack.wait_job(test_session["job_id"])
     values = {"project": project["id"], "video": video["id"], "session": session["id"], "annotation": ann,
+              "export": export, "import_job": import_job,
               "keyframe": None, "requirement": requirement(), "job": job, "viewer_id": ids["viewer"],
+              "test_session": test_session["id"],
               "outsider_name": names["outsider"]}
     values["keyframe"] = stack.api("POST", f"/api/annotations/{ann}/keyframes", json={
         "frame_number": 12, "frame_data": {}}).json()["id"]

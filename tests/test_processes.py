@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import requests
-from harness import ROOT, free_port, wait_until
+from harness import ROOT, UNIT_REDIS_URL, free_port, wait_until
 
 from settings import redis_answers, start_redis_server
 from workers.pools import cpu_pool_spec, gpu_pool_specs, visible_gpus
@@ -17,7 +17,7 @@ from workers.pools import cpu_pool_spec, gpu_pool_specs, visible_gpus
 
 def _env(tmp_path, **extra) -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "VAR_DIR": str(tmp_path),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "REDIS_URL": "redis://127.0.0.1:6379/13", **extra}
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "REDIS_URL": UNIT_REDIS_URL, **extra}
 
 
 def test_web_and_worker_refuse_an_out_of_date_schema(tmp_path):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from harness import ROOT, Stack, free_port
+from harness import ROOT, UNIT_REDIS_URL, Stack, free_port
 
 from models import migrate
 
@@ -47,7 +47,7 @@ def test_security_headers_on_every_response(stack):
 def test_rate_limits_answer_429_with_retry_after(tmp_path):
     url = f"sqlite:///{tmp_path / 'limits.db'}"
     migrate(url)
-    st = Stack(tmp_path, url, "redis://127.0.0.1:6379/13", RATE_LIMIT_LOGIN="3 per minute",
+    st = Stack(tmp_path, url, UNIT_REDIS_URL, RATE_LIMIT_LOGIN="3 per minute",
                RATE_LIMIT_DEFAULT="8 per minute", SOCKETIO_CHANNEL=f"limits-{time.time_ns()}")
     try:
         st.start_web()
@@ -70,7 +70,7 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path):
 
 def test_production_refuses_unsafe_settings(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PLATFORM_ENV": "production", "VAR_DIR": str(tmp_path),
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}", "REDIS_URL": "redis://127.0.0.1:6379/13",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}", "REDIS_URL": UNIT_REDIS_URL,
            "PORT": str(free_port()), "CORS_ORIGINS": "*"}
     web = subprocess.run([sys.executable, "-m", "webapp"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)

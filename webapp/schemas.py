@@ -410,3 +410,102 @@ class AssignmentOut(Schema):
     assigned_at = fields.DateTime()
     status = fields.String()
     metadata = fields.Dict(attribute="meta")
+
+
+# ------------------------------------------------------------------------------ detection
+
+VRU_CLASS_NAMES = ("pedestrian", "cyclist", "motorcyclist", "wheelchair", "scooter")
+
+
+class ModelIn(StrictSchema):
+    """A model spec; a bare string is taken as ``{"name": ...}``."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    weights = fields.String(validate=validate.Length(min=1, max=255),
+                            metadata={"description": "file name inside the model directory"})
+    confidence_threshold = FiniteFloat(validate=validate.Range(min=0, max=1))
+    nms_threshold = FiniteFloat(validate=validate.Range(min=0, max=1, min_inclusive=False))
+    classes = fields.List(fields.String(validate=validate.OneOf(VRU_CLASS_NAMES)), validate=validate.Length(min=1))
+    label_map = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)),
+                            values=fields.String(validate=validate.OneOf(VRU_CLASS_NAMES)))
+    input_size = fields.Integer(validate=validate.Range(min=32, max=4096))
+    half = fields.Boolean()
+
+    def load(self, data, *args, **kwargs):
+        if isinstance(data, str):
+            data = {"name": data}
+        return super().load(data, *args, **kwargs)
+
+
+class ModelField(fields.Field):
+    """Accepts ``"opencv/hog-people"`` or ``{"name": ..., ...}``; documented as the object form."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, (str, dict)):
+            raise ValidationError("a model name or a model spec object")
+        return ModelIn().load(value)
+
+
+class TestSessionIn(StrictSchema):
+    __test__ = False
+    project_id = fields.UUID(required=True)
+    video_id = fields.UUID(required=True)
+    name = fields.String(validate=validate.Length(max=255))
+    source = fields.String(load_default="detection", validate=validate.OneOf(("detection", "import")))
+    model = ModelField(load_default=lambda: {"name": "opencv/hog-people"},
+                       metadata={"description": "model name or spec {name, weights, confidence_threshold, "
+                                                "nms_threshold, classes, label_map, input_size, half}"})
+    batch_size = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    frame_stride = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
+    frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    enable_tracking = fields.Boolean(load_default=False)
+    track_buffer_seconds = FiniteFloat(load_default=1.0, validate=validate.Range(min=0, max=600))
+    realtime = fields.Boolean(load_default=False)
+    ground_truth_session_id = fields.UUID(allow_none=True)
+    include_pending = fields.Boolean(load_default=False)
+
+
+class TestSessionOut(Schema):
+    __test__ = False
+    id = fields.UUID()
+    project_id = fields.UUID()
+    video_id = fields.UUID()
+    job_id = fields.UUID(allow_none=True)
+    name = fields.String()
+    source = fields.String()
+    model = fields.Dict()
+    config = fields.Dict()
+    ground_truth_session_id = fields.UUID(allow_none=True)
+    status = fields.String()
+    metrics = fields.Dict(allow_none=True)
+    summary = fields.Dict(allow_none=True)
+    job = fields.Nested(JobOut, allow_none=True)
+    created_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+
+
+class TestSessionListArgs(PageArgs):
+    __test__ = False
+    project_id = fields.UUID()
+    video_id = fields.UUID()
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+
+
+class DetectionListArgs(PageArgs):
+    per_page = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
+    frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    class_label = fields.String(validate=validate.Length(min=1, max=100))
+    track_id = fields.Integer(validate=validate.Range(min=0, max=2**31 - 1))
+
+
+class DetectionOut(Schema):
+    frame_number = fields.Integer()
+    timestamp = fields.Float()
+    detection_index = fields.Integer()
+    class_label = fields.String()
+    confidence = fields.Float()
+    bbox = fields.List(fields.Float())
+    track_id = fields.Integer(allow_none=True)

@@ -14,9 +14,9 @@ from typing import Any
 from flask import current_app, g, request
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from models import TERMINAL_STATUSES, AnnotationSession, Job, VideoAnnotation
+from models import TERMINAL_STATUSES, AnnotationSession, DetectionEvent, Job, TestSession, VideoAnnotation
 from tasks.lifecycle import job_snapshot
 
 from .annotation_service import (
@@ -111,6 +111,36 @@ def subscribe_job(data):
 @_answer
 def unsubscribe_job(data):
     leave_room(f"job_{_uuid(data, 'job_id')}")
+    return {"ok": True}
+
+
+@socketio.on("detection_stream_subscribe")
+@_answer
+def detection_stream_subscribe(data):
+    """Join ``detection_stream_{id}``; the snapshot says how far the stored results go."""
+    user, test_session_id = _user(), _uuid(data, "test_session_id")
+    with _session() as session:
+        ts = session.get(TestSession, test_session_id)
+        if ts is None:
+            raise ApiError(404, "test session not found")
+        if project_role(session, user, ts.project_id) is None:
+            raise ApiError(403, "not a member of this project")
+        join_room(f"detection_stream_{test_session_id}")
+        count, last = session.execute(
+            select(func.count(DetectionEvent.id), func.max(DetectionEvent.frame_number))
+            .where(DetectionEvent.test_session_id == test_session_id)).one()
+        job = session.get(Job, ts.job_id) if ts.job_id else None
+        snapshot = {"test_session_id": str(test_session_id), "status": ts.status,
+                    "detections_stored": int(count), "last_frame_number": last,
+                    "job": job_snapshot(job) if job is not None else None}
+    socketio.emit("detection_stream_snapshot", snapshot, to=request.sid)
+    return {"ok": True, **snapshot}
+
+
+@socketio.on("detection_stream_unsubscribe")
+@_answer
+def detection_stream_unsubscribe(data):
+    leave_room(f"detection_stream_{_uuid(data, 'test_session_id')}")
     return {"ok": True}
 
 

@@ -1,4 +1,19 @@
 """HTTP blueprints, one per resource."""
-from . import annotations, audit, auth, compatibility, jobs, projects, users, videos
+from . import (
+    annotations,
+    audit,
+    auth,
+    compatibility,
+    evaluation,
+    jobs,
+    projects,
+    test_sessions,
+    transfer,
+    users,
+    videos,
+)
 
-BLUEPRINTS = (auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, audit.bp)
+BLUEPRINTS = (
+    auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, test_sessions.bp,
+    evaluation.bp, transfer.bp, audit.bp,
+)
