@@ -1,0 +1,198 @@
+"""Every metric of one test session at once, keyed by class name, and side-by-side comparison.
+
+The numbers come from the metric modules of this package; this module only chooses the
+universe (evaluated frames, classes), runs them with one set of parameters and shapes the
+output as JSON-safe dicts keyed by class *name*, which is what is stored and served.
+COCO cells keep COCOeval's -1 for "no ground truth to judge by"; other undefined values are
+None.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .boxes import Boxes
+from .coco import evaluate_coco
+from .operating import evaluate_operating_point
+from .temporal import evaluate_temporal
+from .tracking import TrackingResult, evaluate_tracking
+
+BACKGROUND = "background"
+
+
+def _named(per_class: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {names[int(k)]: v for k, v in per_class.items()}
+
+
+def _tracking_sum(parts: Sequence[TrackingResult]) -> dict[str, Any]:
+    """Totals over classes the way motmetrics' OVERALL row is formed: sum the counts, then divide."""
+    keys = ("idtp", "idfp", "idfn", "num_switches", "num_fragmentations", "num_matches", "num_misses",
+            "num_false_positives", "num_objects", "num_predictions", "num_unique_objects", "mostly_tracked",
+            "partially_tracked", "mostly_lost")
+    tot = {k: int(sum(getattr(p, k) for p in parts)) for k in keys}
+    # motp is averaged over every matched pair, switches included (motmetrics' num_detections).
+    detections = sum(p.num_matches + p.num_switches for p in parts)
+    dist = sum((p.motp or 0.0) * (p.num_matches + p.num_switches) for p in parts)
+
+    def div(a: float, b: float) -> float | None:
+        return None if b == 0 else float(a) / float(b)
+
+    idtp, idfp, idfn = tot["idtp"], tot["idfp"], tot["idfn"]
+    return {
+        "mota": None if tot["num_objects"] == 0 else
+        1.0 - (tot["num_misses"] + tot["num_false_positives"] + tot["num_switches"]) / tot["num_objects"],
+        "motp": div(dist, detections),
+        "idf1": div(2 * idtp, 2 * idtp + idfp + idfn), "idp": div(idtp, idtp + idfp), "idr": div(idtp, idtp + idfn),
+        **tot,
+    }
+
+
+def unique_track_ids_per_frame(boxes: Boxes) -> bool:
+    """Tracking metrics need every track id at most once per frame (per class)."""
+    tracked = boxes.track_id >= 0
+    if not tracked.any():
+        return True
+    key = np.stack([boxes.frame[tracked], boxes.class_id[tracked], boxes.track_id[tracked]], axis=1)
+    return np.unique(key, axis=0).shape[0] == key.shape[0]
+
+
+def evaluate_session(
+    gt: Boxes,
+    dt: Boxes,
+    class_names: Sequence[str],
+    frames: np.ndarray,
+    timestamps: Mapping[int, float] | np.ndarray | None,
+    score_threshold: float,
+    iou_threshold: float = 0.5,
+    tracking: bool = False,
+) -> dict[str, Any]:
+    """COCO (all scores), operating point, temporal and (optionally) tracking metrics.
+
+    ``class_id`` in both inputs indexes ``class_names``; ``frames`` are the frames the model
+    ran on (a frame without ground truth still counts its detections as false positives).
+    Tracking compares per class (motmetrics is class-agnostic) and sums the counts for the
+    overall row; it uses detections at the operating threshold and ``1 - iou_threshold`` as
+    the largest matching distance.
+    """
+    names = list(class_names)
+    cats = np.arange(len(names))
+    image_ids = np.union1d(np.asarray(frames, dtype=np.int64), dt.frame)
+    coco = evaluate_coco(gt, dt, image_ids, cats).to_dict()
+    op = evaluate_operating_point(gt, dt, score_threshold, iou_threshold, image_ids, cats).to_dict()
+    temporal = evaluate_temporal(gt, dt, timestamps, score_threshold, iou_threshold).to_dict()
+    labels = [names[i] if i >= 0 else BACKGROUND for i in op["confusion_matrix"]["labels"]]
+    out: dict[str, Any] = {
+        "coco": {"overall": coco["overall"], "per_class": _named(coco["per_class"], names),
+                 "num_frames": coco["num_images"]},
+        "operating_point": {**{k: v for k, v in op.items() if k not in ("per_class", "confusion_matrix")},
+                            "per_class": {names[int(k)]: {kk: vv for kk, vv in v.items() if kk != "class_id"}
+                                          for k, v in op["per_class"].items()},
+                            "confusion_matrix": {"labels": labels, "matrix": op["confusion_matrix"]["matrix"]}},
+        "temporal": _temporal(temporal, names),
+        "tracking": None,
+    }
+    if tracking:
+        kept = dt.select(dt.score >= score_threshold)
+        parts: dict[str, TrackingResult] = {}
+        for c, name in enumerate(names):
+            g, h = gt.select(gt.class_id == c), kept.select(kept.class_id == c)
+            if len(g) or len(h):
+                parts[name] = evaluate_tracking(g, h, max_distance=1.0 - iou_threshold)
+        out["tracking"] = {"overall": _tracking_sum(list(parts.values())),
+                           "per_class": {k: v.to_dict() for k, v in parts.items()}}
+    return out
+
+
+def _temporal(temporal: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    objects = []
+    for o in temporal["objects"]:
+        o = dict(o)
+        o["class_label"] = names[o.pop("class_id")]
+        objects.append(o)
+    per_class = {}
+    for k, v in temporal["per_class"].items():
+        v = dict(v)
+        v.pop("class_id")
+        per_class[names[int(k)]] = v
+    lat = [o["latency_seconds"] for o in objects if o["latency_seconds"] is not None]
+    overall = {
+        "objects": len(objects),
+        "missed_objects": sum(o["first_detected_frame"] is None for o in objects),
+        "median_latency_seconds": float(np.percentile(lat, 50)) if lat else None,
+        "p90_latency_seconds": float(np.percentile(lat, 90)) if lat else None,
+        "mean_detected_share": float(np.mean([o["detected_share"] for o in objects])) if objects else None,
+    }
+    return {"overall": overall, "per_class": per_class, "objects": objects}
+
+
+# ------------------------------------------------------------------------------ comparison
+
+#: (metric path, higher is better) for the side-by-side table; per-class rows are added per class.
+SUMMARY_METRICS: tuple[tuple[str, bool], ...] = (
+    *((f"coco.overall.{k}", True) for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
+                                            "ARs", "ARm", "ARl")),
+    ("operating_point.precision", True), ("operating_point.recall", True), ("operating_point.f1", True),
+    ("operating_point.tp", True), ("operating_point.fp", False), ("operating_point.fn", False),
+    ("temporal.overall.missed_objects", False), ("temporal.overall.median_latency_seconds", False),
+    ("temporal.overall.p90_latency_seconds", False), ("temporal.overall.mean_detected_share", True),
+    ("tracking.overall.mota", True), ("tracking.overall.motp", False), ("tracking.overall.idf1", True),
+    ("tracking.overall.num_switches", False), ("tracking.overall.num_fragmentations", False),
+    ("tracking.overall.mostly_tracked", True), ("tracking.overall.mostly_lost", False),
+)
+PER_CLASS_METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("coco.per_class", "AP", True), ("coco.per_class", "AP50", True), ("operating_point.per_class", "precision", True),
+    ("operating_point.per_class", "recall", True), ("operating_point.per_class", "f1", True),
+    ("temporal.per_class", "median_latency_seconds", False), ("temporal.per_class", "missed_objects", False),
+)
+
+
+def _get(metrics: Mapping[str, Any], path: Sequence[str]) -> Any:
+    cur: Any = metrics
+    for part in path:
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _value(metrics: Mapping[str, Any], path: Sequence[str]) -> float | None:
+    v = _get(metrics, path)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    # COCO's -1 means "nothing to judge by": not a number to compare.
+    if path[0] == "coco" and v == -1:
+        return None
+    return float(v)
+
+
+def compare_metrics(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per metric: the value of every result, its difference to the first, the best.
+
+    ``differences[i]`` is ``values[i] - values[0]`` (None when either is undefined); ``best``
+    is the index of the best defined value (ties: the first), None when fewer than one value
+    is defined.
+    """
+    classes: list[str] = []
+    for r in results:
+        for name in (_get(r, ("coco", "per_class")) or {}):
+            if name not in classes:
+                classes.append(name)
+    rows: list[tuple[tuple[str, ...], bool]] = [(tuple(p.split(".")), hib) for p, hib in SUMMARY_METRICS]
+    for name in classes:
+        rows += [((*base.split("."), name, key), hib) for base, key, hib in PER_CLASS_METRICS]
+    out = []
+    for path, higher in rows:
+        values = [_value(r, path) for r in results]
+        if all(v is None for v in values):
+            continue
+        base = values[0]
+        diffs = [None if v is None or base is None else v - base for v in values]
+        defined = [(v, i) for i, v in enumerate(values) if v is not None]
+        best = None
+        if defined:
+            best = (max(defined, key=lambda t: (t[0], -t[1])) if higher else min(defined))[1]
+        out.append({"metric": ".".join(path), "higher_is_better": higher, "values": values, "differences": diffs,
+                    "best": best})
+    return out

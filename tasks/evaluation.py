@@ -1,0 +1,370 @@
+"""Evaluation jobs: a test session's detections against its ground-truth annotation session.
+
+The job loads the detections in bulk as columns, interpolates the ground truth to every
+evaluated frame, runs every metric (``evaluation.session``), draws the report plots and stores
+both. ``test_sessions.metrics`` holds::
+
+    {"evaluation": {"status", "job_id", "parameters", "error", "updated_at"},   # the latest request
+     "results": {...} | None}                                                  # the latest completed one
+
+so a new evaluation (another IoU threshold or class subset) never hides the previous numbers
+while it runs. Only the job named in ``evaluation.job_id`` may write: an older job that finishes
+after a newer request leaves its numbers in its own job result only.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evaluation import AnnotationTrack, Boxes, ground_truth_boxes
+from evaluation.session import evaluate_session, unique_track_ids_per_frame
+from keyframes import Keyframe, Timeline
+from models import (
+    AnnotationKeyframe,
+    AnnotationSession,
+    DetectionEvent,
+    Job,
+    Project,
+    TestSession,
+    Video,
+    VideoAnnotation,
+    utcnow,
+)
+
+from . import runtime
+from .app import app
+from .dispatch import create_job
+from .lifecycle import JobCancelled, JobContext, JobLost, run_job
+
+DEFAULT_IOU = 0.5
+REPORT_DIR = "reports"
+COORDS = ("x1", "y1", "x2", "y2")
+
+
+class EvaluationError(ValueError):
+    """The test session cannot be evaluated as asked (no ground truth, wrong video...)."""
+
+
+# ------------------------------------------------------------------------------ submitting
+
+
+def evaluation_params(test_session: TestSession, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The job's parameters: what was asked, else the test session's own settings, else defaults.
+
+    ``score_threshold`` (the operating point) defaults to the session's
+    ``config.confidence_threshold``, then ``model.confidence_threshold``, then 0: every stored
+    detection counts (the detection job stores only those above the model's threshold).
+    """
+    params = dict(params or {})
+    iou = float(params.get("iou_threshold", DEFAULT_IOU))
+    if not 0.0 < iou <= 1.0:
+        raise EvaluationError("iou_threshold must be in (0, 1]")
+    config, model = test_session.config or {}, test_session.model or {}
+    if params.get("score_threshold") is not None:
+        score, source = float(params["score_threshold"]), "request"
+    elif isinstance(config.get("confidence_threshold"), int | float):
+        score, source = float(config["confidence_threshold"]), "config"
+    elif isinstance(model, dict) and isinstance(model.get("confidence_threshold"), int | float):
+        score, source = float(model["confidence_threshold"]), "model"
+    else:
+        score, source = 0.0, "default"
+    if not 0.0 <= score <= 1.0:
+        raise EvaluationError("score_threshold must be in [0, 1]")
+    classes = params.get("classes")
+    if classes is not None:
+        classes = list(dict.fromkeys(str(c) for c in classes))
+        if not classes:
+            raise EvaluationError("classes must name at least one class")
+    include_pending = params.get("include_pending")
+    if include_pending is None:
+        include_pending = bool(config.get("include_pending", False))
+    return {"test_session_id": str(test_session.id), "iou_threshold": iou, "score_threshold": score,
+            "score_threshold_source": source, "classes": classes, "include_pending": bool(include_pending)}
+
+
+def queue_evaluation(db_session: Session, test_session: TestSession, params: dict[str, Any] | None = None,
+                     created_by: uuid.UUID | None = None) -> Job:
+    """Add an evaluation job for ``test_session`` to the caller's transaction (the caller commits).
+
+    After the commit, ``tasks.dispatch.dispatch(db, job)`` sends it at once; otherwise the
+    outbox sweep sends it within seconds. ``params`` may hold ``iou_threshold``, ``classes``,
+    ``include_pending`` and ``score_threshold``. Raises :class:`EvaluationError` when the
+    session has no ground truth or a parameter is out of range.
+    """
+    if test_session.ground_truth_session_id is None:
+        raise EvaluationError("the test session has no ground_truth_session_id")
+    job_params = evaluation_params(test_session, params)
+    job = create_job(db_session, "evaluation", job_params, project_id=test_session.project_id,
+                     created_by=created_by if created_by is not None else test_session.created_by)
+    previous = test_session.metrics or {}
+    test_session.metrics = {
+        "evaluation": {"status": "pending", "job_id": str(job.id), "parameters": job_params, "error": None,
+                       "updated_at": utcnow().isoformat()},
+        "results": previous.get("results"),
+    }
+    return job
+
+
+def results_ready(test_session_id: uuid.UUID) -> str | None:
+    """A test session's detections are complete (detected or imported): mark it so, and queue its
+    evaluation when it has ground truth. Returns the evaluation job's id, if one was queued."""
+    from .dispatch import dispatch
+
+    with runtime.database().Session() as db:
+        session = db.get(TestSession, test_session_id)
+        if session is None:
+            return None
+        session.status = "completed"
+        session.completed_at = utcnow()
+        job = queue_evaluation(db, session) if session.ground_truth_session_id is not None else None
+        db.commit()
+        if job is None:
+            return None
+        dispatch(runtime.database(), job)  # the outbox sweep sends it if the broker is away now
+        return str(job.id)
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def video_timeline(video: Video, storage_dir: Path) -> Timeline:
+    """Frame times read at upload (saved next to the file); frames past them at the nominal rate."""
+    path = storage_dir / video.storage_path
+    stamps_path = path.with_name(path.name + ".timestamps.npy")
+    stamps = np.load(stamps_path) if stamps_path.exists() else np.zeros(0)
+    if stamps.size < video.frame_count:
+        start = stamps[-1] + 1.0 / video.fps if stamps.size else 0.0
+        stamps = np.concatenate([stamps, start + np.arange(video.frame_count - stamps.size) / video.fps])
+    return Timeline(np.asarray(stamps[: video.frame_count], dtype=np.float64))
+
+
+def load_detections(db: Session, test_session_id: uuid.UUID, class_index: dict[str, int],
+                    batch: int = 50_000) -> tuple[Boxes, int]:
+    """Detections as columns, read in batches; classes outside ``class_index`` are dropped.
+
+    Returns the boxes and how many stored detections were left out by the class filter.
+    """
+    stmt = (select(DetectionEvent.frame_number, DetectionEvent.class_label, DetectionEvent.confidence,
+                   DetectionEvent.x1, DetectionEvent.y1, DetectionEvent.x2, DetectionEvent.y2,
+                   DetectionEvent.track_id)
+            .where(DetectionEvent.test_session_id == test_session_id)
+            .order_by(DetectionEvent.frame_number, DetectionEvent.detection_index))
+    cols: dict[str, list[np.ndarray]] = {"frame": [], "cls": [], "score": [], "xyxy": [], "track": []}
+    dropped = 0
+    result = db.execute(stmt.execution_options(yield_per=batch))
+    for part in result.partitions(batch):
+        frame, label, conf, x1, y1, x2, y2, track = zip(*part, strict=True)
+        cls = np.fromiter((class_index.get(lbl, -1) for lbl in label), dtype=np.int64, count=len(label))
+        keep = cls >= 0
+        dropped += int((~keep).sum())
+        cols["frame"].append(np.asarray(frame, dtype=np.int64)[keep])
+        cols["cls"].append(cls[keep])
+        cols["score"].append(np.asarray(conf, dtype=np.float64)[keep])
+        cols["xyxy"].append(np.stack([np.asarray(c, dtype=np.float64) for c in (x1, y1, x2, y2)], axis=1)[keep])
+        cols["track"].append(np.asarray([-1 if t is None else t for t in track], dtype=np.int64)[keep])
+    if not cols["frame"]:
+        return Boxes.empty(), 0
+    xyxy = np.concatenate(cols["xyxy"])
+    # A box with x2 < x1 cannot match anything; normalise the order instead of failing the job.
+    xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+    return Boxes.from_arrays(np.concatenate(cols["frame"]), np.concatenate(cols["cls"]), xyxy=xyxy,
+                             score=np.concatenate(cols["score"]), track_id=np.concatenate(cols["track"])), dropped
+
+
+def load_ground_truth(db: Session, annotation_session_id: uuid.UUID, class_index: dict[str, int],
+                      include_pending: bool) -> tuple[list[AnnotationTrack], list[str]]:
+    """The session's usable annotations as tracks; track ids index the returned annotation ids."""
+    statuses = ["validated", "pending"] if include_pending else ["validated"]
+    rows = db.execute(select(VideoAnnotation.id, VideoAnnotation.class_label, VideoAnnotation.start_timestamp,
+                             VideoAnnotation.end_timestamp, VideoAnnotation.bounding_box,
+                             VideoAnnotation.validation_status)
+                      .where(VideoAnnotation.annotation_session_id == annotation_session_id,
+                             VideoAnnotation.validation_status.in_(statuses),
+                             VideoAnnotation.class_label.in_(list(class_index)))
+                      .order_by(VideoAnnotation.created_at, VideoAnnotation.id)).all()
+    keyframes: dict[uuid.UUID, list[Keyframe]] = {}
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 500):
+        for ann_id, frame, data in db.execute(
+                select(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number, AnnotationKeyframe.frame_data)
+                .where(AnnotationKeyframe.annotation_id.in_(ids[start:start + 500]))):
+            box = (data or {}).get("bounding_box")
+            if isinstance(box, dict) and all(isinstance(box.get(c), int | float) for c in COORDS):
+                keyframes.setdefault(ann_id, []).append(Keyframe(int(frame), tuple(float(box[c]) for c in COORDS)))
+    tracks, annotation_ids = [], []
+    for r in rows:
+        box = r.bounding_box
+        default = [float(box[c]) for c in COORDS] if isinstance(box, dict) and all(c in box for c in COORDS) \
+            else None
+        tracks.append(AnnotationTrack(len(tracks), class_index[r.class_label], r.start_timestamp, r.end_timestamp,
+                                      default, tuple(keyframes.get(r.id, ())), r.validation_status))
+        annotation_ids.append(str(r.id))
+    return tracks, annotation_ids
+
+
+def evaluated_frames(test_session: TestSession, video: Video) -> np.ndarray:
+    """The frames the model ran on: every ``frame_stride``-th frame from ``frame_from`` to
+    ``frame_to`` (inclusive), as the detection job reads them."""
+    config = test_session.config or {}
+    stride = max(1, int(config.get("frame_stride") or 1))
+    start = max(0, int(config.get("frame_from") or 0))
+    end = video.frame_count if config.get("frame_to") is None else int(config["frame_to"]) + 1
+    return np.arange(start, min(end, video.frame_count), stride, dtype=np.int64)
+
+
+def class_names(project: Project, requested: Sequence[str] | None, present: Sequence[str]) -> list[str]:
+    """The evaluated classes in the project's label order: the requested ones, else every label
+    seen in the ground truth or the detections."""
+    order = [str(x) for x in (project.labels or [])]
+    wanted = list(requested) if requested is not None else list(dict.fromkeys(present))
+    known = [c for c in order if c in wanted]
+    return known + sorted(c for c in wanted if c not in order)
+
+
+# ------------------------------------------------------------------------------ storing
+
+
+def _set_state(test_session_id: uuid.UUID, job_id: uuid.UUID, status: str, error: str | None = None,
+               results: dict[str, Any] | None = None) -> bool:
+    """Record the evaluation state on the test session if this job is still the one asked for."""
+    with runtime.database().Session() as db:
+        ts = db.scalar(select(TestSession).where(TestSession.id == test_session_id).with_for_update())
+        if ts is None:
+            return False
+        current = ts.metrics or {}
+        state = dict(current.get("evaluation") or {})
+        if state.get("job_id") not in (None, str(job_id)):
+            db.rollback()
+            return False
+        state.update(status=status, job_id=str(job_id), error=error, updated_at=utcnow().isoformat())
+        ts.metrics = {"evaluation": state, "results": results if results is not None else current.get("results")}
+        db.commit()
+        return True
+
+
+def write_plots(storage_dir: Path, test_session_id: uuid.UUID, job_id: uuid.UUID,
+                plots: dict[str, bytes]) -> dict[str, str]:
+    """PNG files under ``reports/<test session>/<job>/``, each written to a temporary name and renamed."""
+    folder = storage_dir / REPORT_DIR / str(test_session_id) / str(job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, data in plots.items():
+        path = folder / f"{name}.png"
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        out[name] = str(path.relative_to(storage_dir))
+    return out
+
+
+def prune_plots(storage_dir: Path, test_session_id: uuid.UUID, keep_job: str) -> None:
+    """Plots of superseded evaluations of this session are no longer served."""
+    base = storage_dir / REPORT_DIR / str(test_session_id)
+    if base.is_dir():
+        for child in base.iterdir():
+            if child.is_dir() and child.name != keep_job:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ the job
+
+
+def evaluate_body(ctx: JobContext) -> dict[str, Any]:
+    ts_id = uuid.UUID(ctx.params["test_session_id"])
+    if not _set_state(ts_id, ctx.job_id, "processing"):
+        return {"test_session_id": str(ts_id), "outcome": "superseded or test session gone"}
+    try:
+        return _evaluate(ctx, ts_id)
+    except JobLost:
+        raise
+    except JobCancelled:
+        _set_state(ts_id, ctx.job_id, "cancelled")
+        raise
+    except Exception as exc:
+        _set_state(ts_id, ctx.job_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
+    params = ctx.params
+    storage_dir = Path(runtime.settings().storage_dir)
+    ctx.progress(2, "loading ground truth")
+    with runtime.database().Session() as db:
+        ts = db.get(TestSession, ts_id)
+        if ts is None:
+            raise EvaluationError(f"test session {ts_id} no longer exists")
+        gt_session = db.get(AnnotationSession, ts.ground_truth_session_id) if ts.ground_truth_session_id else None
+        if gt_session is None:
+            raise EvaluationError("the test session's ground-truth annotation session no longer exists")
+        if gt_session.video_id != ts.video_id:
+            raise EvaluationError("the ground-truth annotation session is of another video")
+        video, project = db.get(Video, ts.video_id), db.get(Project, ts.project_id)
+        timeline = video_timeline(video, storage_dir)
+        frames = evaluated_frames(ts, video)
+        present = [*db.scalars(select(VideoAnnotation.class_label).distinct()
+                               .where(VideoAnnotation.annotation_session_id == gt_session.id)),
+                   *db.scalars(select(DetectionEvent.class_label).distinct()
+                               .where(DetectionEvent.test_session_id == ts.id))]
+        names = class_names(project, params.get("classes"), sorted(set(present)))
+        index = {n: i for i, n in enumerate(names)}
+        tracks, annotation_ids = load_ground_truth(db, gt_session.id, index, params["include_pending"])
+        gt = ground_truth_boxes(tracks, timeline, frames, include_pending=params["include_pending"])
+        ctx.check_cancel()
+        ctx.progress(20, "loading detections")
+        dt, dropped = load_detections(db, ts.id, index)
+        model_name = (ts.model or {}).get("name") if isinstance(ts.model, dict) else None
+    dt = dt.select((dt.frame >= 0) & (dt.frame < timeline.frame_count))
+    ctx.check_cancel()
+    with_tracking = bool(np.any(dt.track_id >= 0))
+    tracking_note = None
+    if with_tracking and not unique_track_ids_per_frame(dt):
+        with_tracking, tracking_note = False, "a track id appears twice on one frame: tracking metrics skipped"
+    ctx.progress(40, "computing metrics")
+    metrics = evaluate_session(gt, dt, names, frames, timeline.timestamps, params["score_threshold"],
+                               params["iou_threshold"], tracking=with_tracking)
+    for obj in metrics["temporal"]["objects"]:
+        obj["annotation_id"] = annotation_ids[obj.pop("track_id")]
+        obj["first_timestamp"] = float(timeline.timestamps[obj["first_frame"]])
+    ctx.check_cancel()
+    ctx.progress(80, "drawing the report")
+    from evaluation.report import render_report  # matplotlib only where plots are drawn
+
+    results = {
+        "job_id": str(ctx.job_id),
+        "evaluated_at": utcnow().isoformat(),
+        "parameters": {**{k: params[k] for k in ("iou_threshold", "score_threshold", "score_threshold_source",
+                                                 "include_pending")},
+                       "classes": names, "coco_iou_thresholds": "0.50:0.05:0.95",
+                       "tracking_max_distance": round(1.0 - params["iou_threshold"], 12),
+                       "ground_truth_session_id": str(gt_session.id), "video_id": str(ts.video_id),
+                       "model": model_name},
+        "counts": {"frames": int(frames.size), "ground_truth_objects": len(tracks), "ground_truth_boxes": len(gt),
+                   "detections": len(dt), "detections_above_threshold": int((dt.score >= params["score_threshold"])
+                                                                           .sum()),
+                   "detections_of_other_classes": dropped},
+        **metrics,
+        "tracking_note": tracking_note,
+    }
+    results["plots"] = write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
+    ctx.progress(95, "storing")
+    if not _set_state(ts_id, ctx.job_id, "completed", results=results):
+        return {"test_session_id": str(ts_id), "outcome": "superseded by a newer evaluation",
+                "coco": results["coco"]["overall"]}
+    prune_plots(storage_dir, ts_id, str(ctx.job_id))
+    op = results["operating_point"]
+    return {"test_session_id": str(ts_id), "outcome": "stored", "AP": results["coco"]["overall"]["AP"],
+            "AP50": results["coco"]["overall"]["AP50"], "precision": op["precision"], "recall": op["recall"],
+            "f1": op["f1"], "counts": results["counts"]}
+
+
+@app.task(name="jobs.evaluation", bind=True)
+def evaluation(self, job_id: str) -> dict[str, Any]:
+    return run_job(self, job_id, evaluate_body)

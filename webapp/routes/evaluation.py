@@ -1,0 +1,245 @@
+"""Model validation over HTTP: evaluate a test session, read its metrics and report, compare sessions.
+
+``POST /api/test-sessions/<id>/evaluate`` queues an evaluation job on the CPU pool (another
+IoU threshold or class subset is simply another job; detection is not rerun).
+``GET …/metrics`` answers the state of the latest evaluation and the numbers of the latest
+completed one. ``GET …/report`` adds the plots: each as base64 PNG inline and as a URL to
+``GET …/report/<plot>.png`` (``?embed=false`` leaves the base64 out). ``GET
+/api/test-sessions/compare?ids=a,b`` puts evaluated sessions of the same video and ground truth
+side by side, with each value's difference to the first session.
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+from typing import Any
+
+from flask import Response, current_app, url_for
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+from sqlalchemy import select
+
+from evaluation.session import compare_metrics
+from models import AnnotationSession, Job, TestSession
+from tasks.evaluation import EvaluationError, queue_evaluation
+
+from ..auth import current_user, get_project_for
+from ..db import audit, db_session
+from ..errors import ApiError
+from ..realtime import submit
+from ..schemas import FiniteFloat, JobOut, StrictSchema
+
+bp = Blueprint("evaluation", __name__, url_prefix="/api/test-sessions", description="Model validation")
+
+PLOT_NAMES = ("pr_curves", "confusion_matrix", "latency_histogram")
+ACTIVE = ("pending", "processing")
+MAX_COMPARE = 20
+
+
+class EvaluateIn(StrictSchema):
+    iou_threshold = FiniteFloat(validate=validate.Range(min=0.0, max=1.0, min_inclusive=False))
+    score_threshold = FiniteFloat(validate=validate.Range(min=0.0, max=1.0))
+    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                          validate=validate.Length(min=1, max=100))
+    include_pending = fields.Boolean()
+
+
+class ReportArgs(StrictSchema):
+    embed = fields.Boolean(load_default=True)
+
+
+class CompareArgs(StrictSchema):
+    ids = fields.String(required=True, validate=validate.Length(min=1, max=40 * MAX_COMPARE))
+
+
+def _fields_error(location: str, field: str, message: str) -> ApiError:
+    return ApiError(422, "request validation failed", details={"fields": {location: {field: [message]}}})
+
+
+def _test_session(test_session_id: uuid.UUID, write: bool = False) -> TestSession:
+    db = db_session()
+    ts = db.get(TestSession, test_session_id)
+    if ts is None:
+        raise ApiError(404, "test session not found")
+    get_project_for(db, current_user(), ts.project_id, write=write)
+    return ts
+
+
+def _state(ts: TestSession) -> dict[str, Any]:
+    """The latest evaluation's state; a job that ended without recording it (lost, cancelled
+    before it started) is read from the job row."""
+    state = dict((ts.metrics or {}).get("evaluation") or {"status": "not_evaluated", "job_id": None})
+    if state.get("status") in ACTIVE and state.get("job_id"):
+        job = db_session().get(Job, uuid.UUID(state["job_id"]))
+        if job is None:
+            state.update(status="failed", error="the evaluation job no longer exists")
+        elif job.status in ("failed", "cancelled"):
+            state.update(status=job.status, error=job.error)
+    return state
+
+
+def _results(ts: TestSession) -> dict[str, Any] | None:
+    return (ts.metrics or {}).get("results")
+
+
+# ------------------------------------------------------------------------------ evaluate
+
+
+@bp.route("/<uuid:test_session_id>/evaluate", methods=["POST"])
+@bp.arguments(EvaluateIn)
+@bp.response(202, JobOut)
+def evaluate(data, test_session_id):
+    """Queue an evaluation of the session's detections against its ground truth.
+
+    ``iou_threshold`` (default 0.5) is the match threshold of the operating point, temporal and
+    tracking metrics (COCO metrics always use 0.50:0.95); ``classes`` restricts the evaluation to
+    these labels; ``include_pending`` also counts annotations not yet validated; ``score_threshold``
+    overrides the session's confidence threshold as the operating point.
+    """
+    db, user = db_session(), current_user()
+    ts = _test_session(test_session_id, write=True)
+    if ts.ground_truth_session_id is None:
+        raise _fields_error("json", "ground_truth_session_id",
+                            "The test session has no ground-truth annotation session to evaluate against.")
+    gt = db.get(AnnotationSession, ts.ground_truth_session_id)
+    if gt is None or gt.video_id != ts.video_id:
+        raise _fields_error("json", "ground_truth_session_id",
+                            "The ground-truth annotation session is missing or of another video.")
+    if ts.status in ACTIVE:
+        raise ApiError(409, f"the test session's detections are not complete (status {ts.status})")
+    if "classes" in data:
+        project = get_project_for(db, user, ts.project_id)
+        unknown = sorted(set(data["classes"]) - {str(x) for x in project.labels or []})
+        if unknown:
+            raise _fields_error("json", "classes", f"Not labels of this project: {', '.join(unknown)}.")
+    try:
+        job = queue_evaluation(db, ts, data, created_by=user.id)
+    except EvaluationError as exc:
+        raise ApiError(422, str(exc)) from None
+    audit(db, "create", "job", job.id, {"kind": "evaluation", "test_session_id": str(ts.id)})
+    return submit(db, job)
+
+
+# ------------------------------------------------------------------------------ metrics and report
+
+
+@bp.route("/<uuid:test_session_id>/metrics", methods=["GET"])
+def get_metrics(test_session_id):
+    """State of the latest evaluation and the numbers of the latest completed one (``metrics`` is
+    null until an evaluation has completed)."""
+    ts = _test_session(test_session_id)
+    results = _results(ts)
+    if results is not None:
+        results = {k: v for k, v in results.items() if k != "plots"}
+    return {"test_session_id": str(ts.id), "evaluation": _state(ts), "metrics": results}
+
+
+def _plot_bytes(results: dict[str, Any], name: str) -> bytes:
+    """The plot the evaluation job drew; drawn again from the stored numbers if its file is gone."""
+    rel = (results.get("plots") or {}).get(name)
+    storage = Path(current_app.config["STORAGE_DIR"]).resolve()
+    if rel:
+        path = (storage / rel).resolve()
+        if path.is_relative_to(storage) and path.is_file():
+            return path.read_bytes()
+    from evaluation.report import render_plot
+
+    return render_plot(name, results)
+
+
+def _completed(ts: TestSession) -> dict[str, Any]:
+    results = _results(ts)
+    if results is None:
+        raise ApiError(404, "no completed evaluation yet: POST /api/test-sessions/{id}/evaluate")
+    return results
+
+
+@bp.route("/<uuid:test_session_id>/report", methods=["GET"])
+@bp.arguments(ReportArgs, location="query")
+def get_report(args, test_session_id):
+    """The metrics plus the plots (PNG): per-class precision-recall curves, the confusion matrix
+    with background, and the detection-latency histogram."""
+    ts = _test_session(test_session_id)
+    results = _completed(ts)
+    plots = {}
+    for name in PLOT_NAMES:
+        entry: dict[str, Any] = {"content_type": "image/png",
+                                 "url": url_for("evaluation.get_report_plot", test_session_id=ts.id, plot=name)}
+        if args["embed"]:
+            entry["data"] = base64.b64encode(_plot_bytes(results, name)).decode("ascii")
+        plots[name] = entry
+    return {"test_session_id": str(ts.id), "name": ts.name, "model": ts.model, "evaluation": _state(ts),
+            "metrics": {k: v for k, v in results.items() if k != "plots"}, "plots": plots}
+
+
+@bp.route("/<uuid:test_session_id>/report/<string:plot>.png", methods=["GET"])
+def get_report_plot(test_session_id, plot):
+    """One plot of the report as ``image/png``."""
+    ts = _test_session(test_session_id)
+    if plot not in PLOT_NAMES:
+        raise ApiError(404, f"unknown plot {plot!r}; known: {', '.join(PLOT_NAMES)}")
+    return Response(_plot_bytes(_completed(ts), plot), mimetype="image/png")
+
+
+# ------------------------------------------------------------------------------ comparison
+
+
+@bp.route("/compare", methods=["GET"])
+@bp.arguments(CompareArgs, location="query")
+def compare(args):
+    """Evaluated sessions side by side: same video, same ground truth and the same evaluation
+    parameters (IoU threshold, classes, include_pending) are required, else 422. Each row has the
+    values in the order of ``ids``, their ``differences`` to the first session and the ``best``
+    index."""
+    raw = [p.strip() for p in args["ids"].split(",") if p.strip()]
+    ids: list[uuid.UUID] = []
+    for part in raw:
+        try:
+            value = uuid.UUID(part)
+        except ValueError:
+            raise _fields_error("query", "ids", f"Not a test session id: {part[:40]!r}.") from None
+        if value not in ids:
+            ids.append(value)
+    if len(ids) > MAX_COMPARE:
+        raise _fields_error("query", "ids", f"Give at most {MAX_COMPARE} test session ids.")
+    found = {ts.id: ts for ts in db_session().scalars(select(TestSession).where(TestSession.id.in_(ids)))}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise ApiError(404, "test session not found", details={"ids": missing})
+    sessions = [found[i] for i in ids]
+    for project_id in dict.fromkeys(ts.project_id for ts in sessions):
+        get_project_for(db_session(), current_user(), project_id)
+    if len(ids) < 2:
+        raise _fields_error("query", "ids", "Give at least 2 distinct test session ids.")
+    problems: dict[str, list[str]] = {}
+    if len({ts.video_id for ts in sessions}) > 1:
+        problems.setdefault("video_id", []).append("The test sessions are of different videos.")
+    if len({ts.ground_truth_session_id for ts in sessions}) > 1 or sessions[0].ground_truth_session_id is None:
+        problems.setdefault("ground_truth_session_id", []).append(
+            "The test sessions must share one ground-truth annotation session.")
+    not_evaluated = [str(ts.id) for ts in sessions if _results(ts) is None]
+    if not_evaluated:
+        problems.setdefault("ids", []).append(f"Not evaluated yet: {', '.join(not_evaluated)}.")
+    if not problems:
+        keys = ("iou_threshold", "classes", "include_pending", "ground_truth_session_id")
+        params = [{k: _results(ts)["parameters"].get(k) for k in keys} for ts in sessions]
+        for k in keys:
+            if len({repr(p[k]) for p in params}) > 1:
+                problems.setdefault(k, []).append(
+                    "Evaluated with different values; evaluate again with the same parameters to compare.")
+    if problems:
+        raise ApiError(422, "these test sessions cannot be compared", details={"fields": {"query": problems}})
+    results = [_results(ts) for ts in sessions]
+    first = results[0]["parameters"]
+    return {
+        "ids": [str(i) for i in ids],
+        "video_id": str(sessions[0].video_id),
+        "ground_truth_session_id": str(sessions[0].ground_truth_session_id),
+        "parameters": {k: first.get(k) for k in ("iou_threshold", "classes", "include_pending")},
+        "sessions": [{"id": str(ts.id), "name": ts.name, "source": ts.source, "model": ts.model,
+                      "evaluation_job_id": r.get("job_id"), "evaluated_at": r.get("evaluated_at"),
+                      "score_threshold": r["parameters"].get("score_threshold"), "counts": r.get("counts")}
+                     for ts, r in zip(sessions, results, strict=True)],
+        "metrics": compare_metrics(results),
+    }
