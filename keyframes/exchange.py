@@ -1,0 +1,85 @@
+"""Keyframed annotations to per-frame records and back, for the interchange formats.
+
+A stored annotation is a track over a time span whose box on every frame comes from its
+keyframes (linear in time on the video's real timeline). Other tools hold one box per frame,
+so an export emits every frame of the span, flagging the keyframes; an import rebuilds the
+span from all frames of a track and keeps the flagged frames as keyframes. Exporting what an
+import built gives the same boxes back, whatever the format could hold of the flags.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from formats.records import Annotation
+
+from .timeline import Timeline
+from .tracks import Keyframe, interpolate
+
+
+@dataclass
+class StoredTrack:
+    """One annotation as stored: span, static box, keyframes (frame, box, extras)."""
+
+    track_id: int
+    label: str
+    start: float
+    end: float
+    box: Sequence[float] | None
+    keyframes: list[tuple[int, Sequence[float], dict[str, Any]]] = field(default_factory=list)
+    confidence: float = 1.0
+    video_id: str | None = None
+
+    def frames(self, timeline: Timeline, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        span = timeline.frames_between(self.start, self.end)
+        if lo or hi is not None:
+            span = span[(span >= lo) & (span < (timeline.frame_count if hi is None else hi))]
+        return span
+
+    def records(self, timeline: Timeline, lo: int = 0, hi: int | None = None) -> list[Annotation]:
+        """This track's boxes on the frames of its span inside ``[lo, hi)``."""
+        span = self.frames(timeline, lo, hi)
+        if span.size == 0 or (self.box is None and not self.keyframes):
+            return []
+        keys = [Keyframe(f, tuple(float(c) for c in b)) for f, b, _ in self.keyframes]
+        boxes = interpolate(keys, span, timeline, self.box)
+        extras = {f: x for f, _, x in self.keyframes}
+        first = int(timeline.frames_between(self.start, self.end)[:1].sum()) if not self.keyframes else None
+        times = timeline.time_of(span)
+        out = []
+        for i, frame in enumerate(span.tolist()):
+            extra = extras.get(frame)
+            is_key = extra is not None or frame == first
+            extra = extra or {}
+            out.append(Annotation(frame, self.label, (float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]),
+                                                      float(boxes[i, 3])),
+                                  self.track_id, float(times[i]), is_key, False, bool(extra.get("occluded", False)),
+                                  self.confidence, extra.get("visibility"), dict(extra.get("attributes") or {}),
+                                  self.video_id))
+        return out
+
+
+def records_by_track(tracks: Sequence[StoredTrack], timeline: Timeline) -> Iterator[Annotation]:
+    """Every box, track after track (the order CVAT needs)."""
+    for track in tracks:
+        yield from track.records(timeline)
+
+
+def records_by_frame(tracks: Sequence[StoredTrack], timeline: Timeline, window: int = 512) -> Iterator[Annotation]:
+    """Every box ordered by frame, then track; memory bounded by one window of frames."""
+    if not tracks:
+        return
+    spans = [(int(s[0]), int(s[-1])) if (s := t.frames(timeline)).size else (1, 0) for t in tracks]
+    lo_all = min(a for a, b in spans if b >= a) if any(b >= a for a, b in spans) else 0
+    hi_all = max(b for a, b in spans) + 1
+    for lo in range(lo_all, hi_all, window):
+        hi = lo + window
+        batch: list[Annotation] = []
+        for track, (a, b) in zip(tracks, spans, strict=True):
+            if b >= lo and a < hi:
+                batch.extend(track.records(timeline, lo, hi))
+        batch.sort(key=lambda r: (r.frame_number, r.track_id if r.track_id is not None else -1))
+        yield from batch

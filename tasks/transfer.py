@@ -1,0 +1,787 @@
+"""Export and import jobs: rows streamed through the formats engine, files written atomically.
+
+Exports read rows in batches and hand iterators to the writers; the file is written under a
+``.part`` name and renamed only when complete, so a failed or cancelled export leaves nothing.
+Imports validate the whole file first (every problem with its location), then write in
+batches inside one transaction together with the import's own completed state: a failure,
+a cancellation or a lost worker leaves nothing half-imported, and a redelivered job that
+finds its import completed writes nothing again.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+
+import formats
+from formats import Annotation, Detection, FormatError, ReadOptions, VideoInfo
+from keyframes import Timeline
+from keyframes.exchange import StoredTrack, records_by_frame, records_by_track
+from models import (
+    AnnotationKeyframe,
+    AnnotationSession,
+    DetectionEvent,
+    ExportJob,
+    ImportJob,
+    Job,
+    Project,
+    ProjectRequirement,
+    ProjectVideoAssignment,
+    TestSession,
+    Video,
+    VideoAnnotation,
+    utcnow,
+)
+
+from . import runtime
+from .app import app
+from .lifecycle import JobCancelled, JobContext, run_job
+
+EXPORT_TYPES = ("project", "annotations", "results", "full")
+IMPORT_TYPES = ("project", "annotations", "results")
+RECORD_FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot")
+SINGLE_VIDEO = ("yolo", "mot", "cvat_video")
+BATCH = 2000
+MAX_STORED_ISSUES = 1000
+# The document's sections in dependency order: an import creates rows in this order.
+SECTIONS = ("projects", "requirements", "videos", "assignments", "annotation_sessions", "annotations", "keyframes",
+            "test_sessions", "detections")
+
+
+class ImportRefused(Exception):
+    """Validation found errors and the import was asked to abort on them."""
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def exports_dir() -> Path:
+    path = Path(runtime.settings().storage_dir) / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def imports_dir() -> Path:
+    path = Path(runtime.settings().storage_dir) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def load_timeline(video: Video) -> Timeline:
+    """The video's frame times saved at upload; frames past the scanned part at its rate."""
+    path = Path(runtime.settings().storage_dir) / video.storage_path
+    stamps_path = path.with_name(path.name + ".timestamps.npy")
+    stamps = np.load(stamps_path) if stamps_path.exists() else np.zeros(0)
+    if stamps.size < video.frame_count:
+        start = stamps[-1] + 1.0 / video.fps if stamps.size else 0.0
+        stamps = np.concatenate([stamps, start + np.arange(video.frame_count - stamps.size) / video.fps])
+    return Timeline(np.asarray(stamps[: video.frame_count], dtype=np.float64))
+
+
+def video_info(video: Video, name: str | None = None, video_id: str | None = None) -> VideoInfo:
+    return VideoInfo(video.width, video.height, video.frame_count, video.fps, name or video_name(video),
+                     video_id or str(video.id))
+
+
+def video_name(video: Video) -> str:
+    stem = Path(video.filename).stem or "video"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:60].strip(".") or "video"
+    return f"{safe}-{str(video.id)[:8]}"
+
+
+# ----------------------------------------------------------------------------- scope
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an export covers; every list narrows it, an empty one does not."""
+
+    project_ids: tuple[uuid.UUID, ...] = ()
+    video_ids: tuple[uuid.UUID, ...] = ()
+    annotation_session_ids: tuple[uuid.UUID, ...] = ()
+    test_session_ids: tuple[uuid.UUID, ...] = ()
+    classes: tuple[str, ...] = ()
+    validation_status: tuple[str, ...] = ()
+    time_from: float | None = None
+    time_to: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scope:
+        def ids(key: str) -> tuple[uuid.UUID, ...]:
+            return tuple(uuid.UUID(str(v)) for v in data.get(key) or ())
+
+        return cls(ids("project_ids"), ids("video_ids"), ids("annotation_session_ids"), ids("test_session_ids"),
+                   tuple(data.get("classes") or ()), tuple(data.get("validation_status") or ()),
+                   data.get("time_from"), data.get("time_to"))
+
+    def session_filter(self) -> list[Any]:
+        clauses: list[Any] = []
+        if self.project_ids:
+            clauses.append(AnnotationSession.project_id.in_(self.project_ids))
+        if self.video_ids:
+            clauses.append(AnnotationSession.video_id.in_(self.video_ids))
+        if self.annotation_session_ids:
+            clauses.append(AnnotationSession.id.in_(self.annotation_session_ids))
+        return clauses
+
+    def annotation_filter(self) -> list[Any]:
+        clauses: list[Any] = []
+        if self.classes:
+            clauses.append(VideoAnnotation.class_label.in_(self.classes))
+        if self.validation_status:
+            clauses.append(VideoAnnotation.validation_status.in_(self.validation_status))
+        if self.time_from is not None:
+            clauses.append(VideoAnnotation.end_timestamp >= self.time_from)
+        if self.time_to is not None:
+            clauses.append(VideoAnnotation.start_timestamp <= self.time_to)
+        return clauses
+
+    def test_session_filter(self) -> list[Any]:
+        clauses: list[Any] = []
+        if self.project_ids:
+            clauses.append(TestSession.project_id.in_(self.project_ids))
+        if self.video_ids:
+            clauses.append(TestSession.video_id.in_(self.video_ids))
+        if self.test_session_ids:
+            clauses.append(TestSession.id.in_(self.test_session_ids))
+        return clauses
+
+    def detection_filter(self) -> list[Any]:
+        clauses: list[Any] = []
+        if self.classes:
+            clauses.append(DetectionEvent.class_label.in_(self.classes))
+        if self.time_from is not None:
+            clauses.append(DetectionEvent.timestamp >= self.time_from)
+        if self.time_to is not None:
+            clauses.append(DetectionEvent.timestamp <= self.time_to)
+        return clauses
+
+
+def scope_projects(conn: Connection, scope: Scope) -> list[uuid.UUID]:
+    """Every project the scope touches (for permission checks and class lists)."""
+    found: set[uuid.UUID] = set(scope.project_ids)
+    if scope.video_ids:
+        found |= {p for p in conn.scalars(select(Video.project_id).where(Video.id.in_(scope.video_ids))) if p}
+        found |= set(conn.scalars(select(AnnotationSession.project_id)
+                                  .where(AnnotationSession.video_id.in_(scope.video_ids))))
+    if scope.annotation_session_ids:
+        found |= set(conn.scalars(select(AnnotationSession.project_id)
+                                  .where(AnnotationSession.id.in_(scope.annotation_session_ids))))
+    if scope.test_session_ids:
+        found |= set(conn.scalars(select(TestSession.project_id).where(TestSession.id.in_(scope.test_session_ids))))
+    return sorted(found, key=str)
+
+
+def project_classes(conn: Connection, project_ids: Iterable[uuid.UUID]) -> list[str]:
+    classes: list[str] = []
+    for labels in conn.scalars(select(Project.labels).where(Project.id.in_(list(project_ids)))
+                               .order_by(Project.created_at, Project.id)):
+        for label in labels or ():
+            if label not in classes:
+                classes.append(label)
+    return classes
+
+
+# ----------------------------------------------------------------------------- export
+
+
+class Counter:
+    """Wraps a record stream: counts, reports progress and honours cancellation as it goes."""
+
+    def __init__(self, ctx: JobContext, total: int, stage: str) -> None:
+        self.ctx, self.total, self.stage, self.count = ctx, max(1, total), stage, 0
+
+    def wrap(self, records: Iterable[Any]) -> Iterator[Any]:
+        for rec in records:
+            self.count += 1
+            if self.count % BATCH == 0:
+                self.ctx.progress(min(95.0, 95.0 * self.count / self.total), self.stage)
+            yield rec
+
+
+def _tracks_for_video(conn: Connection, session_ids: list[uuid.UUID], video: Video, scope: Scope,
+                      numbering: dict[uuid.UUID, int]) -> list[StoredTrack]:
+    rows = conn.execute(select(VideoAnnotation.id, VideoAnnotation.class_label, VideoAnnotation.start_timestamp,
+                               VideoAnnotation.end_timestamp, VideoAnnotation.bounding_box,
+                               VideoAnnotation.confidence)
+                        .where(VideoAnnotation.annotation_session_id.in_(session_ids),
+                               VideoAnnotation.video_id == video.id, *scope.annotation_filter())
+                        .order_by(VideoAnnotation.created_at, VideoAnnotation.id)).all()
+    keys: dict[uuid.UUID, list[tuple[int, list[float], dict[str, Any]]]] = {r.id: [] for r in rows}
+    ids = list(keys)
+    for i in range(0, len(ids), 500):
+        for kf in conn.execute(select(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number,
+                                      AnnotationKeyframe.frame_data)
+                               .where(AnnotationKeyframe.annotation_id.in_(ids[i:i + 500]))
+                               .order_by(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number)):
+            box = (kf.frame_data or {}).get("bounding_box")
+            if isinstance(box, dict):
+                extras = {k: v for k, v in kf.frame_data.items() if k != "bounding_box"}
+                keys[kf.annotation_id].append((kf.frame_number, [box["x1"], box["y1"], box["x2"], box["y2"]],
+                                               extras))
+    tracks = []
+    for r in rows:
+        box = r.bounding_box
+        start, end = r.start_timestamp, r.end_timestamp
+        if scope.time_from is not None:
+            start = max(start, scope.time_from)
+        if scope.time_to is not None:
+            end = min(end, scope.time_to)
+        numbering.setdefault(r.id, len(numbering) + 1)
+        tracks.append(StoredTrack(numbering[r.id], r.class_label, start, end,
+                                  None if box is None else [box["x1"], box["y1"], box["x2"], box["y2"]],
+                                  keys[r.id], float(r.confidence), str(video.id)))
+    return tracks
+
+
+def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
+                        ) -> tuple[list[Video], Callable[[Video], Iterator[Annotation]], int]:
+    sessions = conn.execute(select(AnnotationSession.id, AnnotationSession.video_id)
+                            .where(*scope.session_filter())).all()
+    by_video: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for sid, vid in sessions:
+        by_video.setdefault(vid, []).append(sid)
+    from sqlalchemy.orm import Session
+
+    with Session(bind=conn) as s:
+        videos = list(s.scalars(select(Video).where(Video.id.in_(list(by_video))).order_by(Video.created_at,
+                                                                                             Video.id)))
+        for v in videos:
+            s.expunge(v)
+    total = conn.scalar(select(func.count()).select_from(VideoAnnotation)
+                        .where(VideoAnnotation.annotation_session_id.in_([s for s, _ in sessions]),
+                               *scope.annotation_filter())) or 0
+    numbering: dict[uuid.UUID, int] = {}
+
+    def stream(video: Video) -> Iterator[Annotation]:
+        tracks = _tracks_for_video(conn, by_video[video.id], video, scope, numbering)
+        timeline = load_timeline(video)
+        return records_by_track(tracks, timeline) if by_track else records_by_frame(tracks, timeline)
+
+    return videos, stream, total
+
+
+def _detection_streams(conn: Connection, scope: Scope
+                       ) -> tuple[list[tuple[TestSession, Video]], Callable[[TestSession], Iterator[Detection]], int]:
+    from sqlalchemy.orm import Session
+
+    with Session(bind=conn) as s:
+        pairs = list(s.execute(select(TestSession, Video).join(Video, Video.id == TestSession.video_id)
+                               .where(*scope.test_session_filter())
+                               .order_by(TestSession.created_at, TestSession.id)).tuples())
+        for ts, v in pairs:
+            s.expunge(ts)
+            s.expunge(v)
+    ids = [ts.id for ts, _ in pairs]
+    total = conn.scalar(select(func.count()).select_from(DetectionEvent)
+                        .where(DetectionEvent.test_session_id.in_(ids), *scope.detection_filter())) or 0
+
+    def stream(ts: TestSession) -> Iterator[Detection]:
+        result = conn.execution_options(yield_per=BATCH).execute(
+            select(DetectionEvent.frame_number, DetectionEvent.timestamp, DetectionEvent.class_label,
+                   DetectionEvent.confidence, DetectionEvent.x1, DetectionEvent.y1, DetectionEvent.x2,
+                   DetectionEvent.y2, DetectionEvent.track_id)
+            .where(DetectionEvent.test_session_id == ts.id, *scope.detection_filter())
+            .order_by(DetectionEvent.frame_number, DetectionEvent.detection_index))
+        for r in result:
+            yield Detection(r.frame_number, r.class_label, (r.x1, r.y1, r.x2, r.y2), r.confidence, r.track_id,
+                            r.timestamp, str(ts.id))
+
+    return pairs, stream, total
+
+
+def _write_per_video(fmt: str, dest: Path, items: list[tuple[VideoInfo, Callable[[], Iterator[Any]]]],
+                     classes: list[str], kind: str) -> int:
+    """One file for one video; several videos: one member per video in a zip."""
+    if len(items) == 1:
+        info, make = items[0]
+        return formats.write(fmt, dest, make(), video=info, classes=classes, kind=kind)
+    n = 0
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED,
+                                                                            allowZip64=True) as zf:
+        for info, make in items:
+            member = Path(tmp) / f"{info.name}{formats.EXTENSIONS[fmt]}"
+            n += formats.write(fmt, member, make(), video=info, classes=classes, kind=kind)
+            zf.write(member, member.name)
+            member.unlink()
+    return n
+
+
+def _table_rows(conn: Connection, stmt, counter: Counter | None = None) -> Iterator[dict[str, Any]]:
+    for row in conn.execution_options(yield_per=BATCH).execute(stmt).mappings():
+        if counter is not None:
+            counter.count += 1
+            if counter.count % BATCH == 0:
+                counter.ctx.progress(min(95.0, 95.0 * counter.count / counter.total), counter.stage)
+        yield dict(row)
+
+
+def _document_sections(conn: Connection, export_type: str, scope: Scope, projects: list[uuid.UUID],
+                       counter: Counter) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
+    """The platform's own document: whole projects, or the annotations / results in scope."""
+    whole = export_type in ("project", "full")
+    session_ids = select(AnnotationSession.id).where(*scope.session_filter())
+    test_ids = select(TestSession.id).where(*scope.test_session_filter())
+    if whole:
+        yield "projects", _table_rows(conn, select(Project.__table__).where(Project.id.in_(projects))
+                                      .order_by(Project.created_at, Project.id))
+        yield "requirements", _table_rows(conn, select(ProjectRequirement.__table__)
+                                          .where(ProjectRequirement.project_id.in_(projects))
+                                          .order_by(ProjectRequirement.created_at, ProjectRequirement.id))
+    video_ids = select(AnnotationSession.video_id).where(*scope.session_filter()) if not whole else \
+        select(Video.id).where(Video.project_id.in_(projects))
+    video_stmt = select(Video.__table__).where(or_(Video.id.in_(video_ids),
+                                                   Video.id.in_(select(TestSession.video_id)
+                                                                .where(*scope.test_session_filter())))
+                                               if export_type != "annotations" else Video.id.in_(video_ids))
+    yield "videos", _table_rows(conn, video_stmt.order_by(Video.created_at, Video.id))
+    if whole:
+        yield "assignments", _table_rows(conn, select(ProjectVideoAssignment.__table__)
+                                         .where(ProjectVideoAssignment.project_id.in_(projects))
+                                         .order_by(ProjectVideoAssignment.assigned_at, ProjectVideoAssignment.id))
+    if export_type != "results":
+        yield "annotation_sessions", _table_rows(conn, select(AnnotationSession.__table__)
+                                                 .where(AnnotationSession.id.in_(session_ids))
+                                                 .order_by(AnnotationSession.created_at, AnnotationSession.id))
+        ann = and_(VideoAnnotation.annotation_session_id.in_(session_ids), *scope.annotation_filter())
+        yield "annotations", _table_rows(conn, select(VideoAnnotation.__table__).where(ann)
+                                         .order_by(VideoAnnotation.created_at, VideoAnnotation.id), counter)
+        yield "keyframes", _table_rows(conn, select(AnnotationKeyframe.__table__)
+                                       .where(AnnotationKeyframe.annotation_id.in_(select(VideoAnnotation.id)
+                                                                                   .where(ann)))
+                                       .order_by(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number,
+                                                 AnnotationKeyframe.id))
+    if export_type != "annotations":
+        yield "test_sessions", _table_rows(conn, select(TestSession.__table__).where(TestSession.id.in_(test_ids))
+                                           .order_by(TestSession.created_at, TestSession.id))
+        yield "detections", _table_rows(conn, select(DetectionEvent.__table__)
+                                        .where(DetectionEvent.test_session_id.in_(test_ids),
+                                               *scope.detection_filter())
+                                        .order_by(DetectionEvent.test_session_id, DetectionEvent.frame_number,
+                                                  DetectionEvent.detection_index), counter)
+
+
+def write_export(ctx: JobContext, conn: Connection, exp: ExportJob, dest: Path) -> int:
+    scope = Scope.from_dict(exp.scope_filter or {})
+    projects = scope_projects(conn, scope)
+    classes = project_classes(conn, projects)
+    fmt, export_type = exp.format, exp.export_type
+    if fmt == "json":
+        counter = Counter(ctx, 1, "writing")
+        counter.total = max(1, (conn.scalar(select(func.count()).select_from(VideoAnnotation)) or 0))
+        meta = {"export_type": export_type, "job_name": exp.job_name, "scope_filter": exp.scope_filter or {},
+                "exported_at": utcnow()}
+        counts = formats.write_document(dest, _document_sections(conn, export_type, scope, projects, counter),
+                                        meta=meta)
+        return sum(counts.values())
+    if export_type == "results":
+        pairs, stream, total = _detection_streams(conn, scope)
+        counter = Counter(ctx, total, "writing results")
+        if not pairs:
+            raise ValueError("the scope holds no test sessions")
+        infos = [(video_info(v, f"{video_name(v)}-{str(ts.id)[:8]}", str(ts.id)), ts) for ts, v in pairs]
+        if fmt in SINGLE_VIDEO:
+            return _write_per_video(fmt, dest, [(i, lambda ts=ts: counter.wrap(stream(ts))) for i, ts in infos],
+                                    classes, "results")
+
+        def all_results() -> Iterator[Detection]:
+            for _, ts in infos:
+                yield from counter.wrap(stream(ts))
+        return formats.write(fmt, dest, all_results(), videos=[i for i, _ in infos], classes=classes, kind="results")
+    videos, stream, total = _annotation_streams(conn, scope, by_track=fmt == "cvat_video")
+    if not videos:
+        raise ValueError("the scope holds no annotation sessions")
+    counter = Counter(ctx, total * 10, "writing annotations")
+    infos = [(video_info(v), v) for v in videos]
+    if fmt in SINGLE_VIDEO:
+        return _write_per_video(fmt, dest, [(i, lambda v=v: counter.wrap(stream(v))) for i, v in infos], classes,
+                                "annotations")
+
+    def all_annotations() -> Iterator[Annotation]:
+        for _, v in infos:
+            yield from counter.wrap(stream(v))
+    return formats.write(fmt, dest, all_annotations(), videos=[i for i, _ in infos], classes=classes)
+
+
+def export_file_name(exp: ExportJob) -> str:
+    fmt = exp.format
+    scope = exp.scope_filter or {}
+    several = fmt in SINGLE_VIDEO and (len(scope.get("test_session_ids") or ()) != 1
+                                       and len(scope.get("video_ids") or ()) != 1
+                                       and len(scope.get("annotation_session_ids") or ()) != 1)
+    ext = formats.EXTENSIONS[fmt]
+    return f"{exp.id}{'.zip' if several and ext != '.zip' else ext}"
+
+
+def export_body(ctx: JobContext) -> dict[str, Any]:
+    db = runtime.database()
+    export_id = uuid.UUID(ctx.params["export_id"])
+    with db.session() as s:
+        exp = s.get(ExportJob, export_id)
+        if exp is None:
+            raise ValueError(f"export {export_id} no longer exists")
+        if exp.status == "completed":
+            return {"export_id": str(exp.id), "file_size": exp.file_size, "sha256": exp.sha256}
+        exp.status, exp.error_message = "processing", None
+        s.flush()
+        s.expunge(exp)
+    ctx.progress(0, "reading rows")
+    tmp = exports_dir() / f".{export_id}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        with db.engine.connect() as conn:
+            count = write_export(ctx, conn, exp, tmp)
+        ctx.check_cancel()
+        digest, size = sha256_file(tmp)
+        name = export_file_name(exp)
+        if zipfile.is_zipfile(tmp) and not name.endswith(".zip"):
+            name = f"{exp.id}.zip"
+        final = exports_dir() / name
+        os.replace(tmp, final)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        cancelled = isinstance(exc, JobCancelled)
+        with db.session() as s:
+            s.execute(update(ExportJob).where(ExportJob.id == export_id).values(
+                status="cancelled" if cancelled else "failed",
+                error_message=None if cancelled else f"{type(exc).__name__}: {exc}"[:2000]))
+        raise
+    now = utcnow()
+    with db.session() as s:
+        s.execute(update(ExportJob).where(ExportJob.id == export_id).values(
+            status="completed", progress_percent=100, file_path=f"exports/{name}", file_size=size, sha256=digest,
+            completed_at=now, expires_at=now + timedelta(seconds=runtime.settings().export_ttl_seconds)))
+    return {"export_id": str(export_id), "records": count, "file_size": size, "sha256": digest,
+            "file_name": name}
+
+
+# ----------------------------------------------------------------------------- import
+
+
+def _issue_dicts(issues: Iterable[Any]) -> list[dict[str, Any]]:
+    out = []
+    for issue in issues:
+        out.append(issue.to_dict())
+        if len(out) >= MAX_STORED_ISSUES:
+            break
+    return out
+
+
+def _set_import(db, import_id: uuid.UUID, **values: Any) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(update(ImportJob).where(ImportJob.id == import_id).values(**values))
+
+
+class Writer:
+    """Batched inserts inside the import's transaction, with progress where the database allows it."""
+
+    def __init__(self, ctx: JobContext, conn: Connection, total: int, import_id: uuid.UUID) -> None:
+        self.ctx, self.conn, self.total, self.import_id = ctx, conn, max(1, total), import_id
+        # SQLite has one writer: progress rows written from elsewhere would wait on this transaction.
+        self.report = conn.dialect.name != "sqlite"
+        self.pending: dict[Any, list[dict[str, Any]]] = {}
+        self.processed = 0
+
+    def add(self, table, row: dict[str, Any]) -> None:
+        rows = self.pending.setdefault(table, [])
+        rows.append(row)
+        if len(rows) >= BATCH:
+            self.flush(table)
+
+    def flush(self, table=None) -> None:
+        for t in [table] if table is not None else list(self.pending):
+            rows = self.pending.get(t)
+            if rows:
+                self.conn.execute(insert(t), rows)
+                self.pending[t] = []
+
+    def tick(self) -> None:
+        self.processed += 1
+        if self.processed % BATCH == 0:
+            self.ctx.check_cancel()
+            if self.report:
+                self.ctx.progress(50 + 50 * min(1.0, self.processed / self.total), "importing")
+                _set_import(runtime.database(), self.import_id, records_processed=self.processed,
+                            progress_percent=int(50 + 50 * min(1.0, self.processed / self.total)))
+
+
+def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timeline: Timeline,
+                        session_id: uuid.UUID, validation_status: str) -> int:
+    """Tracks become annotations spanning their frames; frames flagged as keyframes become keyframes."""
+    tracks: dict[Any, list[Any]] = {}  # key -> [annotation id, min frame, max frame, has keyframe, first record]
+    ann_table, kf_table = VideoAnnotation.__table__, AnnotationKeyframe.__table__
+    now = utcnow()
+    untracked = 0
+
+    def key_row(ann_id: uuid.UUID, rec: Annotation) -> dict[str, Any]:
+        x1, y1, x2, y2 = rec.box
+        data: dict[str, Any] = {"bounding_box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}}
+        if rec.occluded:
+            data["occluded"] = True
+        if rec.visibility is not None:
+            data["visibility"] = rec.visibility
+        if rec.attributes:
+            data["attributes"] = rec.attributes
+        return {"id": uuid.uuid4(), "annotation_id": ann_id, "frame_number": rec.frame_number,
+                "timestamp": float(timeline.time_of(rec.frame_number)), "frame_data": data, "created_at": now}
+
+    for rec in records:
+        w.tick()
+        if isinstance(rec, Annotation) and rec.outside:
+            continue
+        if rec.track_id is None:
+            untracked += 1
+            key: Any = ("r", untracked)
+        else:
+            key = ("t", rec.track_id)
+        entry = tracks.get(key)
+        if entry is None:
+            ann_id = uuid.uuid4()
+            entry = tracks[key] = [ann_id, rec.frame_number, rec.frame_number, False, rec]
+            x1, y1, x2, y2 = rec.box
+            t = float(timeline.time_of(rec.frame_number))
+            w.add(ann_table, {"id": ann_id, "annotation_session_id": session_id, "video_id": video.id,
+                              "start_timestamp": t, "end_timestamp": t, "annotation_type": "temporal",
+                              "class_label": rec.label, "bounding_box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                              "confidence": float(getattr(rec, "confidence", 1.0)),
+                              "keyframe_data": {} if rec.track_id is None else {"source_track_id": rec.track_id},
+                              "validation_status": validation_status, "version": 1, "created_at": now,
+                              "updated_at": now})
+        else:
+            entry[1] = min(entry[1], rec.frame_number)
+            entry[2] = max(entry[2], rec.frame_number)
+        if getattr(rec, "keyframe", True):
+            entry[3] = True
+            w.flush(ann_table)
+            w.add(kf_table, key_row(entry[0], rec))
+    w.flush(ann_table)
+    for entry in tracks.values():
+        if not entry[3]:
+            w.add(kf_table, key_row(entry[0], entry[4]))
+    w.flush()
+    spans = [{"b_id": e[0], "b_start": float(timeline.time_of(e[1])), "b_end": float(timeline.time_of(e[2]))}
+             for e in tracks.values() if e[1] != e[2]]
+    for i in range(0, len(spans), BATCH):
+        w.conn.execute(update(ann_table).where(ann_table.c.id == bindparam("b_id"))
+                       .values(start_timestamp=bindparam("b_start"), end_timestamp=bindparam("b_end")),
+                       spans[i:i + BATCH])
+    return len(tracks)
+
+
+def _import_results(w: Writer, records: Iterable[Any], timeline: Timeline, test_session_id: uuid.UUID) -> int:
+    """Detections replace what the test session held, so running the same import twice changes nothing."""
+    w.conn.execute(delete(DetectionEvent).where(DetectionEvent.test_session_id == test_session_id))
+    per_frame: dict[int, int] = {}
+    table = DetectionEvent.__table__
+    n = 0
+    for rec in records:
+        w.tick()
+        index = per_frame.get(rec.frame_number, 0)
+        per_frame[rec.frame_number] = index + 1
+        x1, y1, x2, y2 = rec.box
+        score = rec.score if isinstance(rec, Detection) else rec.confidence
+        ts = rec.timestamp if rec.timestamp is not None else float(timeline.time_of(rec.frame_number))
+        w.add(table, {"test_session_id": test_session_id, "frame_number": rec.frame_number, "detection_index": index,
+                      "timestamp": ts, "class_label": rec.label, "confidence": float(score), "x1": x1, "y1": y1,
+                      "x2": x2, "y2": y2, "track_id": rec.track_id})
+        n += 1
+    w.flush()
+    return n
+
+
+def _options(params: dict[str, Any], kind: str | None) -> ReadOptions:
+    return ReadOptions(kind=kind, label_map=params.get("label_map") or {},
+                       add_missing_labels=bool(params.get("add_missing_labels")),
+                       on_error=params.get("on_error", "abort"), video_id=params.get("source_video_id"))
+
+
+def import_body(ctx: JobContext) -> dict[str, Any]:
+    db = runtime.database()
+    params = ctx.params
+    import_id = uuid.UUID(params["import_id"])
+    with db.session() as s:
+        imp = s.get(ImportJob, import_id)
+        if imp is None:
+            raise ValueError(f"import {import_id} no longer exists")
+        s.expunge(imp)
+    if imp.import_status == "completed":  # a redelivery after the commit: nothing more to do
+        job = _job_result(db, ctx.job_id)
+        return job or {"import_id": str(import_id)}
+    path = imports_dir() / imp.file_path
+    _set_import(db, import_id, import_status="processing", error_message=None)
+    try:
+        result = _run_import(ctx, db, imp, path, params)
+    except BaseException as exc:
+        cancelled = isinstance(exc, JobCancelled)
+        message = None if cancelled else (str(exc) if isinstance(exc, ImportRefused)
+                                          else f"{type(exc).__name__}: {exc}")
+        _set_import(db, import_id, import_status="cancelled" if cancelled else "failed",
+                    error_message=message and message[:2000])
+        raise
+    if imp.import_type == "results" and result.get("test_session_id") and "duplicate_of" not in result:
+        from .evaluation import results_ready
+
+        result["evaluation_job_id"] = results_ready(uuid.UUID(result["test_session_id"]))
+    return result
+
+
+def _job_result(db, job_id: uuid.UUID) -> dict[str, Any] | None:
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        return job.result if job else None
+
+
+def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[str, Any]) -> dict[str, Any]:
+    import_type, fmt = imp.import_type, imp.source_format
+    if import_type not in ("annotations", "results") or fmt not in RECORD_FORMATS:
+        raise ValueError(f"{import_type} imports from {fmt} are not supported")
+    with db.session() as s:
+        project = s.get(Project, uuid.UUID(params["project_id"]))
+        video = s.get(Video, uuid.UUID(params["video_id"]))
+        if project is None or video is None:
+            raise ValueError("the target project or video no longer exists")
+        s.expunge_all()
+    kind = "results" if import_type == "results" else "annotations"
+    info = video_info(video)
+    options = _options(params, kind)
+    ctx.progress(0, "validating")
+    report = formats.validate(fmt, path, video=info, classes=list(project.labels), options=options)
+    ctx.check_cancel()
+    valid = report.valid
+    _set_import(db, imp.id, validation_status="valid" if valid else "invalid",
+                validation_errors=_issue_dicts(report.issues), records_total=report.records_total,
+                progress_percent=50)
+    summary = report.to_dict()
+    summary.pop("issues")
+    if not valid and options.on_error == "abort":
+        raise ImportRefused(f"validation failed: {report.errors} error(s), {report.warnings} warning(s); "
+                            "nothing was imported (see validation_errors)")
+    previous = _same_import_done(db, ctx.job_id, params)
+    if previous is not None:
+        _set_import(db, imp.id, import_status="completed", progress_percent=100, completed_at=utcnow())
+        return {"import_id": str(imp.id), "validation": summary, "duplicate_of": str(previous),
+                "annotation_session_id": params.get("session_id"), "test_session_id": params.get("test_session_id"),
+                "annotations": 0, "records_processed": 0}
+    ctx.progress(50, "importing")
+    timeline = load_timeline(video)
+    reader = formats.open_reader(fmt, path, video=info, classes=list(project.labels), options=options)
+    with db.engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            w = Writer(ctx, conn, report.records_total, imp.id)
+            result: dict[str, Any] = {"import_id": str(imp.id), "validation": summary}
+            if import_type == "results":
+                test_session_id = uuid.UUID(params["test_session_id"])
+                result["detections"] = _import_results(w, reader, timeline, test_session_id)
+                result["test_session_id"] = str(test_session_id)
+            else:
+                session_id = _annotation_session(conn, params, imp, project, video)
+                result["annotations"] = _import_annotations(w, reader, video, timeline, session_id,
+                                                            params.get("validation_status", "pending"))
+                result["annotation_session_id"] = str(session_id)
+            added = reader.added_labels
+            if added:
+                conn.execute(update(Project).where(Project.id == project.id)
+                             .values(labels=list(project.labels) + [a for a in added if a not in project.labels]))
+                result["added_labels"] = added
+            skipped = [i for i in reader.issues if i.severity == "error"]
+            result["records_processed"] = w.processed
+            result["skipped"] = len(skipped)
+            ctx.check_cancel()
+            conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
+                import_status="completed", progress_percent=100, records_processed=w.processed,
+                import_errors=_issue_dicts(skipped), completed_at=utcnow()))
+            trans.commit()
+        except BaseException:
+            trans.rollback()
+            raise
+    return result
+
+
+def _same_import_done(db, job_id: uuid.UUID, params: dict[str, Any]) -> uuid.UUID | None:
+    """A completed import of the same file into the same annotation session (it would duplicate)."""
+    if not params.get("sha256") or not params.get("session_id"):
+        return None
+    with db.session() as s:
+        for other_id, other in s.execute(select(Job.id, Job.params).where(
+                Job.kind == "import", Job.status == "completed", Job.id != job_id,
+                Job.project_id == uuid.UUID(params["project_id"]))):
+            if other.get("sha256") == params["sha256"] and other.get("session_id") == params["session_id"] and \
+                    other.get("on_error") == params.get("on_error"):
+                return other_id
+    return None
+
+
+def _annotation_session(conn: Connection, params: dict[str, Any], imp: ImportJob, project: Project,
+                        video: Video) -> uuid.UUID:
+    if params.get("session_id"):
+        return uuid.UUID(params["session_id"])
+    # Derived from the import, so that a redelivered job would make the same session.
+    session_id = uuid.uuid5(imp.id, "annotation_session")
+    now = utcnow()
+    conn.execute(insert(AnnotationSession.__table__).values(
+        id=session_id, project_id=project.id, video_id=video.id, annotator_id=imp.created_by,
+        session_name=imp.job_name[:255], annotation_type="temporal", status="active", start_time=now,
+        metadata={"import_id": str(imp.id), "source_format": imp.source_format}, created_at=now, updated_at=now))
+    return session_id
+
+
+# ----------------------------------------------------------------------------- expiry
+
+
+def expire_exports(now=None) -> int:
+    """Delete the files of expired exports and mark them expired (beat runs this)."""
+    db = runtime.database()
+    now = now or utcnow()
+    with db.session() as s:
+        rows = s.execute(select(ExportJob.id, ExportJob.file_path)
+                         .where(ExportJob.status == "completed", ExportJob.expires_at <= now)).all()
+    storage = Path(runtime.settings().storage_dir)
+    for export_id, rel in rows:
+        if rel:
+            (storage / rel).unlink(missing_ok=True)
+        with db.session() as s:
+            s.execute(update(ExportJob).where(ExportJob.id == export_id).values(status="expired"))
+    return len(rows)
+
+
+def remove_import_file(rel: str) -> None:
+    shutil.rmtree(imports_dir() / Path(rel).parent, ignore_errors=True)
+
+
+@app.task(name="jobs.export", bind=True)
+def export(self, job_id: str) -> dict[str, Any]:
+    return run_job(self, job_id, export_body)
+
+
+@app.task(name="jobs.import", bind=True)
+def import_(self, job_id: str) -> dict[str, Any]:
+    return run_job(self, job_id, import_body)
+
+
+@app.task(name="maintenance.expire_exports")
+def expire_exports_task() -> int:
+    return expire_exports()
+
+
+__all__ = ["EXPORT_TYPES", "IMPORT_TYPES", "SECTIONS", "FormatError", "ImportRefused", "Scope", "export_body",
+           "expire_exports", "import_body"]

@@ -1,0 +1,473 @@
+"""Export and import jobs over the API, on the live stack: every format read back, round trips,
+validation with locations, results into a test session, permissions, expiry and cancellation."""
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+from harness import project_with_video, wait_until
+from sqlalchemy import create_engine, func, select, update
+
+import formats
+from formats import VideoInfo
+from models import AnnotationSession, DetectionEvent, ExportJob, Job, TestSession, VideoAnnotation
+
+FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot", "json")
+
+
+def _annotate(stack, project, video) -> tuple[dict, list[dict]]:
+    session = stack.api("POST", "/api/annotations/sessions", json={
+        "project_id": project["id"], "video_id": video["id"], "session_name": "gt",
+        "annotation_type": "temporal"}).json()
+    anns = []
+    for label, (start, end), keys in (("pedestrian", (0.5, 2.0), [(5, (10, 20, 50, 100)), (20, (40, 30, 90, 120))]),
+                                      ("cyclist", (1.0, 1.5), [(10, (200, 100, 260, 200))]),
+                                      ("pedestrian", (3.0, 3.0), [])):
+        ann = stack.api("POST", "/api/annotations/temporal", json={
+            "annotation_session_id": session["id"], "video_id": video["id"], "start_timestamp": start,
+            "end_timestamp": end, "annotation_type": "temporal", "class_label": label,
+            "bounding_box": {"x1": 100, "y1": 100, "x2": 130, "y2": 180}})
+        assert ann.status_code == 201, ann.text
+        for frame, box in keys:
+            r = stack.api("POST", f"/api/annotations/{ann.json()['id']}/keyframes", json={
+                "frame_number": frame, "frame_data": {"bounding_box": dict(zip(("x1", "y1", "x2", "y2"), box,
+                                                                               strict=True))}})
+            assert r.status_code == 201, r.text
+        anns.append(ann.json())
+    return session, anns
+
+
+def _expected_boxes(stack, anns) -> set[tuple]:
+    out = set()
+    for ann in anns:
+        for b in stack.api("GET", f"/api/annotations/{ann['id']}/boxes").json()["boxes"]:
+            bb = b["bounding_box"]
+            out.add((ann["class_label"], b["frame_number"], bb["x1"], bb["y1"], bb["x2"], bb["y2"]))
+    return out
+
+
+def _export(stack, body: dict, token="admin") -> dict:
+    r = stack.api("POST", "/api/export/jobs", token=token, json=body)
+    assert r.status_code == 202, r.text
+    assert r.headers["Location"].endswith(f"/api/export/jobs/{r.json()['id']}")
+    return wait_until(lambda: (e := stack.api("GET", f"/api/export/jobs/{r.json()['id']}", token=token).json())
+                      ["status"] in ("completed", "failed", "cancelled") and e, 90, 0.2, "export")
+
+
+def _download(stack, export: dict, path: Path, token="admin") -> Path:
+    r = stack.api("GET", f"/api/export/jobs/{export['id']}/download", token=token)
+    assert r.status_code == 200, r.text
+    path.write_bytes(r.content)
+    return path
+
+
+def _records_as_boxes(records) -> set[tuple]:
+    return {(r.label, r.frame_number, *(round(v, 3) for v in r.box)) for r in records
+            if not getattr(r, "outside", False)}
+
+
+def _info(video) -> VideoInfo:
+    return VideoInfo(video["width"], video["height"], video["frame_count"], video["fps"])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_export_each_format_reads_back(stack, tmp_path, fmt):
+    project, video = project_with_video(stack, tmp_path)
+    session, anns = _annotate(stack, project, video)
+    expected = _expected_boxes(stack, anns)
+    export = _export(stack, {"job_name": f"gt {fmt}", "export_type": "annotations", "format": fmt,
+                             "scope_filter": {"annotation_session_ids": [session["id"]]}})
+    assert export["status"] == "completed", export
+    assert export["file_size"] > 0 and len(export["sha256"]) == 64
+    path = _download(stack, export, tmp_path / f"out{formats.EXTENSIONS[fmt]}")
+    import hashlib
+
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == export["sha256"]
+    assert stack.api("GET", f"/api/export/jobs/{export['id']}").json()["download_count"] == 1
+    if fmt == "json":
+        rows = list(formats.read_document(path))
+        assert {r.section for r in rows} >= {"videos", "annotation_sessions", "annotations", "keyframes"}
+        assert sum(r.section == "annotations" for r in rows) == 3
+        assert sum(r.section == "keyframes" for r in rows) == 3
+        return
+    reader = formats.open_reader(fmt, path, video=_info(video), classes=project["labels"])
+    report = formats.open_reader(fmt, path, video=_info(video), classes=project["labels"]).validate()
+    assert report.valid, report.to_dict()
+    assert _records_as_boxes(reader) == expected
+
+
+@pytest.mark.parametrize("fmt", ("csv", "cvat_video", "mot", "coco", "yolo"))
+def test_import_round_trip_into_another_project(stack, tmp_path, fmt):
+    project, video = project_with_video(stack, tmp_path)
+    session, anns = _annotate(stack, project, video)
+    first = _export(stack, {"job_name": "a", "export_type": "annotations", "format": fmt,
+                            "scope_filter": {"annotation_session_ids": [session["id"]]}})
+    path = _download(stack, first, tmp_path / f"first{formats.EXTENSIONS[fmt]}")
+    other, other_video = project_with_video(stack, tmp_path)
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "round trip", "import_type": "annotations", "source_format": fmt,
+            "project_id": other["id"], "video_id": other_video["id"]}, files={"file": (path.name, fh)})
+    assert r.status_code == 202, r.text
+    imp = wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}/status").json())
+                     ["status"] in ("completed", "failed", "cancelled") and i, 90, 0.2, "import")
+    assert imp["status"] == "completed", imp
+    assert imp["validation_status"] == "valid" and imp["records_total"] > 0
+    assert imp["records_processed"] == imp["records_total"]
+    new_session = imp["annotation_session_id"]
+    got = stack.api("GET", f"/api/annotations/sessions/{new_session}").json()
+    assert got["project_id"] == other["id"] and got["video_id"] == other_video["id"]
+    second = _export(stack, {"job_name": "b", "export_type": "annotations", "format": fmt,
+                             "scope_filter": {"annotation_session_ids": [new_session]}})
+    again = _download(stack, second, tmp_path / f"second{formats.EXTENSIONS[fmt]}")
+    read = [formats.open_reader(fmt, p, video=_info(video), classes=project["labels"]) for p in (path, again)]
+    assert _records_as_boxes(read[0]) == _records_as_boxes(read[1]) == _expected_boxes(stack, anns)
+    if fmt in ("csv", "cvat_video"):  # keyframe flags travel: the same keyframes come back
+        new_anns = stack.api("GET", f"/api/annotations/temporal?session_id={new_session}").json()["items"]
+        assert sorted(len(stack.api("GET", f"/api/annotations/{a['id']}/keyframes").json()) for a in new_anns) == \
+            [1, 1, 2]
+
+
+def test_invalid_file_lists_every_problem_and_imports_nothing(stack, tmp_path):
+    project, video = project_with_video(stack, tmp_path)
+    header = ",".join(formats.csvfile.ANNOTATION_COLUMNS)
+    lines = [header,
+             ",1,,1,pedestrian,10,10,50,50,1,1,0,0,,",
+             ",2,,1,pedestrian,500,500,600,600,1,1,0,0,,",   # wholly outside the 320x240 frame
+             ",3,,2,dragon,10,10,20,20,1,1,0,0,,",           # unknown class
+             ",4,,3,cyclist,nan,10,20,20,1,1,0,0,,",          # not finite
+             ",5,,4,cyclist,-5,10,20,20,1,1,0,0,,"]           # partly outside: a warning, kept
+    path = tmp_path / "bad.csv"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    engine = create_engine(stack.database_url)
+    with engine.connect() as conn:
+        sessions_before = conn.scalar(select(func.count()).select_from(AnnotationSession))
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "bad", "import_type": "annotations", "source_format": "csv", "project_id": project["id"],
+            "video_id": video["id"]}, files={"file": ("bad.csv", fh)})
+    assert r.status_code == 202, r.text
+    imp = wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                     ["status"] in ("completed", "failed") and i, 90, 0.2, "import")
+    assert imp["status"] == "failed" and imp["validation_status"] == "invalid", imp
+    errors = [e for e in imp["validation_errors"] if e["severity"] == "error"]
+    assert {(e["code"], e["line"]) for e in errors} == {("box_outside", 3), ("unknown_class", 4),
+                                                        ("non_finite", 5)}, errors
+    assert all(e["file"] for e in errors)
+    assert any(w["code"] == "box_partly_outside" and w["line"] == 6 for w in imp["validation_errors"])
+    assert "validation failed" in imp["error_message"]
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(AnnotationSession)) == sessions_before
+    # The same file with on_error=skip imports the good rows and lists the skipped ones.
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "skip", "import_type": "annotations", "source_format": "csv", "project_id": project["id"],
+            "video_id": video["id"], "on_error": "skip"}, files={"file": ("bad.csv", fh)})
+    imp = wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                     ["status"] in ("completed", "failed") and i, 90, 0.2, "import")
+    assert imp["status"] == "completed", imp
+    assert {e["line"] for e in imp["import_errors"]} == {3, 4, 5}
+    anns = stack.api("GET", f"/api/annotations/temporal?session_id={imp['annotation_session_id']}").json()
+    assert anns["total"] == 2
+    engine.dispose()
+
+
+def test_bad_requests_enqueue_nothing(stack, tmp_path):
+    project, video = project_with_video(stack, tmp_path)
+    engine = create_engine(stack.database_url)
+
+    def jobs() -> int:
+        with engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(Job).where(Job.kind.in_(("export", "import"))))
+
+    before = jobs()
+    for body, field in (({"job_name": "x", "export_type": "annotations", "format": "pdf"}, "format"),
+                        ({"job_name": "x", "export_type": "project", "format": "csv",
+                          "scope_filter": {"project_ids": [project["id"]]}}, "format"),
+                        ({"job_name": "x", "export_type": "annotations", "format": "csv"}, "scope_filter"),
+                        ({"job_name": "x", "export_type": "annotations", "format": "csv",
+                          "scope_filter": {"time_from": 5, "time_to": 1, "project_ids": [project["id"]]}},
+                         "scope_filter")):
+        r = stack.api("POST", "/api/export/jobs", json=body)
+        assert r.status_code == 422, r.text
+        assert field in json.dumps(r.json()["error"]["details"]), r.text
+    r = stack.api("POST", "/api/export/jobs", json={"job_name": "x", "export_type": "annotations", "format": "csv",
+                                                    "scope_filter": {"project_ids": [str(uuid.uuid4())]}})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = stack.api("POST", "/api/import/jobs", data={"job_name": "x", "import_type": "annotations",
+                                                    "source_format": "csv", "project_id": project["id"]},
+                  files={"file": ("a.csv", b"x")})
+    assert r.status_code == 422 and "video_id" in r.json()["error"]["details"]["fields"]["form"]
+    r = stack.api("POST", "/api/import/jobs", data={"job_name": "x", "import_type": "results",
+                                                    "source_format": "csv", "project_id": project["id"]},
+                  files={"file": ("a.csv", b"x")})
+    assert r.status_code == 422 and "test_session_id" in r.json()["error"]["details"]["fields"]["form"]
+    r = stack.api("POST", "/api/import/jobs", data={"job_name": "x", "import_type": "annotations",
+                                                    "source_format": "csv", "project_id": project["id"],
+                                                    "video_id": video["id"]})
+    assert r.status_code == 422
+    assert jobs() == before
+    engine.dispose()
+
+
+def _test_session(stack, project, video) -> str:
+    engine = create_engine(stack.database_url)
+    ts_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(TestSession.__table__.insert().values(
+            id=ts_id, project_id=uuid.UUID(project["id"]), video_id=uuid.UUID(video["id"]), name="imported",
+            source="import", model={}, config={}, status="pending"))
+    engine.dispose()
+    return str(ts_id)
+
+
+@pytest.mark.parametrize("fmt", ("csv", "mot", "coco", "yolo"))
+def test_results_import_into_a_test_session_and_export(stack, tmp_path, fmt):
+    project, video = project_with_video(stack, tmp_path)
+    ts = _test_session(stack, project, video)
+    dets = [formats.Detection(f, "pedestrian" if i % 2 else "cyclist", (10.0 + f, 20.0, 60.0 + f, 90.0 + i),
+                              round(0.3 + 0.1 * i, 2), None, None, None)
+            for f in (0, 3, 7, 39) for i in range(3)]
+    src = tmp_path / f"results{formats.EXTENSIONS[fmt]}"
+    info = VideoInfo(video["width"], video["height"], video["frame_count"], video["fps"], "clip")
+    formats.write(fmt, src, dets, video=info, videos=[info], classes=project["labels"], kind="results")
+
+    def run_import():
+        with open(src, "rb") as fh:
+            r = stack.api("POST", "/api/import/jobs", data={
+                "job_name": "res", "import_type": "results", "source_format": fmt, "project_id": project["id"],
+                "test_session_id": ts}, files={"file": (src.name, fh)})
+        assert r.status_code == 202, r.text
+        return wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                          ["status"] in ("completed", "failed") and i, 90, 0.2, "import")
+
+    imp = run_import()
+    assert imp["status"] == "completed", imp
+    assert imp["test_session_id"] == ts and imp["result"]["detections"] == len(dets)
+    engine = create_engine(stack.database_url)
+
+    def stored():
+        with engine.connect() as conn:
+            return sorted((r.frame_number, r.class_label, round(r.x1, 3), round(r.y2, 3), round(r.confidence, 3))
+                          for r in conn.execute(select(DetectionEvent)
+                                                .where(DetectionEvent.test_session_id == uuid.UUID(ts))))
+
+    want = sorted((d.frame_number, d.label, d.box[0], d.box[3], d.score) for d in dets)
+    assert stored() == want
+    assert run_import()["status"] == "completed"
+    assert stored() == want  # the same import again duplicates nothing
+    export = _export(stack, {"job_name": "r", "export_type": "results", "format": "csv",
+                             "scope_filter": {"test_session_ids": [ts]}})
+    out = _download(stack, export, tmp_path / "r.csv")
+    back = list(formats.open_reader("csv", out, video=info, classes=project["labels"],
+                                    options=formats.ReadOptions(kind="results")))
+    assert sorted((d.frame_number, d.label, round(d.box[0], 3), round(d.box[3], 3), round(d.score, 3))
+                  for d in back) == want  # (YOLO keeps 6 decimals of normalized coordinates)
+    engine.dispose()
+
+
+def test_json_export_of_a_whole_project(stack, tmp_path):
+    project, video = project_with_video(stack, tmp_path)
+    _annotate(stack, project, video)
+    stack.api("POST", f"/api/projects/{project['id']}/requirements",
+              json={"requirement_type": "fps", "requirement_value": {"min": 5}})
+    export = _export(stack, {"job_name": "all", "export_type": "project", "format": "json",
+                             "scope_filter": {"project_ids": [project["id"]]}})
+    assert export["status"] == "completed", export
+    path = _download(stack, export, tmp_path / "p.json")
+    rows = list(formats.read_document(path))
+    sections = {}
+    for r in rows:
+        sections.setdefault(r.section, []).append(r.data)
+    assert [p["id"] for p in sections["projects"]] == [uuid.UUID(project["id"])]
+    assert sections["videos"][0]["checksum"] == video["checksum"]
+    assert len(sections["requirements"]) == 1 and len(sections["annotations"]) == 3
+
+
+def test_permissions_conflicts_and_expiry(stack, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    _, outsider = stack.create_user(f"x-out-{suffix}", "annotator")
+    _, viewer = stack.create_user(f"x-view-{suffix}", "viewer")
+    project, video = project_with_video(stack, tmp_path)
+    stack.api("POST", f"/api/projects/{project['id']}/members", json={"username": f"x-view-{suffix}",
+                                                                      "role": "viewer"})
+    session, _ = _annotate(stack, project, video)
+    body = {"job_name": "p", "export_type": "annotations", "format": "csv",
+            "scope_filter": {"project_ids": [project["id"]]}}
+    r = stack.api("POST", "/api/export/jobs", token=outsider, json=body)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    export = _export(stack, body, token=viewer)  # members may export what they may read
+    assert export["status"] == "completed", export
+    assert stack.api("GET", f"/api/export/jobs/{export['id']}", token=outsider).status_code == 403
+    assert stack.api("GET", f"/api/export/jobs/{export['id']}/download", token=outsider).status_code == 403
+    listed = stack.api("GET", "/api/export/jobs?per_page=5", token=viewer).json()
+    assert set(listed) == {"items", "total", "page", "per_page"} and listed["items"][0]["id"] == export["id"]
+    assert stack.api("GET", "/api/export/jobs", token=outsider).json()["total"] == 0
+    with open(__file__, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", token=viewer, data={
+            "job_name": "v", "import_type": "annotations", "source_format": "csv", "project_id": project["id"],
+            "video_id": video["id"]}, files={"file": ("a.csv", fh)})
+    assert r.status_code == 403
+    engine = create_engine(stack.database_url)
+    with engine.begin() as conn:  # an export still running answers 409
+        conn.execute(ExportJob.__table__.insert().values(
+            id=(pending := uuid.uuid4()), job_name="p", export_type="annotations", format="csv",
+            scope_filter={"project_ids": [project["id"]]}, status="processing", created_by=export["created_by"]))
+    r = stack.api("GET", f"/api/export/jobs/{pending}/download", token=viewer)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+    with engine.begin() as conn:  # expired: 410, and the beat task deletes the file
+        conn.execute(update(ExportJob).where(ExportJob.id == uuid.UUID(export["id"]))
+                     .values(expires_at=ExportJob.created_at))
+    r = stack.api("GET", f"/api/export/jobs/{export['id']}/download", token=viewer)
+    assert r.status_code == 410 and r.json()["error"]["code"] == "gone"
+    from celery import Celery
+
+    files = list((Path(stack.workdir) / "storage" / "exports").glob(f"{export['id']}*"))
+    assert files
+    Celery(broker=stack.redis_url).send_task("maintenance.expire_exports", queue="cpu", routing_key="cpu",
+                                             exchange="cpu")
+    wait_until(lambda: stack.api("GET", f"/api/export/jobs/{export['id']}", token=viewer).json()["status"]
+               == "expired", 60, 0.2, "expiry")
+    assert not any(f.exists() for f in files)
+    # the blueprint's per-session export: small sessions answered directly
+    r = stack.api("GET", f"/api/annotations/sessions/{session['id']}/export/csv", token=viewer)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert len(list(formats.open_reader("csv", _save(tmp_path / "d.csv", r.content), video=_info(video),
+                                        classes=project["labels"]))) > 0
+    assert stack.api("GET", f"/api/annotations/sessions/{session['id']}/export/csv",
+                     token=outsider).status_code == 403
+    r = stack.api("GET", f"/api/annotations/sessions/{session['id']}/export/csv?async=1", token=viewer)
+    assert r.status_code == 202 and r.json()["format"] == "csv"
+    engine.dispose()
+
+
+def _save(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# ------------------------------------------------------------------------------ cancellation, in the job bodies
+
+
+class _CancelAfter:
+    """A job context that asks to stop after ``n`` progress points (the rows and files are real)."""
+
+    def __init__(self, params: dict, n: int) -> None:
+        self.params, self.n, self.calls = params, n, 0
+        self.job_id = uuid.uuid4()
+
+    def progress(self, *_args, **_kwargs) -> None:
+        self.check_cancel()
+
+    def check_cancel(self) -> None:
+        from tasks.lifecycle import JobCancelled
+
+        self.calls += 1
+        if self.calls > self.n:
+            raise JobCancelled("asked")
+
+
+@pytest.fixture()
+def worker_env(stack, monkeypatch):
+    from tasks import runtime
+
+    monkeypatch.setenv("DATABASE_URL", stack.database_url)
+    monkeypatch.setenv("STORAGE_DIR", str(Path(stack.workdir) / "storage"))
+    import settings
+
+    monkeypatch.setattr(settings, "_cached", None)
+    runtime.reset()
+    yield
+    runtime.reset()
+    monkeypatch.setattr(settings, "_cached", None)
+
+
+def test_cancelled_export_and_import_leave_nothing(stack, tmp_path, worker_env):
+    from tasks.lifecycle import JobCancelled
+    from tasks.transfer import export_body, exports_dir, import_body
+
+    project, video = project_with_video(stack, tmp_path, frames=200)
+    session = stack.api("POST", "/api/annotations/sessions", json={
+        "project_id": project["id"], "video_id": video["id"], "session_name": "big",
+        "annotation_type": "temporal"}).json()
+    rows = [formats.Annotation(f, "pedestrian", (1.0 + t, 2.0, 30.0 + t, 40.0), t) for f in range(200)
+            for t in range(30)]
+    src = tmp_path / "big.csv"
+    formats.write("csv", src, rows)
+    engine = create_engine(stack.database_url)
+    with open(src, "rb") as fh:  # queued for real; the body is also run here, cancelled part way
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "big", "import_type": "annotations", "source_format": "csv", "project_id": project["id"],
+            "video_id": video["id"], "session_id": session["id"]}, files={"file": ("big.csv", fh)})
+    done = wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                      ["status"] in ("completed", "failed") and i, 90, 0.2, "import")
+    assert done["status"] == "completed" and done["records_processed"] == 6000
+    with engine.connect() as conn:
+        params = conn.scalar(select(Job.params).where(Job.id == uuid.UUID(done["job_id"])))
+        count = conn.scalar(select(func.count()).select_from(VideoAnnotation)
+                            .where(VideoAnnotation.annotation_session_id == uuid.UUID(session["id"])))
+    assert count == 30
+    # A second import of the same file, cancelled after validation while writing: nothing of it stays.
+    from models import ImportJob
+
+    second = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(ImportJob.__table__.insert().values(
+            id=second, job_name="again", import_type="annotations", source_format="csv",
+            file_path=f"{done['id']}/big.csv", created_by="test"))
+    # Posted again, the same file into the same session is recognized and adds nothing.
+    with open(src, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "big", "import_type": "annotations", "source_format": "csv", "project_id": project["id"],
+            "video_id": video["id"], "session_id": session["id"]}, files={"file": ("big.csv", fh)})
+    again = wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                       ["status"] in ("completed", "failed") and i, 90, 0.2, "import")
+    assert again["status"] == "completed" and again["result"]["duplicate_of"] == done["job_id"], again
+    ctx = _CancelAfter({**params, "import_id": str(second), "sha256": None}, n=3)
+    with pytest.raises(JobCancelled):
+        import_body(ctx)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(VideoAnnotation)
+                           .where(VideoAnnotation.annotation_session_id == uuid.UUID(session["id"]))) == 30
+        assert conn.scalar(select(ImportJob.import_status).where(ImportJob.id == second)) == "cancelled"
+    # An export cancelled while writing leaves no file, partial or complete.
+    export_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(ExportJob.__table__.insert().values(
+            id=export_id, job_name="c", export_type="annotations", format="coco",
+            scope_filter={"annotation_session_ids": [session["id"]]}, status="pending", created_by="test"))
+    before = set(exports_dir().iterdir())
+    with pytest.raises(JobCancelled):
+        export_body(_CancelAfter({"export_id": str(export_id)}, n=2))
+    assert set(exports_dir().iterdir()) == before
+    with engine.connect() as conn:
+        assert conn.scalar(select(ExportJob.status).where(ExportJob.id == export_id)) == "cancelled"
+    # and the same export run to its end produces a complete, readable file
+    result = export_body(_CancelAfter({"export_id": str(export_id)}, n=10**9))
+    final = exports_dir() / result["file_name"]
+    assert len(list(formats.open_reader("coco", final, video=_info(video), classes=project["labels"]))) == 6000
+    engine.dispose()
+
+
+def test_yolo_export_of_several_videos_is_one_zip(stack, tmp_path):
+    project, video = project_with_video(stack, tmp_path)
+    _annotate(stack, project, video)
+    clip = tmp_path / "second.avi"
+    from harness import make_clip
+
+    make_clip(clip)
+    with open(clip, "rb") as fh:
+        second = stack.api("POST", "/api/videos", data={"project_id": project["id"]},
+                           files={"file": (clip.name, fh)}).json()
+    _annotate(stack, project, second)
+    export = _export(stack, {"job_name": "two", "export_type": "annotations", "format": "cvat_video",
+                             "scope_filter": {"project_ids": [project["id"]]}})
+    assert export["status"] == "completed", export
+    r = stack.api("GET", f"/api/export/jobs/{export['id']}/download")
+    assert r.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert len(zf.namelist()) == 2 and all(n.endswith(".xml") for n in zf.namelist())
