@@ -382,3 +382,34 @@ def test_queue_evaluation_as_a_finished_job_calls_it_and_a_failure_is_recorded(s
     got = stack.api("GET", f"/api/test-sessions/{ts_id}/metrics").json()
     assert got["evaluation"]["status"] == "failed" and "another video" in got["evaluation"]["error"]
     assert got["evaluation"]["parameters"]["iou_threshold"] == 0.6 and got["metrics"] is None
+
+
+def test_results_imported_from_elsewhere_are_evaluated_when_the_import_completes(stack, world, tmp_path):
+    import formats
+    from harness import wait_until
+
+    r = stack.api("POST", "/api/test-sessions", json={
+        "project_id": world["project"]["id"], "video_id": world["video"]["id"], "source": "import",
+        "name": "camera's own detector", "ground_truth_session_id": world["session"]["id"]})
+    assert r.status_code == 201, r.text
+    ts = r.json()
+    assert ts["job_id"] is None and ts["source"] == "import" and ts["status"] == "pending"
+    src = tmp_path / "results.csv"
+    formats.write("csv", src, [formats.Detection(f, label, box, score, track)
+                               for f, label, score, box, track in perfect_detections()], kind="results")
+    with open(src, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "camera", "import_type": "results", "source_format": "csv",
+            "project_id": world["project"]["id"], "test_session_id": ts["id"]}, files={"file": (src.name, fh)})
+    assert r.status_code == 202, r.text
+    imp = wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                     ["status"] in ("completed", "failed") and i, 120, 0.2, "import")
+    assert imp["status"] == "completed", imp
+    job = stack.wait_job(imp["result"]["evaluation_job_id"], timeout=120)
+    assert job["status"] == "completed" and job["kind"] == "evaluation", job
+    got = stack.api("GET", f"/api/test-sessions/{ts['id']}").json()
+    assert got["status"] == "completed"
+    m = stack.api("GET", f"/api/test-sessions/{ts['id']}/metrics").json()["metrics"]
+    assert m["counts"]["detections"] == 60 and m["counts"]["ground_truth_boxes"] == 60
+    assert m["coco"]["overall"]["AP"] == pytest.approx(1.0)
+    assert m["tracking"]["overall"]["mota"] == 1.0
