@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, update
 
-from models import DetectionEvent, TestSession, Video, utcnow
+from models import DetectionEvent, Project, TestSession, Video, utcnow
 from vision.detectors import Detector, ModelSpec, load_detector
 from vision.pipeline import DetectionPipeline, FrameResult
 from vision.tracker import TrackerConfig
@@ -164,6 +164,8 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
         if video is None:
             raise ValueError(f"video {params['video_id']} no longer exists")
         path = Path(runtime.settings().storage_dir) / video.storage_path
+        project = db.get(Project, video.project_id) if video.project_id else None
+        labels = list(project.labels) if project is not None and project.labels else None
     # A redelivered job starts over: whatever an earlier attempt wrote is replaced, never doubled.
     _discard_events(test_session_id)
     _set_session(test_session_id, status="processing")
@@ -171,7 +173,7 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
     spec = model_spec(params)
     detector, cached = detector_for(spec)
     pipeline = DetectionPipeline.from_spec(
-        detector, spec,
+        detector, spec, project_classes=labels,
         batch_size=int(params.get("batch_size", 4)),
         frame_stride=int(params.get("frame_stride", 1)),
         start_frame=int(params.get("frame_from") or 0),

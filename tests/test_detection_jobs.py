@@ -230,3 +230,26 @@ def test_stored_events_are_unique_per_frame_and_index(stack, street):
     finally:
         engine.dispose()
     assert dupes == []
+
+
+def test_results_use_the_projects_own_labels_through_the_label_map(stack, street):
+    _, video = street
+    with open(stack.workdir / "storage" / stack.video_path(video["id"]), "rb") as fh:
+        data = fh.read()
+    project = stack.api("POST", "/api/projects", json={"name": f"labels-{uuid.uuid4().hex[:6]}",
+                                                       "labels": ["walker", "rider"]}).json()
+    r = stack.api("POST", "/api/videos", data={"project_id": project["id"]}, files={"file": ("street.avi", data)})
+    assert r.status_code == 201, r.text
+    own = r.json()
+    bad = stack.api("POST", "/api/test-sessions", json={
+        "project_id": project["id"], "video_id": own["id"], "model": {"name": "opencv/hog-people",
+                                                                      "label_map": {"person": "pedestrian"}}})
+    assert bad.status_code == 422 and "walker" in bad.text
+    r = stack.api("POST", "/api/test-sessions", json={
+        "project_id": project["id"], "video_id": own["id"], "frame_to": 3,
+        "model": {"name": "opencv/hog-people", "label_map": {"person": "walker"}}})
+    assert r.status_code == 202, r.text
+    job = stack.wait_job(r.json()["job_id"], timeout=120)
+    assert job["status"] == "completed", job
+    assert set(job["result"]["per_class"]) == {"walker"}
+    assert {d["class_label"] for d in detections(stack, r.json()["id"])} == {"walker"}

@@ -18,7 +18,6 @@ import torch
 
 from .detections import Detections
 from .device import select_device, to_device_batch
-from .labels import LabelMap
 
 TORCHVISION_ARCHS: dict[str, str] = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights",
@@ -307,8 +306,3 @@ def list_models(model_dir: str | Path | None = None) -> list[dict[str, Any]]:
                     seen.add(p.name)
                     models.append({"name": f"onnx/{p.name}", "weights_present": True, "weights_file": str(p)})
     return models
-
-
-def label_map_for(detector: Detector, spec: Mapping[str, Any] | str | ModelSpec) -> LabelMap:
-    spec = ModelSpec.parse(spec)
-    return LabelMap(detector.class_names, spec.label_map)

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from torchvision.ops import batched_nms
 
 from .detections import Detections
 from .detectors import Detector, ModelSpec
-from .labels import LabelMap
+from .labels import DEFAULT_LABEL_MAP, VRU_CLASSES, LabelMap
 from .reader import Frame, VideoReader
 from .tracker import ByteTracker, TrackerConfig
 
@@ -125,12 +125,19 @@ class DetectionPipeline:
         )
 
     @classmethod
-    def from_spec(cls, detector: Detector, spec: ModelSpec, **config: Any) -> DetectionPipeline:
-        """Thresholds and classes from the model spec, the rest from keyword arguments."""
+    def from_spec(cls, detector: Detector, spec: ModelSpec, project_classes: Sequence[str] | None = None,
+                  **config: Any) -> DetectionPipeline:
+        """Thresholds, classes and label map from the model spec, the rest from keyword arguments.
+
+        ``project_classes`` are the labels results are given in (the VRU set by default); the
+        spec's ``label_map`` adds to (and overrides) the default model-to-project mapping.
+        """
         config.setdefault("confidence_threshold", spec.confidence_threshold)
         config.setdefault("nms_threshold", spec.nms_threshold)
         config.setdefault("classes", spec.classes)
-        return cls(detector, LabelMap(detector.class_names, spec.label_map), PipelineConfig(**config))
+        mapping = {**DEFAULT_LABEL_MAP, **(spec.label_map or {})}
+        label_map = LabelMap(detector.class_names, mapping, project_classes or VRU_CLASSES)
+        return cls(detector, label_map, PipelineConfig(**config))
 
     # -- reading -----------------------------------------------------------------------------
 

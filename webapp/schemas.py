@@ -414,9 +414,6 @@ class AssignmentOut(Schema):
 
 # ------------------------------------------------------------------------------ detection
 
-VRU_CLASS_NAMES = ("pedestrian", "cyclist", "motorcyclist", "wheelchair", "scooter")
-
-
 class ModelIn(StrictSchema):
     """A model spec; a bare string is taken as ``{"name": ...}``."""
 
@@ -425,9 +422,13 @@ class ModelIn(StrictSchema):
                             metadata={"description": "file name inside the model directory"})
     confidence_threshold = FiniteFloat(validate=validate.Range(min=0, max=1))
     nms_threshold = FiniteFloat(validate=validate.Range(min=0, max=1, min_inclusive=False))
-    classes = fields.List(fields.String(validate=validate.OneOf(VRU_CLASS_NAMES)), validate=validate.Length(min=1))
+    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                          validate=validate.Length(min=1, max=100),
+                          metadata={"description": "project labels to keep (default: all)"})
     label_map = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)),
-                            values=fields.String(validate=validate.OneOf(VRU_CLASS_NAMES)))
+                            values=fields.String(validate=validate.Length(min=1, max=100)),
+                            validate=validate.Length(max=1000),
+                            metadata={"description": "model class name -> project label"})
     input_size = fields.Integer(validate=validate.Range(min=32, max=4096))
     half = fields.Boolean()
 

@@ -86,6 +86,11 @@ def create_test_session(data):
         raise _invalid("model", str(exc)) from None
     if model.get("weights") is not None and not safe_file_name(model["weights"]):
         raise _invalid("model", "weights must be a file name inside the model directory")
+    labels = list(project.labels)
+    named = list(model.get("classes") or []) + list((model.get("label_map") or {}).values())
+    unknown = sorted(set(named) - set(labels))
+    if unknown:
+        raise _invalid("model", f"not labels of this project: {unknown}; the project's labels are {labels}")
 
     config = {k: data[k] for k in ("batch_size", "frame_stride", "frame_from", "frame_to", "enable_tracking",
                                    "track_buffer_seconds", "realtime", "include_pending") if k in data}
