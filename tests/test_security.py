@@ -91,3 +91,36 @@ def test_production_refuses_unsafe_settings(tmp_path):
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+def test_a_request_cannot_commit_a_change_without_its_audit_record(tmp_path, monkeypatch, unit_redis_url):
+    import dataclasses
+
+    import pytest
+    from sqlalchemy import update
+
+    from models import AuditLog, Project
+    from settings import load_settings
+    from webapp.db import UnauditedWrite, audit, db_session
+    from webapp.factory import create_app
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    migrate(url)
+    settings = dataclasses.replace(load_settings(), database_url=url)
+    app = create_app(settings, redis_url=unit_redis_url, async_mode="threading")
+    with app.test_request_context("/api/projects", method="POST"):
+        db = db_session()
+        db.add(Project(name="unaudited", labels=[]))
+        with pytest.raises(UnauditedWrite, match="projects"):
+            db.commit()
+        db.rollback()
+        db.add(Project(name="audited", labels=[]))
+        audit(db, "create", "project")
+        db.commit()
+        # Bulk statements count as changes too.
+        db.execute(update(Project).values(description="x"))
+        with pytest.raises(UnauditedWrite):
+            db.commit()
+        db.rollback()
+        assert db.query(Project).filter_by(name="audited").one().description != "x"
+        assert db.query(AuditLog).count() == 1

@@ -5,10 +5,64 @@ import uuid
 from typing import Any
 
 from flask import current_app, g, request
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from models import AuditLog, Database
+
+
+class UnauditedWrite(RuntimeError):
+    """A request tried to commit a change to data without recording it in the audit log."""
+
+
+def _changed_tables(session: Session) -> set[str]:
+    changed = set()
+    for obj in (*session.new, *session.deleted):
+        if not isinstance(obj, AuditLog):
+            changed.add(type(obj).__tablename__)
+    for obj in session.dirty:
+        if not isinstance(obj, AuditLog) and session.is_modified(obj, include_collections=False):
+            changed.add(type(obj).__tablename__)
+    return changed
+
+
+@event.listens_for(Session, "before_flush")
+def _note_changes(session: Session, _context, _instances) -> None:
+    if not session.info.get("audited_request"):
+        return
+    session.info.setdefault("changed", set()).update(_changed_tables(session))
+    if any(isinstance(obj, AuditLog) for obj in session.new):
+        session.info["audit_recorded"] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_changes(state) -> None:
+    session = state.session
+    if session.info.get("audited_request") and (state.is_update or state.is_delete or state.is_insert):
+        table = getattr(state.statement, "table", None)
+        name = getattr(table, "name", "?")
+        if name == AuditLog.__tablename__:
+            session.info["audit_recorded"] = True
+        else:
+            session.info.setdefault("changed", set()).add(name)
+
+
+@event.listens_for(Session, "before_commit")
+def _require_audit(session: Session) -> None:
+    """Every commit of a request that changed data must carry its audit record: no path skips it."""
+    if not session.info.get("audited_request"):
+        return
+    session.flush()
+    changed = session.info.get("changed") or set()
+    if changed and not session.info.get("audit_recorded"):
+        raise UnauditedWrite(f"request changed {sorted(changed)} without an audit record")
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _reset_audit(session: Session) -> None:
+    session.info.pop("changed", None)
+    session.info.pop("audit_recorded", None)
 
 
 def database() -> Database:
@@ -19,6 +73,7 @@ def db_session() -> Session:
     """One session per request, closed (and rolled back if uncommitted) at teardown."""
     if "db_session" not in g:
         g.db_session = database().Session()
+        g.db_session.info["audited_request"] = True
     return g.db_session
 
 

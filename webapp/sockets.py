@@ -38,7 +38,9 @@ _principals: dict[str, Principal] = {}
 
 
 def _session():
-    return current_app.extensions["database"].Session()
+    session = current_app.extensions["database"].Session()
+    session.info["audited_request"] = True  # edits over Socket.IO are audited like HTTP ones
+    return session
 
 
 def _user() -> Principal:
