@@ -17,9 +17,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python -m workers demo
 
-# Test-only system tools (docker-compose validates the compose file); installed when root.
+# Test-only system tools (docker-compose validates the compose file; headless Chromium and its
+# driver run the dashboard's browser test); installed when root.
 system-deps:
 	@command -v docker-compose >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "docker-compose not installed: its test will be skipped"; }
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "chromium not installed: the browser test will be skipped"; }
 
 test: install system-deps
 	$(BIN)/python -m pytest

@@ -49,6 +49,8 @@ MATRIX = {
     "videos.upload_video": (WRITER, "POST", "/api/videos", "FILE"),
     "videos.list_videos": (READ, "GET", "/api/videos?project_id={project}", None),
     "videos.get_video": (READ, "GET", "/api/videos/{video}", None),
+    "frames.video_frame": (READ, "GET", "/api/videos/{video}/frames/0.jpg", None),
+    "dashboard.client_config": (ANY, "GET", "/api/config", None),
     "compatibility.video_compatibility": (READ, "GET", "/api/videos/{video}/compatibility", None),
     "compatibility.analyze_video": (WRITE, "POST", "/api/videos/{video}/compatibility/analyze", None),
     "compatibility.create_requirement": (WRITE, "POST", "/api/projects/{project}/requirements",
@@ -250,7 +252,8 @@ def test_room_joins_follow_the_same_permissions(stack, world):
         try:
             for event, data in (("subscribe_job", {"job_id": v["job"]}),
                                 ("join_project", {"project_id": v["project"]}),
-                                ("join_annotation_session", {"session_id": v["session"]})):
+                                ("join_annotation_session", {"session_id": v["session"]}),
+                                ("detection_stream_subscribe", {"test_session_id": v["test_session"]})):
                 ack = client.call(event, data)
                 if who == "outsider":
                     assert ack["error"]["code"] == "forbidden", (who, event, ack)

@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
 
     for bp in BLUEPRINTS:
         api.register_blueprint(bp)
+    from .routes.dashboard import register_page
+
+    register_page(app)
     errors.register(app)
 
     @app.before_request

@@ -4,7 +4,9 @@ from . import (
     audit,
     auth,
     compatibility,
+    dashboard,
     evaluation,
+    frames,
     jobs,
     projects,
     test_sessions,
@@ -15,5 +17,5 @@ from . import (
 
 BLUEPRINTS = (
     auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, test_sessions.bp,
-    evaluation.bp, transfer.bp, audit.bp,
+    evaluation.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp,
 )

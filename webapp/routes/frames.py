@@ -1,0 +1,115 @@
+"""One decoded video frame as a JPEG, for frame-exact scrubbing in the dashboard's viewer.
+
+An HTML5 ``<video>`` element cannot land on a given frame number reliably (it seeks by time,
+and many containers the platform accepts do not play in browsers at all), so the viewer asks
+for frames by number and draws the stored detections of exactly that frame on top.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from models import Video
+
+from ..auth import current_user, get_project_for
+from ..db import db_session, parse_uuid
+from ..errors import ApiError
+from ..timelines import video_timeline
+
+bp = Blueprint("frames", __name__, url_prefix="/api/videos", description="Video frames as images")
+
+MAX_WIDTH = 1920
+DEFAULT_MAX_WIDTH = 1280
+JPEG_QUALITY = 85
+CACHE_SIZE = 256
+_cache: OrderedDict[tuple, bytes] = OrderedDict()
+_lock = threading.Lock()
+
+
+class FrameArgs(Schema):
+    width = fields.Integer(validate=validate.Range(min=16, max=MAX_WIDTH),
+                           metadata={"description": "scale to this width (height follows); default the "
+                                                    f"video's width, at most {DEFAULT_MAX_WIDTH}"})
+
+
+def _decode_jpeg(path: str, frame_number: int, width: int) -> bytes | None:
+    """Seek to the frame and encode it; None when the file has no such frame."""
+    import cv2
+
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            return None
+        if frame_number:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, frame_number)
+        ok, image = cap.read()
+    finally:
+        cap.release()
+    if not ok or image is None:
+        return None
+    h, w = image.shape[:2]
+    if width != w:
+        image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return buf.tobytes() if ok else None
+
+
+def _off_the_loop(fn, *args):
+    """Decoding is CPU work that releases the GIL: under gevent run it on a native thread so
+    other requests and Socket.IO traffic keep flowing."""
+    try:
+        from gevent import get_hub, monkey
+
+        if monkey.is_module_patched("threading"):
+            return get_hub().threadpool.apply(fn, args)
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        pass
+    return fn(*args)
+
+
+@bp.route("/<video_id>/frames/<int:frame_number>.jpg", methods=["GET"])
+@bp.arguments(FrameArgs, location="query")
+@bp.response(200, content_type="image/jpeg")
+def video_frame(args, video_id, frame_number):
+    """Frame ``frame_number`` (0-based, as in detections and keyframes) as ``image/jpeg``.
+
+    404 beyond the last frame. ``X-Frame-Timestamp`` gives the frame's presentation time in
+    seconds. Frames never change, so the answer may be cached privately.
+    """
+    session, user = db_session(), current_user()
+    video = session.get(Video, parse_uuid(video_id, "video"))
+    if video is None:
+        raise ApiError(404, "video not found")
+    if video.project_id is not None:
+        get_project_for(session, user, video.project_id)
+    elif not (user.is_admin or video.uploaded_by == user.id):
+        raise ApiError(403, "not allowed to see this video")
+    if frame_number >= (video.frame_count or 0):
+        raise ApiError(404, f"the video has {video.frame_count} frames (0 to {max(0, video.frame_count - 1)})")
+    width = min(args.get("width") or min(video.width or DEFAULT_MAX_WIDTH, DEFAULT_MAX_WIDTH), MAX_WIDTH)
+    key = (str(video.id), video.checksum, frame_number, width)
+    with _lock:
+        data = _cache.get(key)
+        if data is not None:
+            _cache.move_to_end(key)
+    if data is None:
+        path = Path(current_app.config["STORAGE_DIR"]) / video.storage_path
+        data = _off_the_loop(_decode_jpeg, str(path), frame_number, width) if path.is_file() else None
+        if data is None:
+            raise ApiError(404, f"frame {frame_number} could not be decoded")
+        with _lock:
+            _cache[key] = data
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    response = Response(data, mimetype="image/jpeg")
+    try:
+        response.headers["X-Frame-Timestamp"] = f"{float(video_timeline(video).time_of([frame_number])[0]):.6f}"
+    except Exception:  # noqa: BLE001 - the timestamp is a convenience, the image is the answer
+        pass
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
