@@ -413,3 +413,60 @@ def test_results_imported_from_elsewhere_are_evaluated_when_the_import_completes
     assert m["counts"]["detections"] == 60 and m["counts"]["ground_truth_boxes"] == 60
     assert m["coco"]["overall"]["AP"] == pytest.approx(1.0)
     assert m["tracking"]["overall"]["mota"] == 1.0
+
+
+def test_a_detector_with_known_output_run_as_a_job_gets_the_expected_metrics(stack, tmp_path):
+    """A YOLO-shaped ONNX model that always answers the same two boxes, run by a real detection job:
+    a pedestrian exactly on the annotated one, and a cyclist where there is none."""
+    import numpy as np
+    import torch
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, predictions):
+            super().__init__()
+            self.register_buffer("p", torch.from_numpy(predictions))
+
+        def forward(self, images):
+            return self.p.unsqueeze(0) + 0 * images.mean()
+
+    # The 320x240 clip is letterboxed 2x into 640x640 with 80 px bands: frame (x, y) -> (2x, 2y + 80).
+    person, bike = (60.0, 40.0, 100.0, 140.0), (200.0, 100.0, 240.0, 160.0)
+    preds = np.zeros((4 + 80, 2), np.float32)
+    for col, (box, cls, score) in enumerate(((person, 0, 0.9), (bike, 1, 0.7))):
+        x1, y1, x2, y2 = box
+        preds[:4, col] = [x1 + x2, y1 + y2 + 80, 2 * (x2 - x1), 2 * (y2 - y1)]
+        preds[4 + cls, col] = score
+    (stack.workdir / "models").mkdir(exist_ok=True)
+    name = f"fixed-{uuid.uuid4().hex[:6]}.onnx"
+    torch.onnx.export(Fixed(preds), torch.zeros(1, 3, 640, 640), str(stack.workdir / "models" / name),
+                      dynamo=False, input_names=["images"], output_names=["output0"])
+
+    project = stack.api("POST", "/api/projects", json={"name": f"known-{uuid.uuid4().hex[:6]}"}).json()
+    clip = make_clip(tmp_path / "clip.avi", 12, 10.0)
+    with open(clip, "rb") as fh:
+        video = stack.api("POST", "/api/videos", data={"project_id": project["id"]},
+                          files={"file": (clip.name, fh, "video/x-msvideo")}).json()
+    session = stack.api("POST", "/api/annotations/sessions", json={
+        "project_id": project["id"], "video_id": video["id"], "session_name": "truth",
+        "annotation_type": "spatial"}).json()
+    ann = stack.api("POST", "/api/annotations/temporal", json={
+        "annotation_session_id": session["id"], "video_id": video["id"], "start_timestamp": 0.0,
+        "end_timestamp": video["duration"], "annotation_type": "spatial", "class_label": "pedestrian",
+        "bounding_box": dict(zip(("x1", "y1", "x2", "y2"), person, strict=True))}).json()
+    assert stack.api("POST", f"/api/annotations/{ann['id']}/validate",
+                     json={"status": "validated", "force": True}).status_code == 200
+    r = stack.api("POST", "/api/test-sessions", json={
+        "project_id": project["id"], "video_id": video["id"], "ground_truth_session_id": session["id"],
+        "model": {"name": f"onnx/{name}", "confidence_threshold": 0.5}})
+    assert r.status_code == 202, r.text
+    detection = stack.wait_job(r.json()["job_id"], timeout=180)
+    assert detection["status"] == "completed", detection
+    assert detection["result"]["per_class"] == {"cyclist": 12, "pedestrian": 12}
+    job = stack.wait_job(detection["result"]["evaluation_job_id"], timeout=120)
+    assert job["status"] == "completed", job
+    m = stack.api("GET", f"/api/test-sessions/{r.json()['id']}/metrics").json()["metrics"]
+    op = m["operating_point"]
+    assert (op["tp"], op["fp"], op["fn"]) == (12, 12, 0)
+    assert op["precision"] == pytest.approx(0.5) and op["recall"] == pytest.approx(1.0)
+    assert m["coco"]["per_class"]["pedestrian"]["AP"] == pytest.approx(1.0)
+    assert m["temporal"]["overall"]["missed_objects"] == 0
