@@ -9,6 +9,14 @@ document, and memory is measured at ``--small`` (100,000) and ``--count`` to sho
 grows with the data.
 
     .venv/bin/python bench/formats.py --count 1000000
+
+Import into PostgreSQL (``--pg``, on by default) goes through the import job's own database
+path: a CSV file of the generated boxes read by the format engine and written by
+``tasks.transfer._import_annotations`` (on PostgreSQL one COPY per batch of 2,000 rows, all in
+one transaction; every box is a keyframe row, each track one annotation row) into a private
+database ``bench_<random>`` that is dropped at the end. The straightforward approach builds ORM
+objects for the same rows and ``session.add_all`` + commit; it runs at ``--small`` only (at
+1,000,000 it needs gigabytes), so the ratio is taken at ``--small``.
 """
 from __future__ import annotations
 
@@ -110,6 +118,8 @@ def child(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
         with open(path, "w") as fp:
             json.dump(doc, fp)
         n = count
+    elif phase in ("pg_import", "pg_orm"):
+        n = _pg_import(path, count, orm=phase == "pg_orm")
     elif phase == "naive_import":
         with open(path) as fp:
             doc = json.load(fp)
@@ -118,6 +128,148 @@ def child(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
             n += 1
     seconds = time.perf_counter() - t0
     return {"n": n, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _pg_import(spec: str, count: int, orm: bool) -> int:
+    """Read ``csv`` boxes and write them as the import job does (or through the ORM); returns boxes read."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    import formats
+    from formats import ReadOptions
+    from keyframes import Timeline
+    from models import AnnotationKeyframe, VideoAnnotation, utcnow
+    from tasks.transfer import Writer, _import_annotations
+
+    url, csv_path, video_id, session_id = spec.split("|")
+    video_id, session_id = uuid.UUID(video_id), uuid.UUID(session_id)
+    info = _video(count)
+    timeline = Timeline.constant(info.frame_count, 30.0)
+    reader = formats.open_reader("csv", csv_path, video=info, classes=CLASSES, options=ReadOptions(on_error="skip"))
+    engine = create_engine(url)
+    n = 0
+    if not orm:
+        class _Quiet:
+            def progress(self, *_a, **_k):
+                return None
+
+            def check_cancel(self):
+                return None
+
+        class _Video:
+            id = video_id
+
+        with engine.connect() as conn:
+            trans = conn.begin()
+            w = Writer(_Quiet(), conn, count, uuid.uuid4())  # type: ignore[arg-type]
+            w.report = False
+            _import_annotations(w, reader, _Video, timeline, session_id, "pending")
+            trans.commit()
+            n = w.processed
+    else:
+        now = utcnow()
+        with Session(engine) as s:
+            tracks: dict[int, VideoAnnotation] = {}
+            objects = []
+            for rec in reader:
+                n += 1
+                ann = tracks.get(rec.track_id)
+                t = float(timeline.time_of(rec.frame_number))
+                x1, y1, x2, y2 = rec.box
+                box = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
+                if ann is None:
+                    ann = tracks[rec.track_id] = VideoAnnotation(
+                        id=uuid.uuid4(), annotation_session_id=session_id, video_id=video_id, start_timestamp=t,
+                        end_timestamp=t, annotation_type="temporal", class_label=rec.label, bounding_box=box,
+                        confidence=1.0, keyframe_data={"source_track_id": rec.track_id}, validation_status="pending",
+                        created_at=now, updated_at=now)
+                    objects.append(ann)
+                ann.end_timestamp = max(ann.end_timestamp, t)
+                objects.append(AnnotationKeyframe(id=uuid.uuid4(), annotation_id=ann.id,
+                                                  frame_number=rec.frame_number, timestamp=t,
+                                                  frame_data={"bounding_box": box}, created_at=now))
+            s.add_all(objects)
+            s.commit()
+    engine.dispose()
+    return n
+
+
+def pg_setup(admin_url: str) -> tuple[str, str]:
+    """A private database with the platform's schema."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from models.db import migrate
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    migrate(url)
+    return name, url
+
+
+def pg_target(url: str) -> tuple[str, str]:
+    """A fresh project, video and annotation session to import into."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    from models import AnnotationSession, Project, Video, utcnow
+    engine = create_engine(url)
+    now = utcnow()
+    pid, vid, sid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(Project.__table__.insert().values(id=pid, name="bench", description="", camera_metadata={},
+                                                       labels=CLASSES, created_at=now, updated_at=now))
+        conn.execute(Video.__table__.insert().values(
+            id=vid, project_id=pid, filename="bench.avi", storage_path="videos/none", size_bytes=0, checksum="0",
+            fps=30.0, frame_count=10**7, width=1920, height=1080, duration=1.0, codec="", variable_frame_rate=False,
+            created_at=now))
+        conn.execute(AnnotationSession.__table__.insert().values(
+            id=sid, project_id=pid, video_id=vid, annotator_id="bench", session_name="bench",
+            annotation_type="temporal", status="active", start_time=now, metadata={}, created_at=now,
+            updated_at=now))
+    engine.dispose()
+    return str(vid), str(sid)
+
+
+def pg_drop(admin_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def pg_bench(admin_url: str, small: int, large: int, base: float) -> None:
+    import formats
+    with tempfile.TemporaryDirectory() as tmp:
+        name, url = pg_setup(admin_url)
+        try:
+            print(f"import into PostgreSQL ({name}): csv boxes -> annotations + keyframes, one transaction")
+            print(f"{'approach':<28}{'boxes':>10}{'boxes/s':>12}{'peak MB':>10}")
+            rates = {}
+            for label, count, phases in (("small", small, ("pg_import", "pg_orm")), ("large", large, ("pg_import",))):
+                csv_path = str(Path(tmp) / f"boxes-{label}.csv")
+                formats.write("csv", csv_path, _annotations(count))
+                for phase in phases:
+                    vid, sid = pg_target(url)
+                    r = run(phase, "csv", count, "|".join((url, csv_path, vid, sid)))
+                    assert r["n"] == count, r
+                    rates[(phase, label)] = r["n"] / r["seconds"]
+                    what = "ours (COPY per batch)" if phase == "pg_import" else "ORM add_all"
+                    print(f"{what:<28}{count:>10,}{rates[(phase, label)]:>12,.0f}{r['rss_mb'] - base:>10.1f}",
+                          flush=True)
+                os.unlink(csv_path)
+            print(f"ratio at {small:,}: {rates[('pg_import', 'small')] / rates[('pg_orm', 'small')]:.1f}x")
+        finally:
+            pg_drop(admin_url, name)
 
 
 def run(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
@@ -131,6 +283,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=200_000, help="annotations in the large run")
     ap.add_argument("--small", type=int, default=100_000, help="annotations in the small run (memory growth)")
     ap.add_argument("--formats", default=",".join(FORMATS))
+    ap.add_argument("--pg", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
+                    help="PostgreSQL server (an admin database URL) for the import benchmark; '' to skip")
     ap.add_argument("--child", nargs=4, metavar=("PHASE", "FORMAT", "COUNT", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -163,6 +317,8 @@ def main() -> None:
                       + "".join(f"{row[k]['rss_mb'] - base:>13.1f}"
                                 for k in ("export_small", "export_large", "import_small", "import_large")),
                       flush=True)
+    if args.pg:
+        pg_bench(args.pg, args.small, args.count, base)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Annotation and result formats: streaming readers and writers with validation that lists every problem.
 
-Pure library (numpy-free even: stdlib, defusedxml, pyyaml). Readers are iterables of
+Pure library (stdlib, defusedxml, pyyaml; numpy only in :mod:`formats.project`). Readers are iterables of
 :class:`Annotation` / :class:`Detection` records in the target video's own 0-based frame
 numbers and pixel ``xyxy`` boxes; writers consume iterables of the same records. See
 :mod:`formats.records` for the conventions, :mod:`formats.errors` for the issue codes.

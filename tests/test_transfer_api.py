@@ -471,3 +471,179 @@ def test_yolo_export_of_several_videos_is_one_zip(stack, tmp_path):
     assert r.headers["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         assert len(zf.namelist()) == 2 and all(n.endswith(".xml") for n in zf.namelist())
+
+
+# ------------------------------------------------------------------------------ whole projects from json
+
+
+def _canonical(path: Path) -> dict[str, list]:
+    """The document's sections with every id replaced by the order it first appears in (meta left out).
+
+    Equal canonical forms mean: the same rows in the same order, with the same values, and every
+    reference pointing at the corresponding row. Detection ids (a counter of the database) are left
+    out; their rows' order is compared.
+    """
+    names: dict = {}
+
+    def canon(value):
+        if isinstance(value, uuid.UUID):
+            return names.setdefault(value, f"#{len(names)}")
+        if isinstance(value, dict):
+            return {k: canon(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [canon(v) for v in value]
+        return value
+
+    sections: dict[str, list] = {}
+    for row in formats.read_document(path):
+        data = dict(row.data)
+        if row.section == "detections":
+            data.pop("id")
+        sections.setdefault(row.section, []).append(canon(data))
+    return sections
+
+
+def _whole_project(stack, tmp_path, token="admin") -> tuple[dict, dict, Path]:
+    """A project with a requirement, an assignment, annotations, a test session with detections; exported."""
+    from models import ProjectVideoAssignment
+
+    project, video = project_with_video(stack, tmp_path, token=token)
+    session, _ = _annotate(stack, project, video)
+    r = stack.api("POST", f"/api/projects/{project['id']}/requirements", token=token,
+                  json={"requirement_type": "fps", "requirement_value": {"min": 5}})
+    assert r.status_code == 201, r.text
+    ts = _test_session(stack, project, video)
+    engine = create_engine(stack.database_url)
+    with engine.begin() as conn:
+        conn.execute(update(TestSession).where(TestSession.id == uuid.UUID(ts)).values(
+            ground_truth_session_id=uuid.UUID(session["id"]), status="completed", metrics={"f1": 0.5}))
+        conn.execute(DetectionEvent.__table__.insert(), [
+            {"test_session_id": uuid.UUID(ts), "frame_number": f, "detection_index": i, "timestamp": f / 10,
+             "class_label": "pedestrian", "confidence": 0.25 + i / 10, "x1": 10.5 + f, "y1": 20.0, "x2": 50.0 + f,
+             "y2": 90.25, "track_id": i or None} for f in (0, 1, 7) for i in range(3)])
+        conn.execute(ProjectVideoAssignment.__table__.insert().values(
+            id=uuid.uuid4(), project_id=uuid.UUID(project["id"]), video_id=uuid.UUID(video["id"]),
+            assignment_type="manual", compatibility_score=0.75, assigned_by="someone", status="active",
+            metadata={"why": "test"}))
+    engine.dispose()
+    export = _export(stack, {"job_name": "whole", "export_type": "project", "format": "json",
+                             "scope_filter": {"project_ids": [project["id"]]}}, token=token)
+    assert export["status"] == "completed", export
+    return project, video, _download(stack, export, tmp_path / f"project-{uuid.uuid4().hex[:6]}.json", token=token)
+
+
+def _import_project(stack, path: Path, token="admin", **form) -> dict:
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", token=token, data={
+            "job_name": "restore", "import_type": "project", "source_format": "json", **form},
+            files={"file": (path.name, fh)})
+    assert r.status_code == 202, r.text
+    return wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}", token=token).json())
+                      ["status"] in ("completed", "failed", "cancelled") and i, 90, 0.2, "project import")
+
+
+def test_json_project_round_trip_is_exact(stack, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    _, annotator = stack.create_user(f"x-proj-{suffix}", "annotator")
+    project, video, first = _whole_project(stack, tmp_path, token=annotator)
+    imp = _import_project(stack, first, token=annotator)
+    assert imp["status"] == "completed", imp
+    assert imp["validation_status"] == "valid" and imp["records_processed"] == imp["records_total"] > 20
+    (new_id,) = imp["project_ids"]
+    assert new_id != project["id"]
+    got = stack.api("GET", f"/api/projects/{new_id}", token=annotator)
+    assert got.status_code == 200 and got.json()["my_role"] == "admin"  # the importer administers it
+    again = _export(stack, {"job_name": "again", "export_type": "project", "format": "json",
+                            "scope_filter": {"project_ids": [new_id]}}, token=annotator)
+    second = _download(stack, again, tmp_path / "second.json", token=annotator)
+    a, b = _canonical(first), _canonical(second)
+    from formats.project import SECTIONS
+
+    assert set(a) == set(SECTIONS)
+    assert {k: len(v) for k, v in a.items()} == {k: len(v) for k, v in b.items()}
+    assert a == b
+    rows = {s: [r.data for r in formats.read_document(second) if r.section == s] for s in ("projects", "videos")}
+    assert rows["projects"][0]["id"] == uuid.UUID(new_id)
+    new_video = rows["videos"][0]
+    assert new_video["id"] != uuid.UUID(video["id"]) and new_video["project_id"] == uuid.UUID(new_id)
+    assert new_video["checksum"] == video["checksum"]  # the same file, shared
+    # the new project is usable: its video streams boxes through the ordinary routes
+    sessions = stack.api("GET", f"/api/annotations/sessions?project_id={new_id}", token=annotator).json()
+    assert sessions["total"] == 1
+    anns = stack.api("GET", f"/api/annotations/temporal?session_id={sessions['items'][0]['id']}",
+                     token=annotator).json()
+    assert anns["total"] == 3
+    # and the source project is untouched
+    assert _canonical(_download(stack, _export(stack, {
+        "job_name": "src", "export_type": "project", "format": "json",
+        "scope_filter": {"project_ids": [project["id"]]}}, token=annotator), tmp_path / "src.json",
+        token=annotator)) == a
+
+
+def test_invalid_project_document_lists_located_errors_and_writes_nothing(stack, tmp_path):
+    from models import Project
+
+    _, _, path = _whole_project(stack, tmp_path)
+    doc = json.loads(path.read_text())
+    sections = doc["sections"]
+    sections["annotations"][0]["end_timestamp"] = -1.0                       # ends before it starts
+    sections["annotations"][1]["class_label"] = 7                              # wrong type
+    sections["keyframes"][0]["annotation_id"] = {"$uuid": str(uuid.uuid4())}  # refers to nothing
+    sections["detections"][1]["detection_index"] = 0                          # (frame, index) twice
+    sections["videos"][0]["checksum"] = "0" * 64                               # a video this platform lacks
+    del sections["requirements"][0]["weight"]                                  # missing
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    engine = create_engine(stack.database_url)
+
+    def counts():
+        with engine.connect() as conn:
+            return [conn.scalar(select(func.count()).select_from(t)) for t in
+                    (Project, AnnotationSession, VideoAnnotation, TestSession, DetectionEvent)]
+
+    before = counts()
+    imp = _import_project(stack, bad)
+    assert imp["status"] == "failed" and imp["validation_status"] == "invalid", imp
+    assert "nothing was imported" in imp["error_message"]
+    errors = {(e["code"], e["pointer"], e.get("field")) for e in imp["validation_errors"] if e["severity"] == "error"}
+    assert errors == {("end_before_start", "/sections/annotations/0", "end_timestamp"),
+                      ("type", "/sections/annotations/1", "class_label"),
+                      ("reference", "/sections/keyframes/0", "annotation_id"),
+                      ("duplicate", "/sections/detections/1", "detection_index"),
+                      ("reference", "/sections/videos/0", "checksum"),
+                      ("structure", "/sections/requirements/0", "weight")}, imp["validation_errors"]
+    assert all(e["file"] == "bad.json" for e in imp["validation_errors"])
+    assert counts() == before
+    # wrong content for the declared format is refused before anything else
+    csv = tmp_path / "not-a-project.json"
+    csv.write_text("frame,label\n1,x\n")
+    imp = _import_project(stack, csv)
+    assert imp["status"] == "failed" and imp["validation_errors"][0]["code"] == "wrong_format", imp
+    assert counts() == before
+    engine.dispose()
+
+
+def test_project_import_permissions_and_bad_requests(stack, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    _, viewer = stack.create_user(f"x-pv-{suffix}", "viewer")
+    _, outsider = stack.create_user(f"x-po-{suffix}", "annotator")
+    project, _, path = _whole_project(stack, tmp_path)
+    with open(path, "rb") as fh:  # viewers create no projects
+        r = stack.api("POST", "/api/import/jobs", token=viewer, data={
+            "job_name": "v", "import_type": "project", "source_format": "json"}, files={"file": (path.name, fh)})
+    assert r.status_code == 403
+    for extra, field in (({"source_format": "csv"}, "source_format"), ({"on_error": "skip"}, "on_error"),
+                         ({"project_id": project["id"]}, "project_id")):
+        with open(path, "rb") as fh:
+            r = stack.api("POST", "/api/import/jobs", data={
+                "job_name": "x", "import_type": "project", "source_format": "json", **extra},
+                files={"file": (path.name, fh)})
+        assert r.status_code == 422 and field in r.json()["error"]["details"]["fields"]["form"], r.text
+    # an annotator outside the project cannot reach its video through a document naming its checksum
+    imp = _import_project(stack, path, token=outsider)
+    assert imp["status"] == "failed", imp
+    assert [(e["code"], e["pointer"], e["field"]) for e in imp["validation_errors"] if e["severity"] == "error"] \
+        == [("reference", "/sections/videos/0", "checksum")]
+    assert stack.api("GET", "/api/projects", token=outsider).json()["total"] == 0
+    # the import job is its creator's: others do not see it
+    assert stack.api("GET", f"/api/import/jobs/{imp['id']}", token=viewer).status_code == 403

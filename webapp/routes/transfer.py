@@ -99,7 +99,7 @@ class ImportForm(StrictSchema):
     job_name = fields.String(required=True, validate=NAME)
     import_type = fields.String(required=True, validate=validate.OneOf(IMPORT_TYPES))
     source_format = fields.String(required=True, validate=validate.OneOf(formats.FORMATS))
-    project_id = fields.UUID(required=True)
+    project_id = fields.UUID()  # required except for project imports, which create their projects
     video_id = fields.UUID()
     session_id = fields.UUID()
     test_session_id = fields.UUID()
@@ -128,6 +128,7 @@ class ImportOut(Schema):
     result = fields.Dict(allow_none=True)
     annotation_session_id = fields.String(allow_none=True)
     test_session_id = fields.String(allow_none=True)
+    project_ids = fields.List(fields.String(), allow_none=True)
     created_by = fields.String()
     created_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)
@@ -183,6 +184,7 @@ def _import_out(imp: ImportJob) -> dict:
     result = job.result if job else None
     data["result"] = result
     data["annotation_session_id"] = (result or {}).get("annotation_session_id")
+    data["project_ids"] = (result or {}).get("project_ids")
     data["test_session_id"] = (result or {}).get("test_session_id") or (job.params.get("test_session_id")
                                                                         if job else None)
     if imp.import_status != "completed" and job is not None and job.error and not imp.error_message:
@@ -386,11 +388,12 @@ def create_import():
     upload = request.files.get("file")
     if upload is None or len(request.files) != 1:
         raise _fields_error("files", {"file": ["exactly one multipart file field named 'file' is required"]})
+    if data["import_type"] == "project":
+        return _create_project_import(db, user, data, upload)
+    if "project_id" not in data:
+        raise _fields_error("form", {"project_id": ["Missing data for required field."]})
     project = get_project_for(db, user, data["project_id"], write=True)
     errors: dict[str, list[str]] = {}
-    if data["import_type"] == "project":
-        errors.setdefault("import_type", []).append("project imports are not supported yet; import annotations "
-                                                    "or results")
     if data["source_format"] not in RECORD_FORMATS:
         errors.setdefault("source_format", []).append(f"annotations and results are imported from one of "
                                                       f"{', '.join(RECORD_FORMATS)}")
@@ -422,6 +425,32 @@ def create_import():
     if errors:
         raise _fields_error("form", errors)
 
+    params = {"project_id": str(project.id), "video_id": str(video.id),
+              "on_error": data["on_error"], "label_map": data["label_map"],
+              "add_missing_labels": data["add_missing_labels"], "validation_status": data["validation_status"]}
+    for key in ("session_id", "test_session_id", "source_video_id"):
+        if key in data:
+            params[key] = str(data[key])
+    return _enqueue_import(db, user, data, upload, params, project.id)
+
+
+def _create_project_import(db, user, data: dict, upload):
+    """A platform document becomes new projects; the importing user administers them."""
+    errors: dict[str, list[str]] = {}
+    if data["source_format"] != "json":
+        errors["source_format"] = ["projects are imported from the platform's json document (a project or full "
+                                   "export)"]
+    if data["on_error"] != "abort":
+        errors["on_error"] = ["a project is imported whole or not at all: its rows refer to each other"]
+    for key in ("project_id", "video_id", "session_id", "test_session_id", "source_video_id"):
+        if key in data:
+            errors[key] = ["a project import creates its own projects; leave this out"]
+    if errors:
+        raise _fields_error("form", errors)
+    return _enqueue_import(db, user, data, upload, {"on_error": "abort"}, None)
+
+
+def _enqueue_import(db, user, data: dict, upload, params: dict, project_id):
     import_id = uuid.uuid4()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(upload.filename or "upload").name)[:100]
     relative = f"{import_id}/{safe.strip('.') or 'upload'}"
@@ -431,17 +460,11 @@ def create_import():
     digest, _ = sha256_of(upload.stream.name)
     os.replace(upload.stream.name, final)
     try:
-        params = {"import_id": str(import_id), "project_id": str(project.id), "video_id": str(video.id),
-                  "on_error": data["on_error"], "label_map": data["label_map"],
-                  "add_missing_labels": data["add_missing_labels"], "validation_status": data["validation_status"],
-                  "sha256": digest}
-        for key in ("session_id", "test_session_id", "source_video_id"):
-            if key in data:
-                params[key] = str(data[key])
+        params = {"import_id": str(import_id), **params, "sha256": digest}
         imp = ImportJob(id=import_id, job_name=data["job_name"], import_type=data["import_type"],
                         source_format=data["source_format"], file_path=relative, created_by=str(user.id))
         db.add(imp)
-        job = create_job(db, "import", params, project_id=project.id, created_by=user.id)
+        job = create_job(db, "import", params, project_id=project_id, created_by=user.id)
         imp.job_id = job.id
         audit(db, "create", "import_job", import_id, {"source_format": imp.source_format,
                                                       "import_type": imp.import_type})

@@ -1,0 +1,186 @@
+"""Project imports: a platform document (``project`` or ``full`` export) becomes new projects.
+
+Everything is checked before anything is written (:func:`formats.project.check`), then every
+row is written in one transaction together with the import's completed state. Each row gets a
+new id (the old one shifted, so that order is kept); creation and update times, versions and
+validation states are kept as they were. The importing user becomes an administrator of each
+new project.
+
+Videos are files, and the document holds only their metadata: each video is found on this
+platform by its sha256 among the videos the importing user may read, and its file is shared.
+A video owned by a project of the document gets a row of its own in the new project (same
+file); one that belongs to some other project is referred to as it is. A video the platform
+does not have (or the user may not read) is an error located at its row: upload it, then
+import again. Users are kept where they exist here (else left empty, as when a user is
+deleted); test sessions lose their link to the detection job, which is not part of a project.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Boolean, Connection, Float, Integer, String, Text, Uuid, insert, or_, select, update
+from sqlalchemy.types import JSON
+
+import formats
+from formats.project import Column, ProjectCheck
+from models import (
+    AnnotationKeyframe,
+    AnnotationSession,
+    AuditLog,
+    DetectionEvent,
+    ImportJob,
+    Project,
+    ProjectMember,
+    ProjectRequirement,
+    ProjectVideoAssignment,
+    TestSession,
+    User,
+    Video,
+    VideoAnnotation,
+    utcnow,
+)
+from models.types import UTCDateTime
+
+from . import runtime
+from .lifecycle import JobContext
+
+TABLES = {"projects": Project.__table__, "requirements": ProjectRequirement.__table__, "videos": Video.__table__,
+          "assignments": ProjectVideoAssignment.__table__, "annotation_sessions": AnnotationSession.__table__,
+          "annotations": VideoAnnotation.__table__, "keyframes": AnnotationKeyframe.__table__,
+          "test_sessions": TestSession.__table__, "detections": DetectionEvent.__table__}
+# Facts of the file itself: taken from the video found on this platform.
+FILE_COLUMNS = ("storage_path", "size_bytes", "checksum", "fps", "frame_count", "width", "height", "duration",
+                "codec", "variable_frame_rate")
+USER_COLUMNS = {"projects": ("created_by",), "videos": ("uploaded_by",), "annotations": ("validated_by",),
+                "test_sessions": ("created_by",)}
+
+
+def _column(col) -> Column:
+    t = col.type
+    if isinstance(t, UTCDateTime):
+        kind = "datetime"
+    elif isinstance(t, Uuid):
+        kind = "uuid"
+    elif isinstance(t, JSON):
+        kind = "json"
+    elif isinstance(t, Boolean):
+        kind = "bool"
+    elif isinstance(t, Float):
+        kind = "float"
+    elif isinstance(t, Integer):  # BigInteger too
+        kind = "int"
+    elif isinstance(t, String | Text):
+        kind = "str"
+    else:  # pragma: no cover - a new column type must be given a kind here
+        raise TypeError(f"no document kind for {col.table.name}.{col.name} ({t!r})")
+    return Column(kind, bool(col.nullable), getattr(t, "length", None) if kind == "str" else None)
+
+
+def document_columns() -> dict[str, dict[str, Column]]:
+    """The document's columns per section, from the tables (what an export writes)."""
+    return {section: {c.name: _column(c) for c in table.columns} for section, table in TABLES.items()}
+
+
+def _find_videos(conn: Connection, check: ProjectCheck, user: User | None) -> dict[uuid.UUID, Video]:
+    """The video of this platform behind each video row, or an error at that row."""
+    found: dict[uuid.UUID, Video] = {}
+    checksums = sorted({v.checksum for v in check.videos})
+    stmt = select(Video).where(Video.checksum.in_(checksums)).order_by(Video.created_at, Video.id)
+    if user is None or user.role != "admin":
+        uid = user.id if user else None
+        members = select(ProjectMember.project_id).where(ProjectMember.user_id == uid)
+        stmt = stmt.where(or_(Video.project_id.in_(members), Video.project_id.is_(None) & (Video.uploaded_by == uid)))
+    from sqlalchemy.orm import Session
+
+    storage = Path(runtime.settings().storage_dir)
+    with Session(bind=conn) as s:
+        candidates: dict[str, list[Video]] = {}
+        for video in s.scalars(stmt):
+            if (storage / video.storage_path).is_file():
+                s.expunge(video)
+                candidates.setdefault(video.checksum, []).append(video)
+    for row in check.videos:
+        options = candidates.get(row.checksum, [])
+        same = [v for v in options if v.id == row.id]
+        if same or options:
+            found[row.id] = (same or options)[0]
+        else:
+            check.add_error("reference", f"video {row.filename!r} (sha256 {row.checksum}) is not on this platform "
+                                         "where you may read it: upload it, then import again",
+                            pointer=f"/sections/videos/{row.index}", field="checksum")
+    return found
+
+
+def validate(conn: Connection, path: Path, user: User | None) -> tuple[ProjectCheck, dict[uuid.UUID, Video]]:
+    check = formats.project.check(path, document_columns())
+    videos = _find_videos(conn, check, user) if check.videos else {}
+    return check, videos
+
+
+def write(ctx: JobContext, w: Any, path: Path, check: ProjectCheck, videos: dict[uuid.UUID, Video],
+          imp: ImportJob) -> dict[str, Any]:
+    """Every row of the document, in order, inside the caller's transaction (``w`` batches the inserts)."""
+    conn: Connection = w.conn
+    users = set(conn.scalars(select(User.id)))
+    remap = check.remap
+    video_ids: dict[uuid.UUID, uuid.UUID] = {}
+    owned = {v.id for v in check.videos if v.in_document}
+    columns = {section: [c.name for c in table.columns] for section, table in TABLES.items()}
+    columns["detections"] = [c for c in columns["detections"] if c != "id"]
+    current = None
+    now = utcnow()
+    importer = uuid.UUID(imp.created_by) if _is_uuid(imp.created_by) else None
+    new_projects: list[uuid.UUID] = []
+    for row in formats.read_document(path):
+        if row.section != current:
+            w.flush()
+            current = row.section
+        w.tick()
+        data = row.data
+        out = {name: data.get(name) for name in columns[current]}
+        for name in USER_COLUMNS.get(current, ()):
+            if out[name] is not None and out[name] not in users:
+                out[name] = None
+        if current != "detections":
+            out["id"] = remap(data["id"])
+        if current == "projects":
+            new_projects.append(out["id"])
+        elif current == "videos":
+            video = videos[data["id"]]
+            if data["id"] not in owned:
+                video_ids[data["id"]] = video.id
+                continue
+            video_ids[data["id"]] = out["id"]
+            out["project_id"] = remap(data["project_id"])
+            out.update({name: getattr(video, name) for name in FILE_COLUMNS})
+        elif current == "test_sessions":
+            out["job_id"] = None  # the detection job is not part of the document
+        for name in formats.project.REFERENCES.get(current, {}):
+            if out[name] is not None:
+                out[name] = video_ids[out[name]] if name == "video_id" else remap(out[name])
+        w.add(TABLES[current], out)
+    w.flush()
+    if importer is not None and importer in users:
+        for project_id in new_projects:
+            conn.execute(insert(ProjectMember.__table__).values(project_id=project_id, user_id=importer,
+                                                                 role="admin", created_at=now))
+    for project_id in new_projects:
+        conn.execute(insert(AuditLog.__table__).values(
+            at=now, user_id=importer, action="import", resource_type="project", resource_id=str(project_id),
+            details={"import_id": str(imp.id), "rows": check.counts}))
+    conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(records_processed=w.processed))
+    return {"project_ids": [str(p) for p in new_projects], "rows": dict(check.counts),
+            "videos_shared": sum(1 for v in check.videos if not v.in_document)}
+
+
+def _is_uuid(value: str | None) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+__all__ = ["TABLES", "document_columns", "validate", "write"]
