@@ -169,24 +169,24 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
     # A redelivered job starts over: whatever an earlier attempt wrote is replaced, never doubled.
     _discard_events(test_session_id)
     _set_session(test_session_id, status="processing")
-    ctx.progress(0, "loading model")
-    spec = model_spec(params)
-    detector, cached = detector_for(spec)
-    pipeline = DetectionPipeline.from_spec(
-        detector, spec, project_classes=labels,
-        batch_size=int(params.get("batch_size", 4)),
-        frame_stride=int(params.get("frame_stride", 1)),
-        start_frame=int(params.get("frame_from") or 0),
-        end_frame=None if params.get("frame_to") is None else int(params["frame_to"]) + 1,
-        enable_tracking=bool(params.get("enable_tracking", False)),
-        tracker=TrackerConfig(lost_buffer_seconds=float(params.get("track_buffer_seconds", 1.0)),
-                              high_threshold=max(spec.confidence_threshold, 0.5),
-                              new_track_threshold=max(spec.confidence_threshold, 0.5)),
-        realtime=bool(params.get("realtime", False)),
-    )
-    names = pipeline.label_map.project_classes
-    sink = EventSink(test_session_id, ctx.job_id)
     try:
+        ctx.progress(0, "loading model")
+        spec = model_spec(params)
+        detector, cached = detector_for(spec)
+        pipeline = DetectionPipeline.from_spec(
+            detector, spec, project_classes=labels,
+            batch_size=int(params.get("batch_size", 4)),
+            frame_stride=int(params.get("frame_stride", 1)),
+            start_frame=int(params.get("frame_from") or 0),
+            end_frame=None if params.get("frame_to") is None else int(params["frame_to"]) + 1,
+            enable_tracking=bool(params.get("enable_tracking", False)),
+            tracker=TrackerConfig(lost_buffer_seconds=float(params.get("track_buffer_seconds", 1.0)),
+                                  high_threshold=max(spec.confidence_threshold, 0.5),
+                                  new_track_threshold=max(spec.confidence_threshold, 0.5)),
+            realtime=bool(params.get("realtime", False)),
+        )
+        names = pipeline.label_map.project_classes
+        sink = EventSink(test_session_id, ctx.job_id)
         ctx.progress(0, f"detecting on {pipeline.stats.device}")
         done = 0
         for result in pipeline.run(path, cancelled=lambda: ctx.check_cancel() or False):
@@ -194,7 +194,10 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
             done += 1
             total = pipeline.total_frames or done
             ctx.progress(99 * done / max(total, 1), f"detecting frame {result.frame_number} ({done}/{total})")
+        ctx.progress(99, "storing")
         sink.flush_rows()
+        # The last point where a cancel lands: after it the session is marked complete.
+        ctx.progress(100, "stored")
         sink.flush_frames(final=True)
     except JobLost:
         raise  # another attempt owns the session now and is writing its events
@@ -207,7 +210,6 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
     summary.update(model=spec.name, model_cached=cached, events_stored=sink.inserted,
                    test_session_id=str(test_session_id))
     summary["evaluation_job_id"] = results_ready(test_session_id)
-    ctx.progress(100, "stored")
     return summary
 
 

@@ -10,6 +10,8 @@ finds its import completed writes nothing again.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import tempfile
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 import formats
 from formats import Annotation, Detection, FormatError, ReadOptions, VideoInfo
@@ -39,6 +41,7 @@ from models import (
     ProjectRequirement,
     ProjectVideoAssignment,
     TestSession,
+    User,
     Video,
     VideoAnnotation,
     utcnow,
@@ -46,7 +49,7 @@ from models import (
 
 from . import runtime
 from .app import app
-from .lifecycle import JobCancelled, JobContext, run_job
+from .lifecycle import JobCancelled, JobContext, JobLost, run_job
 
 EXPORT_TYPES = ("project", "annotations", "results", "full")
 IMPORT_TYPES = ("project", "annotations", "results")
@@ -317,8 +320,9 @@ def _write_per_video(fmt: str, dest: Path, items: list[tuple[VideoInfo, Callable
         info, make = items[0]
         return formats.write(fmt, dest, make(), video=info, classes=classes, kind=kind)
     n = 0
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED,
-                                                                            allowZip64=True) as zf:
+    # Named after the partial file, so that what a killed worker leaves is found and removed with it.
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f"{dest.name}.") as tmp, \
+            zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for info, make in items:
             member = Path(tmp) / f"{info.name}{formats.EXTENSIONS[fmt]}"
             n += formats.write(fmt, member, make(), video=info, classes=classes, kind=kind)
@@ -348,12 +352,19 @@ def _document_sections(conn: Connection, export_type: str, scope: Scope, project
         yield "requirements", _table_rows(conn, select(ProjectRequirement.__table__)
                                           .where(ProjectRequirement.project_id.in_(projects))
                                           .order_by(ProjectRequirement.created_at, ProjectRequirement.id))
-    video_ids = select(AnnotationSession.video_id).where(*scope.session_filter()) if not whole else \
-        select(Video.id).where(Video.project_id.in_(projects))
-    video_stmt = select(Video.__table__).where(or_(Video.id.in_(video_ids),
-                                                   Video.id.in_(select(TestSession.video_id)
-                                                                .where(*scope.test_session_filter())))
-                                               if export_type != "annotations" else Video.id.in_(video_ids))
+    if whole:  # the projects' own videos and every video their rows refer to
+        video_stmt = select(Video.__table__).where(or_(
+            Video.project_id.in_(projects),
+            Video.id.in_(select(AnnotationSession.video_id).where(AnnotationSession.project_id.in_(projects))),
+            Video.id.in_(select(ProjectVideoAssignment.video_id)
+                         .where(ProjectVideoAssignment.project_id.in_(projects))),
+            Video.id.in_(select(TestSession.video_id).where(TestSession.project_id.in_(projects)))))
+    else:
+        video_ids = select(AnnotationSession.video_id).where(*scope.session_filter())
+        video_stmt = select(Video.__table__).where(or_(Video.id.in_(video_ids),
+                                                       Video.id.in_(select(TestSession.video_id)
+                                                                    .where(*scope.test_session_filter())))
+                                                   if export_type != "annotations" else Video.id.in_(video_ids))
     yield "videos", _table_rows(conn, video_stmt.order_by(Video.created_at, Video.id))
     if whole:
         yield "assignments", _table_rows(conn, select(ProjectVideoAssignment.__table__)
@@ -433,6 +444,16 @@ def export_file_name(exp: ExportJob) -> str:
     return f"{exp.id}{'.zip' if several and ext != '.zip' else ext}"
 
 
+def remove_partial_export(export_id: uuid.UUID) -> None:
+    """Remove what an attempt whose worker died left half-written (its ``.part`` file and temporary
+    directory). The claim lets one attempt at a time own the export, so none of it is still written."""
+    for path in exports_dir().glob(f".{export_id}.*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def export_body(ctx: JobContext) -> dict[str, Any]:
     db = runtime.database()
     export_id = uuid.UUID(ctx.params["export_id"])
@@ -445,18 +466,23 @@ def export_body(ctx: JobContext) -> dict[str, Any]:
         exp.status, exp.error_message = "processing", None
         s.flush()
         s.expunge(exp)
-    ctx.progress(0, "reading rows")
+    remove_partial_export(export_id)
     tmp = exports_dir() / f".{export_id}.{uuid.uuid4().hex[:8]}.part"
     try:
+        ctx.progress(0, "reading rows")
         with db.engine.connect() as conn:
             count = write_export(ctx, conn, exp, tmp)
-        ctx.check_cancel()
+        ctx.progress(96, "finalizing")
         digest, size = sha256_file(tmp)
         name = export_file_name(exp)
         if zipfile.is_zipfile(tmp) and not name.endswith(".zip"):
             name = f"{exp.id}.zip"
         final = exports_dir() / name
+        ctx.check_cancel()  # the last point where a cancel lands: after it the file is in place
         os.replace(tmp, final)
+    except JobLost:
+        tmp.unlink(missing_ok=True)
+        raise  # another attempt owns the export now: its record is that attempt's to write
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         cancelled = isinstance(exc, JobCancelled)
@@ -511,7 +537,10 @@ class Writer:
         for t in [table] if table is not None else list(self.pending):
             rows = self.pending.get(t)
             if rows:
-                self.conn.execute(insert(t), rows)
+                if self.conn.dialect.name == "postgresql":
+                    _copy_rows(self.conn, t, rows)
+                else:
+                    self.conn.execute(insert(t), rows)
                 self.pending[t] = []
 
     def tick(self) -> None:
@@ -523,6 +552,45 @@ class Writer:
                 _set_import(runtime.database(), self.import_id, records_processed=self.processed,
                             progress_percent=int(50 + 50 * min(1.0, self.processed / self.total)))
 
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int | uuid.UUID):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_json(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    return json.dumps(value, allow_nan=False, separators=(",", ":")).translate(_COPY_ESCAPES)
+
+
+def _copy_rows(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: one COPY per batch in the same transaction (several times faster than INSERTs)."""
+    columns = list(rows[0])
+    convert = [(c, _copy_json if isinstance(table.c[c].type, JSON) else _copy_text) for c in columns]
+    buf = io.StringIO()
+    for row in rows:
+        buf.write("\t".join([fn(row[c]) for c, fn in convert]))
+        buf.write("\n")
+    buf.seek(0)
+    names = ", ".join(f'"{c}"' for c in columns)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', buf)
 
 def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timeline: Timeline,
                         session_id: uuid.UUID, validation_status: str) -> int:
@@ -630,6 +698,8 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
     _set_import(db, import_id, import_status="processing", error_message=None)
     try:
         result = _run_import(ctx, db, imp, path, params)
+    except JobLost:
+        raise  # another attempt owns the import now
     except BaseException as exc:
         cancelled = isinstance(exc, JobCancelled)
         message = None if cancelled else (str(exc) if isinstance(exc, ImportRefused)
@@ -652,6 +722,8 @@ def _job_result(db, job_id: uuid.UUID) -> dict[str, Any] | None:
 
 def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[str, Any]) -> dict[str, Any]:
     import_type, fmt = imp.import_type, imp.source_format
+    if import_type == "project" and fmt == "json":
+        return _run_project_import(ctx, db, imp, path)
     if import_type not in ("annotations", "results") or fmt not in RECORD_FORMATS:
         raise ValueError(f"{import_type} imports from {fmt} are not supported")
     with db.session() as s:
@@ -710,6 +782,48 @@ def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[st
             conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
                 import_status="completed", progress_percent=100, records_processed=w.processed,
                 import_errors=_issue_dicts(skipped), completed_at=utcnow()))
+            trans.commit()
+        except BaseException:
+            trans.rollback()
+            raise
+    return result
+
+
+def _run_project_import(ctx: JobContext, db, imp: ImportJob, path: Path) -> dict[str, Any]:
+    """A whole document into new projects: all checked first, then all written in one transaction."""
+    from . import project_import
+
+    with db.session() as s:
+        try:
+            user = s.get(User, uuid.UUID(imp.created_by))
+        except ValueError:
+            user = None
+        s.expunge_all()
+    ctx.progress(0, "validating")
+    with db.engine.connect() as conn:
+        check, videos = project_import.validate(conn, path, user)
+    ctx.check_cancel()
+    report = check.report
+    _set_import(db, imp.id, validation_status="valid" if report.valid else "invalid",
+                validation_errors=_issue_dicts(report.issues), records_total=report.records_total,
+                progress_percent=50)
+    summary = report.to_dict()
+    summary.pop("issues")
+    if not report.valid:  # rows refer to each other: a project is imported whole or not at all
+        raise ImportRefused(f"validation failed: {report.errors} error(s), {report.warnings} warning(s); "
+                            "nothing was imported (see validation_errors)")
+    ctx.progress(50, "importing")
+    with db.engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            w = Writer(ctx, conn, report.records_total, imp.id)
+            result: dict[str, Any] = {"import_id": str(imp.id), "validation": summary}
+            result.update(project_import.write(ctx, w, path, check, videos, imp))
+            result["records_processed"] = w.processed
+            ctx.check_cancel()
+            conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
+                import_status="completed", progress_percent=100, records_processed=w.processed,
+                import_errors=[], completed_at=utcnow()))
             trans.commit()
         except BaseException:
             trans.rollback()
