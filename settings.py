@@ -56,6 +56,7 @@ class Settings:
     job_max_attempts: int
     heartbeat_seconds: float
     stale_after_seconds: float
+    lost_message_after_seconds: float
     outbox_interval_seconds: float
     progress_db_interval_seconds: float
     progress_emit_interval_seconds: float
@@ -96,6 +97,7 @@ def load_settings() -> Settings:
         job_max_attempts=_env_int("JOB_MAX_ATTEMPTS", 3),
         heartbeat_seconds=_env_float("JOB_HEARTBEAT_SECONDS", 2.0),
         stale_after_seconds=_env_float("JOB_STALE_AFTER_SECONDS", 30.0),
+        lost_message_after_seconds=_env_float("JOB_LOST_MESSAGE_AFTER_SECONDS", 60.0),
         outbox_interval_seconds=_env_float("OUTBOX_INTERVAL_SECONDS", 1.0),
         progress_db_interval_seconds=_env_float("PROGRESS_DB_INTERVAL_SECONDS", 2.0),
         progress_emit_interval_seconds=_env_float("PROGRESS_EMIT_INTERVAL_SECONDS", 0.2),

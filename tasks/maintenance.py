@@ -58,7 +58,60 @@ def reap_stale_jobs() -> dict[str, int]:
             send(str(job_id), kind, queue)
     if requeued or failed:
         log.warning("reaper: %d job(s) re-queued, %d failed", requeued, failed)
-    return {"requeued": requeued, "failed": failed}
+    import redis
+
+    client = redis.Redis.from_url(app.conf.broker_url, socket_timeout=5)
+    try:
+        resent = redispatch_lost(db, client, settings.lost_message_after_seconds)
+    finally:
+        client.close()
+    return {"requeued": requeued, "failed": failed, "resent": resent}
+
+
+#: Kombu's Redis transport keeps messages of priority > 0 in sibling lists named with this separator.
+_PRIORITY_SEPARATOR = "\x06\x16"
+
+
+def _waiting_messages(client, queues: set[str]) -> str:
+    """Every message still waiting in these queues, as one string to search for job ids."""
+    parts = []
+    for queue in queues:
+        for key in (queue, *(f"{queue}{_PRIORITY_SEPARATOR}{p}" for p in (3, 6, 9))):
+            parts.extend(m.decode("utf-8", "replace") for m in client.lrange(key, 0, -1))
+    return "\n".join(parts)
+
+
+def redispatch_lost(db, client, older_than_seconds: float) -> int:
+    """Re-send pending jobs whose message is no longer waiting in their queue.
+
+    A worker killed at the wrong moment can take a message off the queue and die before it is
+    recorded as unacknowledged or before the job is claimed; nothing would ever deliver it again,
+    and the job would stay pending for good. A pending job sent long enough ago whose message is
+    not waiting in its queue is sent again: should the first message still surface (a reserved
+    copy on a busy or restarted worker), the claim lets only one of them run.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with db.session() as s:
+        candidates = s.execute(
+            select(Job.id, Job.kind, Job.queue)
+            .where(Job.status == "pending", Job.dispatched_at.is_not(None), Job.dispatched_at < cutoff)
+            .order_by(Job.dispatched_at).limit(500)
+        ).all()
+    if not candidates:
+        return 0
+    waiting = _waiting_messages(client, {queue for _, _, queue in candidates})
+    resent = 0
+    for job_id, kind, queue in candidates:
+        if str(job_id) in waiting:
+            continue  # waiting its turn behind others: nothing is lost
+        with db.session() as s:
+            claimed = s.execute(update(Job).where(Job.id == job_id, Job.status == "pending")
+                                .values(dispatched_at=utcnow())).rowcount
+        if claimed and send(str(job_id), kind, queue):
+            resent += 1
+    if resent:
+        log.warning("reaper: %d pending job(s) whose message was lost sent again", resent)
+    return resent
 
 
 @app.task(name="maintenance.ping", ignore_result=True)

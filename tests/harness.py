@@ -140,6 +140,7 @@ class Stack:
             "ADMIN_PASSWORD": self.admin_password,
             "JOB_HEARTBEAT_SECONDS": "0.5",
             "JOB_STALE_AFTER_SECONDS": "8",
+            "JOB_LOST_MESSAGE_AFTER_SECONDS": "5",
             "PROGRESS_DB_INTERVAL_SECONDS": "0.5",
             "PROGRESS_EMIT_INTERVAL_SECONDS": "0.1",
             "OUTBOX_INTERVAL_SECONDS": "0.5",
@@ -148,6 +149,7 @@ class Stack:
             **env,
         }
         self.procs: dict[str, subprocess.Popen] = {}
+        self.redis_url = redis_url
         self._starts: dict[str, int] = {}
         self.database_url = database_url
         self.redis_url = redis_url

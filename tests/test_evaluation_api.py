@@ -385,8 +385,9 @@ def test_queue_evaluation_as_a_finished_job_calls_it_and_a_failure_is_recorded(s
 
 
 def test_results_imported_from_elsewhere_are_evaluated_when_the_import_completes(stack, world, tmp_path):
-    import formats
     from harness import wait_until
+
+    import formats
 
     r = stack.api("POST", "/api/test-sessions", json={
         "project_id": world["project"]["id"], "video_id": world["video"]["id"], "source": "import",

@@ -96,3 +96,39 @@ def test_reaper_requeues_the_job_of_a_worker_that_vanished(stack):
         assert "reaper: 1 job(s) re-queued" in stack.log("cpu1")
     finally:
         stack.stop("beat")
+
+
+def test_a_job_whose_message_was_lost_is_sent_again_by_the_reaper(stack):
+    """A worker that dies between taking a message and recording it loses the message: the job
+    stays pending with no message anywhere. The reaper notices and sends it again."""
+    from datetime import timedelta
+
+    import redis as _redis
+    from sqlalchemy import update
+
+    from models import utcnow
+
+    stack.stop("gpu0")  # nothing consumes the gpu queue: the message waits there
+    client = _redis.Redis.from_url(stack.redis_url)
+    engine = create_engine(stack.database_url)
+    try:
+        job = stack.probe("gpu", steps=1, step_seconds=0).json()
+        waiting = wait_until(lambda: [m for m in client.lrange("gpu", 0, -1) if job["id"].encode() in m],
+                             30, what="the message in the queue")
+        assert client.lrem("gpu", 0, waiting[0]) == 1  # ... and now it is lost
+        with engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id == uuid.UUID(job["id"]))
+                         .values(dispatched_at=utcnow() - timedelta(minutes=5)))
+        stack.start_beat()
+        wait_until(lambda: any(job["id"].encode() in m for m in client.lrange("gpu", 0, -1)), 60,
+                   what="the reaper to send the job again")
+        stack.start_worker("gpu", "gpu0")
+        done = stack.wait_job(job["id"], timeout=120)
+        assert done["status"] == "completed" and done["attempts"] == 1
+        assert "message was lost sent again" in stack.log("cpu1")
+    finally:
+        stack.stop("beat")
+        if "gpu0" not in stack.procs:
+            stack.start_worker("gpu", "gpu0")
+        engine.dispose()
+        client.close()
