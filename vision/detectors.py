@@ -135,9 +135,10 @@ class HogPeopleDetector(Detector):
     """OpenCV's shipped pedestrian HOG+SVM: works offline on any machine, hence the default.
 
     The SVM margin is squashed with ``w / (1 + w)`` into 0..1 so one confidence threshold
-    means something comparable across models (margin 1 -> 0.5). HOG has no batched form, so
-    a batch is spread over threads (OpenCV releases the GIL), one descriptor per thread:
-    frames of a batch run side by side where one frame alone leaves cores idle.
+    means something comparable across models (margin 1 -> 0.5). HOG has no batched form;
+    OpenCV already spreads one frame over every core, so frames run one after the other unless
+    ``threads`` (a spec extra) asks for frames side by side, one descriptor per thread, for
+    builds of OpenCV without a parallel backend.
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -145,7 +146,7 @@ class HogPeopleDetector(Detector):
         self.class_names = {0: "person"}
         self.scale = float(spec.extra.get("scale", 1.05))
         self.win_stride = int(spec.extra.get("win_stride", 8))
-        self.threads = max(1, int(spec.extra.get("threads", os.cpu_count() or 1)))
+        self.threads = max(1, int(spec.extra.get("threads", 1)))
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
 
