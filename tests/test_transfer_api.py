@@ -590,7 +590,7 @@ def test_invalid_project_document_lists_located_errors_and_writes_nothing(stack,
     sections["annotations"][1]["class_label"] = 7                              # wrong type
     sections["keyframes"][0]["annotation_id"] = {"$uuid": str(uuid.uuid4())}  # refers to nothing
     sections["detections"][1]["detection_index"] = 0                          # (frame, index) twice
-    sections["videos"][0]["checksum"] = "0" * 64                               # a video this platform lacks
+    sections["videos"][0]["checksum"] = uuid.uuid4().hex * 2                   # a video this platform lacks
     del sections["requirements"][0]["weight"]                                  # missing
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
