@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+
+def timeline_path(video_path: str | Path) -> Path:
+    """Where a video's frame times are kept: next to the file, as ``<name>.timestamps.npy``."""
+    video_path = Path(video_path)
+    return video_path.with_name(video_path.name + ".timestamps.npy")
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,17 @@ class Timeline:
     @classmethod
     def constant(cls, frame_count: int, fps: float) -> Timeline:
         return cls(np.arange(frame_count, dtype=np.float64) / fps)
+
+    @classmethod
+    def for_video(cls, video_path: str | Path, frame_count: int, fps: float) -> Timeline:
+        """The frame times saved at upload next to ``video_path`` (see :func:`timeline_path`);
+        frames past the scanned part (very long videos) follow at the video's rate."""
+        path = timeline_path(video_path)
+        stamps = np.load(path) if path.exists() else np.zeros(0)
+        if stamps.size < frame_count:
+            start = stamps[-1] + 1.0 / fps if stamps.size else 0.0
+            stamps = np.concatenate([stamps, start + np.arange(frame_count - stamps.size) / fps])
+        return cls(np.asarray(stamps[:frame_count], dtype=np.float64))
 
     @property
     def frame_count(self) -> int:

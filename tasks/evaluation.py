@@ -137,13 +137,7 @@ def results_ready(test_session_id: uuid.UUID) -> str | None:
 
 def video_timeline(video: Video, storage_dir: Path) -> Timeline:
     """Frame times read at upload (saved next to the file); frames past them at the nominal rate."""
-    path = storage_dir / video.storage_path
-    stamps_path = path.with_name(path.name + ".timestamps.npy")
-    stamps = np.load(stamps_path) if stamps_path.exists() else np.zeros(0)
-    if stamps.size < video.frame_count:
-        start = stamps[-1] + 1.0 / video.fps if stamps.size else 0.0
-        stamps = np.concatenate([stamps, start + np.arange(video.frame_count - stamps.size) / video.fps])
-    return Timeline(np.asarray(stamps[: video.frame_count], dtype=np.float64))
+    return Timeline.for_video(storage_dir / video.storage_path, video.frame_count, video.fps)
 
 
 def load_detections(db: Session, test_session_id: uuid.UUID, class_index: dict[str, int],

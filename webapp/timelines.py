@@ -17,10 +17,6 @@ _lock = threading.Lock()
 CACHE_SIZE = 64
 
 
-def timeline_path(video_path: Path) -> Path:
-    return video_path.with_name(video_path.name + ".timestamps.npy")
-
-
 def save_timeline(path: Path, timestamps: np.ndarray) -> None:
     """Written under a temporary name and renamed, so a reader never sees half a file."""
     tmp = path.with_name(path.name + ".part")
@@ -36,13 +32,8 @@ def video_timeline(video: Video) -> Timeline:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    path = timeline_path(Path(current_app.config["STORAGE_DIR"]) / video.storage_path)
-    stamps = np.load(path) if path.exists() else np.zeros(0)
-    if stamps.size < video.frame_count:
-        start = stamps[-1] + 1.0 / video.fps if stamps.size else 0.0
-        tail = start + np.arange(video.frame_count - stamps.size) / video.fps
-        stamps = np.concatenate([stamps, tail])
-    timeline = Timeline(stamps[: video.frame_count])
+    timeline = Timeline.for_video(Path(current_app.config["STORAGE_DIR"]) / video.storage_path,
+                                  video.frame_count, video.fps)
     with _lock:
         _cache[key] = timeline
         while len(_cache) > CACHE_SIZE:

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import or_, select
 
+from keyframes.timeline import timeline_path
 from models import ProjectMember, Video
 from vision.probe import NotAVideo, probe_video
 
@@ -18,7 +19,7 @@ from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..extensions import limiter
 from ..schemas import VideoListArgs, VideoOut, VideoUploadForm, page_schema
-from ..timelines import save_timeline, timeline_path
+from ..timelines import save_timeline
 from ..uploads import sha256_of
 
 bp = Blueprint("videos", __name__, url_prefix="/api/videos", description="Videos")
