@@ -23,7 +23,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import JSON, Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 import formats
@@ -33,6 +32,7 @@ from keyframes.exchange import StoredTrack, records_by_frame, records_by_track
 from models import (
     AnnotationKeyframe,
     AnnotationSession,
+    AuditLog,
     DetectionEvent,
     ExportJob,
     ImportJob,
@@ -92,13 +92,8 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 def load_timeline(video: Video) -> Timeline:
     """The video's frame times saved at upload; frames past the scanned part at its rate."""
-    path = Path(runtime.settings().storage_dir) / video.storage_path
-    stamps_path = path.with_name(path.name + ".timestamps.npy")
-    stamps = np.load(stamps_path) if stamps_path.exists() else np.zeros(0)
-    if stamps.size < video.frame_count:
-        start = stamps[-1] + 1.0 / video.fps if stamps.size else 0.0
-        stamps = np.concatenate([stamps, start + np.arange(video.frame_count - stamps.size) / video.fps])
-    return Timeline(np.asarray(stamps[: video.frame_count], dtype=np.float64))
+    return Timeline.for_video(Path(runtime.settings().storage_dir) / video.storage_path, video.frame_count,
+                              video.fps)
 
 
 def video_info(video: Video, name: str | None = None, video_id: str | None = None) -> VideoInfo:
@@ -691,9 +686,8 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
         if imp is None:
             raise ValueError(f"import {import_id} no longer exists")
         s.expunge(imp)
-    if imp.import_status == "completed":  # a redelivery after the commit: nothing more to do
-        job = _job_result(db, ctx.job_id)
-        return job or {"import_id": str(import_id)}
+    if imp.import_status == "completed":  # a redelivery after the commit: nothing more to write
+        return _job_result(db, ctx.job_id) or _committed_import_result(db, imp, params)
     path = imports_dir() / imp.file_path
     _set_import(db, import_id, import_status="processing", error_message=None)
     try:
@@ -711,6 +705,30 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
         from .evaluation import results_ready
 
         result["evaluation_job_id"] = results_ready(uuid.UUID(result["test_session_id"]))
+    return result
+
+
+def _committed_import_result(db, imp: ImportJob, params: dict[str, Any]) -> dict[str, Any]:
+    """What an attempt killed after its import committed (but before its job finished) would have
+    returned, rebuilt from what the commit left; a results import's evaluation is queued if it was not."""
+    result: dict[str, Any] = {"import_id": str(imp.id), "records_processed": imp.records_processed,
+                              "completed_by_earlier_attempt": True}
+    if imp.import_type == "annotations":
+        result["annotation_session_id"] = params.get("session_id") or str(uuid.uuid5(imp.id, "annotation_session"))
+    elif imp.import_type == "results":
+        result["test_session_id"] = params["test_session_id"]
+        with db.session() as s:
+            ts = s.get(TestSession, uuid.UUID(params["test_session_id"]))
+            ready = ts is not None and ts.status == "completed"
+        if not ready:
+            from .evaluation import results_ready
+
+            result["evaluation_job_id"] = results_ready(uuid.UUID(params["test_session_id"]))
+    elif imp.import_type == "project":
+        with db.session() as s:
+            rows = s.execute(select(AuditLog.resource_id, AuditLog.details).where(
+                AuditLog.action == "import", AuditLog.resource_type == "project")).all()
+        result["project_ids"] = [rid for rid, details in rows if (details or {}).get("import_id") == str(imp.id)]
     return result
 
 

@@ -647,3 +647,48 @@ def test_project_import_permissions_and_bad_requests(stack, tmp_path):
     assert stack.api("GET", "/api/projects", token=outsider).json()["total"] == 0
     # the import job is its creator's: others do not see it
     assert stack.api("GET", f"/api/import/jobs/{imp['id']}", token=viewer).status_code == 403
+
+
+def test_an_import_delivered_again_after_its_commit_writes_nothing_and_reports_its_session(stack, tmp_path):
+    """The worker died after the import's transaction committed but before the job was marked done:
+    the next delivery finds the import complete, writes nothing and still answers where it went."""
+    from datetime import timedelta
+
+    from models import utcnow
+
+    project, video = project_with_video(stack, tmp_path)
+    session, _ = _annotate(stack, project, video)
+    export = _export(stack, {"job_name": "src", "export_type": "annotations", "format": "csv",
+                             "scope_filter": {"annotation_session_ids": [session["id"]]}})
+    path = _download(stack, export, tmp_path / "src.csv")
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "again", "import_type": "annotations", "source_format": "csv",
+            "project_id": project["id"], "video_id": video["id"]}, files={"file": (path.name, fh)})
+    assert r.status_code == 202, r.text
+    first = wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                       ["status"] in ("completed", "failed") and i, 90, 0.2, "import")
+    assert first["status"] == "completed", first
+    job_id = uuid.UUID(first["job_id"])
+    engine = create_engine(stack.database_url)
+
+    def annotations():
+        with engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(VideoAnnotation).where(
+                VideoAnnotation.annotation_session_id == uuid.UUID(first["annotation_session_id"])))
+
+    before = annotations()
+    with engine.begin() as conn:  # as if the attempt died right after its commit, its message lost
+        conn.execute(update(Job).where(Job.id == job_id).values(
+            status="pending", result=None, finished_at=None, dispatched_at=utcnow() - timedelta(minutes=5)))
+    stack.start_beat()  # the reaper sends the job again
+    try:
+        job = stack.wait_job(str(job_id), timeout=90)
+    finally:
+        stack.stop("beat")
+    engine_count = annotations()
+    engine.dispose()
+    assert job["status"] == "completed", job
+    assert job["result"]["annotation_session_id"] == first["annotation_session_id"]
+    assert job["result"]["completed_by_earlier_attempt"] is True
+    assert engine_count == before > 0
