@@ -28,30 +28,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import redis  # noqa: E402
 from harness import RedisServer, Stack, wait_until  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import create_engine, func, select  # noqa: E402
 
+from bench.common import make_database, pct  # noqa: E402
 from models import Job, migrate  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def make_database(kind: str, tmp: Path) -> tuple[str, callable]:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'bench.db'}", lambda: None
-    name = f"vru_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", drop
 
 
 class Ours:
@@ -132,7 +112,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     server = RedisServer(tmp / "redis")
     server.start()
-    url, drop = make_database(args.database, tmp)
+    url, drop = make_database(args.database, tmp, "vru_bench")
     migrate(url)
     stack = Stack(tmp, url, server.url, JOB_HEARTBEAT_SECONDS="2", PROGRESS_EMIT_INTERVAL_SECONDS="0.2",
                   PROGRESS_DB_INTERVAL_SECONDS="2", OUTBOX_INTERVAL_SECONDS="1")

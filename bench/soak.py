@@ -41,36 +41,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import psutil  # noqa: E402
 from harness import RedisServer, Stack, make_clip, wait_until  # noqa: E402
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+from sqlalchemy import create_engine, func, insert, select  # noqa: E402
 
 import formats  # noqa: E402
+from bench.common import make_database, pct  # noqa: E402
 from models import DetectionEvent, ExportJob, Job, VideoAnnotation, migrate  # noqa: E402
 
 TERMINAL = ("completed", "failed", "cancelled")
 KINDS = ("probe", "export", "import", "detection")
 WORKERS = {"gpu0": "gpu", "cpu1": "cpu", "cpu2": "cpu"}
 VTEST = ROOT.parent / "shared" / "data" / "video" / "vtest.avi"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
-
-
-def make_database(kind: str, tmp: Path) -> tuple[str, callable]:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'soak.db'}", lambda: None
-    name = f"vru_soak_{uuid.uuid4().hex[:8]}"
-    admin = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", drop
 
 
 class Fixtures:
@@ -181,7 +161,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="vru-soak-"))
     server = RedisServer(tmp / "redis")
     server.start()
-    url, drop = make_database(args.database, tmp)
+    url, drop = make_database(args.database, tmp, "vru_soak")
     migrate(url)
     engine = create_engine(url)
     stack = Stack(tmp, url, server.url, JOB_STALE_AFTER_SECONDS="6", RATE_LIMIT_UPLOAD="1000000 per hour",
