@@ -51,6 +51,19 @@ def model_spec(name: str, workdir: Path) -> dict:
     return {"name": name, "confidence_threshold": 0.3}
 
 
+def read_frames(video: Path, frames: int) -> list:
+    """The first ``frames`` decoded frames, held in memory."""
+    cap = cv2.VideoCapture(str(video))
+    images = []
+    while len(images) < frames:
+        ok, image = cap.read()
+        if not ok:
+            break
+        images.append(image)
+    cap.release()
+    return images
+
+
 def run_pipeline(spec: dict, video: Path, frames: int, batch: int) -> tuple[float, int]:
     spec_obj = ModelSpec.parse(spec)
     detector = load_detector(spec_obj)
@@ -64,14 +77,7 @@ def run_ceiling(spec: dict, video: Path, frames: int, batch: int) -> tuple[float
     spec_obj = ModelSpec.parse(spec)
     detector = load_detector(spec_obj)
     pipeline = DetectionPipeline.from_spec(detector, spec_obj, batch_size=batch)
-    cap = cv2.VideoCapture(str(video))
-    images = []
-    while len(images) < frames:
-        ok, image = cap.read()
-        if not ok:
-            break
-        images.append(image)
-    cap.release()
+    images = read_frames(video, frames)
     t0 = time.perf_counter()
     boxes = 0
     for i in range(0, len(images), batch):
@@ -98,14 +104,7 @@ def run_naive(spec: dict, video: Path, frames: int, batch: int) -> tuple[float, 
 
 def loop_video(src: Path, dst: Path, frames: int, times: int) -> Path:
     """The first ``frames`` frames of ``src`` repeated ``times`` times (MJPG, same size)."""
-    cap = cv2.VideoCapture(str(src))
-    images = []
-    while len(images) < frames:
-        ok, image = cap.read()
-        if not ok:
-            break
-        images.append(image)
-    cap.release()
+    images = read_frames(src, frames)
     h, w = images[0].shape[:2]
     writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
     for _ in range(times):

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,43 +133,29 @@ class HogPeopleDetector(Detector):
     """OpenCV's shipped pedestrian HOG+SVM: works offline on any machine, hence the default.
 
     The SVM margin is squashed with ``w / (1 + w)`` into 0..1 so one confidence threshold
-    means something comparable across models (margin 1 -> 0.5). HOG has no batched form;
-    OpenCV already spreads one frame over every core, so frames run one after the other unless
-    ``threads`` (a spec extra) asks for frames side by side, one descriptor per thread, for
-    builds of OpenCV without a parallel backend.
+    means something comparable across models (margin 1 -> 0.5). HOG has no batched form, and
+    OpenCV already spreads one frame over every core, so the frames of a batch run in turn.
     """
 
     def __init__(self, spec: ModelSpec) -> None:
         self.name = spec.name
         self.class_names = {0: "person"}
+        self.hog = cv2.HOGDescriptor()
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.scale = float(spec.extra.get("scale", 1.05))
         self.win_stride = int(spec.extra.get("win_stride", 8))
-        self.threads = max(1, int(spec.extra.get("threads", 1)))
-        self._local = threading.local()
-        self._pool: ThreadPoolExecutor | None = None
-
-    def _hog(self) -> cv2.HOGDescriptor:
-        hog = getattr(self._local, "hog", None)
-        if hog is None:
-            hog = self._local.hog = cv2.HOGDescriptor()
-            hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        return hog
-
-    def _detect(self, image: np.ndarray) -> Detections:
-        rects, weights = self._hog().detectMultiScale(
-            image, winStride=(self.win_stride,) * 2, padding=(8, 8), scale=self.scale
-        )
-        rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
-        w = np.clip(np.asarray(weights, dtype=np.float32).reshape(-1), 0, None)
-        xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
-        return Detections.from_arrays(xyxy, w / (1.0 + w), np.zeros(len(w)))
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        if len(images) <= 1 or self.threads == 1:
-            return [self._detect(image) for image in images]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hog")
-        return list(self._pool.map(self._detect, images))
+        out = []
+        for image in images:
+            rects, weights = self.hog.detectMultiScale(
+                image, winStride=(self.win_stride,) * 2, padding=(8, 8), scale=self.scale
+            )
+            rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
+            w = np.clip(np.asarray(weights, dtype=np.float32).reshape(-1), 0, None)
+            xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+            out.append(Detections.from_arrays(xyxy, w / (1.0 + w), np.zeros(len(w))))
+        return out
 
 
 class TorchvisionDetector(Detector):

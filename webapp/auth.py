@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import Job, Project, ProjectMember, User
+from models import Job, Project, ProjectMember, User, Video
 
 from .errors import ApiError
 
@@ -148,6 +148,19 @@ def get_project_for(session: Session, user: Principal, project_id: uuid.UUID, wr
     if write and role not in WRITE_ROLES:
         raise ApiError(403, "annotator or administrator role required in this project")
     return project
+
+
+def get_video_for(session: Session, user: Principal, video_id: uuid.UUID, write: bool = False) -> Video:
+    """Load a video through its project's permissions (404 if absent, 403 if not allowed);
+    a video in no project is its uploader's (and admins')."""
+    video = session.get(Video, video_id)
+    if video is None:
+        raise ApiError(404, "video not found")
+    if video.project_id is not None:
+        get_project_for(session, user, video.project_id, write=write)
+    elif not (user.is_admin or video.uploaded_by == user.id):
+        raise ApiError(403, "not allowed to use this video")
+    return video
 
 
 def can_see_job(session: Session, user: Principal, job: Job) -> bool:

@@ -20,7 +20,7 @@ from models import Job, ProjectRequirement, ProjectVideoAssignment, Video, Video
 from tasks.compatibility import ALGORITHM_VERSION
 from tasks.dispatch import create_job
 
-from ..auth import current_user, get_project_for
+from ..auth import current_user, get_project_for, get_video_for
 from ..db import audit, db_session, parse_uuid
 from ..errors import ApiError
 from ..realtime import submit
@@ -38,15 +38,7 @@ bp = Blueprint("compatibility", __name__, url_prefix="/api", description="Compat
 
 
 def _video_for(video_id, write: bool = False) -> Video:
-    db, user = db_session(), current_user()
-    video = db.get(Video, parse_uuid(video_id, "video"))
-    if video is None:
-        raise ApiError(404, "video not found")
-    if video.project_id is not None:
-        get_project_for(db, user, video.project_id, write=write)
-    elif not (user.is_admin or video.uploaded_by == user.id):
-        raise ApiError(403, "not allowed to use this video")
-    return video
+    return get_video_for(db_session(), current_user(), parse_uuid(video_id, "video"), write=write)
 
 
 def _checked(requirement_type, value, weight) -> None:

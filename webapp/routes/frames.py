@@ -14,9 +14,7 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from models import Video
-
-from ..auth import current_user, get_project_for
+from ..auth import current_user, get_video_for
 from ..db import db_session, parse_uuid
 from ..errors import ApiError
 from ..timelines import video_timeline
@@ -81,14 +79,7 @@ def video_frame(args, video_id, frame_number):
     404 beyond the last frame. ``X-Frame-Timestamp`` gives the frame's presentation time in
     seconds. Frames never change, so the answer may be cached privately.
     """
-    session, user = db_session(), current_user()
-    video = session.get(Video, parse_uuid(video_id, "video"))
-    if video is None:
-        raise ApiError(404, "video not found")
-    if video.project_id is not None:
-        get_project_for(session, user, video.project_id)
-    elif not (user.is_admin or video.uploaded_by == user.id):
-        raise ApiError(403, "not allowed to see this video")
+    video = get_video_for(db_session(), current_user(), parse_uuid(video_id, "video"))
     if frame_number >= (video.frame_count or 0):
         raise ApiError(404, f"the video has {video.frame_count} frames (0 to {max(0, video.frame_count - 1)})")
     width = min(args.get("width") or min(video.width or DEFAULT_MAX_WIDTH, DEFAULT_MAX_WIDTH), MAX_WIDTH)

@@ -10,6 +10,7 @@ from tasks.dispatch import create_job
 from vision.detectors import DEFAULT_MODEL, ModelError, check_model_name, list_models, safe_file_name
 from vision.labels import VRU_CLASSES
 
+from ..annotation_service import field_error
 from ..auth import current_user, get_project_for
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
@@ -26,10 +27,6 @@ from ..schemas import (
 bp = Blueprint("test_sessions", __name__, url_prefix="/api", description="Test sessions and detection jobs")
 TestSessionPage = page_schema(TestSessionOut, "TestSessionPage")
 DetectionPage = page_schema(DetectionOut, "DetectionPage")
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "request validation failed", details={"fields": {"json": {field: [message]}}})
 
 
 def session_view(db, ts: TestSession) -> dict:
@@ -69,28 +66,28 @@ def create_test_session(data):
     if video is None:
         raise ApiError(404, "video not found")
     if video.project_id != project.id:
-        raise _invalid("video_id", "the video belongs to another project")
+        raise field_error("video_id", "the video belongs to another project")
     gt_id = data.get("ground_truth_session_id")
     if gt_id is not None:
         gt = db.get(AnnotationSession, gt_id)
         if gt is None or gt.project_id != project.id:
             raise ApiError(404, "ground truth annotation session not found")
         if gt.video_id != video.id:
-            raise _invalid("ground_truth_session_id", "the annotation session is of another video")
+            raise field_error("ground_truth_session_id", "the annotation session is of another video")
     if data.get("frame_to") is not None and data.get("frame_from", 0) > data["frame_to"]:
-        raise _invalid("frame_to", "frame_to is before frame_from")
+        raise field_error("frame_to", "frame_to is before frame_from")
     model = data["model"]
     try:
         check_model_name(model["name"])
     except ModelError as exc:
-        raise _invalid("model", str(exc)) from None
+        raise field_error("model", str(exc)) from None
     if model.get("weights") is not None and not safe_file_name(model["weights"]):
-        raise _invalid("model", "weights must be a file name inside the model directory")
+        raise field_error("model", "weights must be a file name inside the model directory")
     labels = list(project.labels)
     named = list(model.get("classes") or []) + list((model.get("label_map") or {}).values())
     unknown = sorted(set(named) - set(labels))
     if unknown:
-        raise _invalid("model", f"not labels of this project: {unknown}; the project's labels are {labels}")
+        raise field_error("model", f"not labels of this project: {unknown}; the project's labels are {labels}")
 
     config = {k: data[k] for k in ("batch_size", "frame_stride", "frame_from", "frame_to", "enable_tracking",
                                    "track_buffer_seconds", "realtime", "include_pending") if k in data}
@@ -128,6 +125,9 @@ def list_test_sessions(args):
         stmt = stmt.where(TestSession.status == args["status"])
     page = paginate(db, stmt.order_by(TestSession.created_at.desc(), TestSession.id), args["page"],
                     args["per_page"])
+    job_ids = [ts.job_id for ts in page["items"] if ts.job_id]
+    if job_ids:  # one query: session_view then finds every job in the session's identity map
+        db.scalars(select(Job).where(Job.id.in_(job_ids))).all()
     page["items"] = [session_view(db, ts) for ts in page["items"]]
     return page
 

@@ -14,7 +14,7 @@ from keyframes.timeline import timeline_path
 from models import ProjectMember, Video
 from vision.probe import NotAVideo, probe_video
 
-from ..auth import current_user, get_project_for, require_writer
+from ..auth import current_user, get_project_for, get_video_for, require_writer
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..extensions import limiter
@@ -106,12 +106,4 @@ def list_videos(args):
 @bp.route("/<video_id>", methods=["GET"])
 @bp.response(200, VideoOut)
 def get_video(video_id):
-    session, user = db_session(), current_user()
-    video = session.get(Video, parse_uuid(video_id, "video"))
-    if video is None:
-        raise ApiError(404, "video not found")
-    if video.project_id is not None:
-        get_project_for(session, user, video.project_id)
-    elif not (user.is_admin or video.uploaded_by == user.id):
-        raise ApiError(403, "not allowed to see this video")
-    return video
+    return get_video_for(db_session(), current_user(), parse_uuid(video_id, "video"))
