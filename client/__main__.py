@@ -1,0 +1,4 @@
+"""``python -m client``: the same command line as ``vru``."""
+from .cli import main
+
+main()
