@@ -27,6 +27,8 @@ TORCHVISION_ARCHS: dict[str, str] = {
     "fcos_resnet50_fpn": "FCOS_ResNet50_FPN_Weights",
 }
 DEFAULT_MODEL = "opencv/hog-people"
+#: OpenCV's own trained detectors, shipped inside the opencv wheel: they run on any machine.
+OPENCV_MODELS = (DEFAULT_MODEL, "opencv/haar-fullbody")
 
 
 class ModelError(ValueError):
@@ -74,14 +76,14 @@ def check_model_name(name: str) -> None:
     Whether the weights are present is a separate question, answered where the model loads.
     """
     family, _, member = name.partition("/")
-    if name == DEFAULT_MODEL:
+    if name in OPENCV_MODELS:
         return
     if family == "torchvision" and member in TORCHVISION_ARCHS:
         return
     if family == "onnx" and member.endswith(".onnx") and safe_file_name(member):
         return
     raise ModelError(
-        f"unknown model {name!r}: use {DEFAULT_MODEL!r}, 'torchvision/<arch>' with arch one of "
+        f"unknown model {name!r}: use one of {list(OPENCV_MODELS)}, 'torchvision/<arch>' with arch one of "
         f"{sorted(TORCHVISION_ARCHS)}, or 'onnx/<file>.onnx' in the model directory"
     )
 
@@ -155,6 +157,38 @@ class HogPeopleDetector(Detector):
             w = np.clip(np.asarray(weights, dtype=np.float32).reshape(-1), 0, None)
             xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
             out.append(Detections.from_arrays(xyxy, w / (1.0 + w), np.zeros(len(w))))
+        return out
+
+
+class HaarFullBodyDetector(Detector):
+    """OpenCV's Viola-Jones full-body cascade (``haarcascade_fullbody.xml``, shipped with OpenCV).
+
+    A second, independently trained pedestrian detector that needs no download, so two real
+    models can be validated against each other anywhere. The cascade's level weight (the
+    margin of its last stage, about -3..5) is squashed with a logistic into 0..1.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        path = Path(cv2.data.haarcascades) / "haarcascade_fullbody.xml"
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise ModelError(f"cannot load OpenCV's full-body cascade from {path.name}")
+        self.name = spec.name
+        self.class_names = {0: "person"}
+        self.scale = float(spec.extra.get("scale", 1.05))
+        self.min_neighbors = int(spec.extra.get("min_neighbors", 3))
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        out = []
+        for image in images:
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+            rects, _levels, weights = self.cascade.detectMultiScale3(
+                gray, scaleFactor=self.scale, minNeighbors=self.min_neighbors, minSize=(24, 48),
+                outputRejectLevels=True)
+            rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
+            w = np.asarray(weights, dtype=np.float32).reshape(-1)
+            xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+            out.append(Detections.from_arrays(xyxy, 1.0 / (1.0 + np.exp(-w)), np.zeros(len(w))))
         return out
 
 
@@ -280,6 +314,8 @@ def load_detector(spec: Mapping[str, Any] | str | ModelSpec, model_dir: str | Pa
     family = spec.name.split("/", 1)[0]
     if spec.name == DEFAULT_MODEL:
         return HogPeopleDetector(spec)
+    if spec.name == "opencv/haar-fullbody":
+        return HaarFullBodyDetector(spec)
     if family == "torchvision":
         return TorchvisionDetector(spec, model_dir)
     if family == "onnx" and "/" in spec.name:
@@ -290,7 +326,7 @@ def load_detector(spec: Mapping[str, Any] | str | ModelSpec, model_dir: str | Pa
 def list_models(model_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """What this installation can run, and which weights are missing (by file name to provide)."""
     models: list[dict[str, Any]] = [
-        {"name": "opencv/hog-people", "weights_present": True, "weights_file": None}
+        {"name": name, "weights_present": True, "weights_file": None} for name in OPENCV_MODELS
     ]
     for arch in TORCHVISION_ARCHS:
         found = _find_weights(arch, ModelSpec(name=f"torchvision/{arch}"), model_dir)

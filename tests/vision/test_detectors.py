@@ -22,6 +22,21 @@ def test_hog_finds_pedestrians_in_a_real_street_video(vtest):
     assert LabelMap(detector.class_names)(d.class_id).tolist() == [0] * len(d)  # person -> pedestrian
 
 
+def test_the_haar_full_body_cascade_finds_the_same_people_as_hog(vtest):
+    """A second real detector, shipped with OpenCV: its boxes overlap HOG's on the same people."""
+    from evaluation.boxes import box_iou
+
+    frames = [f.image for f in VideoReader(vtest, end=1)]
+    haar = load_detector("opencv/haar-fullbody").predict(frames)[0]
+    hog = load_detector("opencv/hog-people").predict(frames)[0]
+    assert len(haar) >= 2 and np.all((haar.confidence > 0) & (haar.confidence < 1))
+    h, w = haar.xyxy[:, 3] - haar.xyxy[:, 1], haar.xyxy[:, 2] - haar.xyxy[:, 0]
+    assert np.all(h > w)
+    best = box_iou(hog.xyxy.astype(float)[:, None], haar.xyxy.astype(float)[None]).max(axis=1)
+    assert (best > 0.3).sum() >= 1  # at least one person found by both
+    assert "opencv/haar-fullbody" in {m["name"] for m in list_models()}
+
+
 @pytest.mark.parametrize("arch", ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"])
 def test_a_torchvision_model_loads_from_a_weight_file(tmp_path, vtest, arch):
     import torchvision.models.detection as tvd
