@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .live import JobUpdate, JobWatcher
+from .live import JOBS, RUNS, JobUpdate, Watcher
 from .transport import Progress, Transport, iter_pages
 
 Json = dict[str, Any]
@@ -211,15 +211,55 @@ class Jobs(_Resource):
         from .errors import JobFailed
 
         ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
-        watcher = JobWatcher(self._t, live=self._client.live if live is None else live,
-                             poll_interval=self._client.poll_interval, socketio_url=self._client.socketio_url)
-        final = watcher.wait(ids, on_update, timeout)
-        self._client.last_wait_mode = watcher.mode
+        final = self._client.follow(JOBS, ids, on_update, timeout, live)
         if raise_on_failure:
             for job in final.values():
                 if job.get("status") != "completed":
                     raise JobFailed(job)
         return final
+
+
+class ValidationRuns(_Resource):
+    """A model against a whole test set: one test session per video, then one aggregation."""
+
+    def create(self, project_id: str, model: dict[str, Any] | str, *, name: str | None = None,
+               videos: list[str] | dict[str, Any] | None = None, test_session_ids: list[str] | None = None,
+               ground_truth: str | dict[str, str] = "validated", evaluation: dict[str, Any] | None = None,
+               baseline_run_id: str | None = None, gates: list[dict[str, Any]] | None = None,
+               **detection: Any) -> Json:
+        """Start a run; ``videos`` is a list of ids or ``{"filter": {...}}`` (default: every video)."""
+        body: Json = {"project_id": project_id, "model": {"name": model} if isinstance(model, str) else model,
+                      "ground_truth": ground_truth, "gates": gates or [], **detection}
+        for key, value in (("name", name), ("videos", videos), ("test_session_ids", test_session_ids),
+                           ("evaluation", evaluation), ("baseline_run_id", baseline_run_id)):
+            if value is not None:
+                body[key] = value
+        return self._t.json("POST", "/api/validation-runs", json=body)
+
+    def get(self, run_id: str) -> Json:
+        return self._t.json("GET", f"/api/validation-runs/{run_id}")
+
+    def list(self, **filters: Any) -> Iterator[Json]:
+        return self._list("/api/validation-runs", filters)
+
+    def metrics(self, run_id: str) -> Json:
+        return self._t.json("GET", f"/api/validation-runs/{run_id}/metrics")
+
+    def cancel(self, run_id: str) -> Json:
+        return self._t.json("POST", f"/api/validation-runs/{run_id}/cancel")
+
+    def compare(self, run_a: str, run_b: str) -> Json:
+        """Paired comparison: ``run_b`` against ``run_a`` on the same videos and ground truth."""
+        return self._t.json("GET", "/api/validation-runs/compare", params={"ids": f"{run_a},{run_b}"})
+
+    def report(self, run_id: str, destination: str | Path) -> Path:
+        """The self-contained HTML report, downloaded."""
+        return self._t.download(f"/api/validation-runs/{run_id}/report.html", Path(destination))
+
+    def wait(self, run_id: str, on_update: JobUpdate | None = None, timeout: float | None = None,
+             live: bool | None = None) -> Json:
+        """Wait until the run ends (completed, partial, failed or cancelled); returns the run."""
+        return self._client.follow(RUNS, [run_id], on_update, timeout, live)[run_id]
 
 
 class Client:
@@ -245,6 +285,16 @@ class Client:
         self.models = Models(self)
         self.test_sessions = TestSessions(self)
         self.jobs = Jobs(self)
+        self.validation_runs = ValidationRuns(self)
+
+    def follow(self, followed: Any, ids: list[str], on_update: JobUpdate | None, timeout: float | None,
+               live: bool | None) -> dict[str, Json]:
+        watcher = Watcher(self.transport, followed, live=self.live if live is None else live,
+                          poll_interval=self.poll_interval, socketio_url=self.socketio_url)
+        try:
+            return watcher.wait(ids, on_update, timeout)
+        finally:
+            self.last_wait_mode = watcher.mode
 
     @property
     def base_url(self) -> str:

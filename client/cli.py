@@ -482,6 +482,278 @@ def jobs_cancel(state: State, job_id: str) -> None:
     emit(state, state.client().jobs.cancel(job_id), lambda j: f"job {j['id']}: {j['status']}")
 
 
+# ---------------------------------------------------------------------------------------- validation runs
+
+
+RUN_HEADLINE = ("ap", "ap50", "precision", "recall", "f1", "mota", "idf1", "hota", "latency_median", "latency_p90")
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _interval(iv: Any) -> str:
+    if not isinstance(iv, dict) or iv.get("low") is None:
+        return ""
+    return f"[{iv['low']:.3f}, {iv['high']:.3f}]"
+
+
+def metrics_table(title: str, scope: dict[str, Any]) -> Table:
+    """Headline numbers with their 95 % intervals and what they rest on."""
+    counts = scope.get("counts") or {}
+    rests = ", ".join(f"{v} {k}" for k, v in counts.items() if v is not None)
+    table = Table(title=f"{title}" + (f"  ({rests})" if rests else ""), title_justify="left")
+    for c in ("metric", "value", "95% interval"):
+        table.add_column(c, justify="right" if c != "metric" else "left")
+    headline, intervals = scope.get("headline") or {}, scope.get("intervals") or {}
+    for metric in RUN_HEADLINE:
+        if metric in headline:
+            table.add_row(metric, _number(headline[metric]), _interval(intervals.get(metric)))
+    return table
+
+
+def gates_table(gates: Sequence[dict[str, Any]], status: str | None) -> Table:
+    table = Table(title=f"gates: {status or 'none'}", title_justify="left")
+    for c in ("#", "gate", "status", "value", "interval", "reason"):
+        table.add_column(c)
+    for g in gates:
+        rule = {k: v for k, v in (g.get("gate") or {}).items()}
+        table.add_row(str(g.get("index")), json.dumps(rule, separators=(",", ":")), str(g.get("status")),
+                      _number(g.get("value")), _interval(g.get("interval")), str(g.get("reason") or ""))
+    return table
+
+
+def _load_gates(path: Path | None) -> list[dict[str, Any]] | None:
+    if path is None:
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{path} is not YAML/JSON: {exc}", param_hint="--gates") from None
+    if isinstance(data, dict) and "gates" in data:
+        data = data["gates"]
+    if not isinstance(data, list) or not all(isinstance(g, dict) for g in data):
+        raise click.BadParameter(f"{path} must hold a list of gates (or {{gates: [...]}})", param_hint="--gates")
+    return data
+
+
+def _model_spec(model: str, threshold: float | None, options: Sequence[str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": model}
+    if threshold is not None:
+        spec["confidence_threshold"] = threshold
+    for pair in options:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--model-option")
+        try:
+            spec[key] = json.loads(raw)
+        except ValueError:
+            spec[key] = raw
+    return spec
+
+
+def watch_run(state: State, api: Client, run: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    """Live bars for the run and each of its videos until it ends."""
+    if state.as_json:
+        return api.validation_runs.wait(run["id"], timeout=timeout)
+    names = {}
+    try:
+        names = {v["id"]: v["filename"] for v in api.videos.list(project_id=run["project_id"])}
+    except PlatformError:
+        pass
+    with _job_progress() as bars:
+        overall = bars.add_task(f"run {run.get('name') or run['id'][:8]}", total=100, stage="")
+        per_video: dict[str, int] = {}
+
+        def update(p: dict[str, Any]) -> None:
+            counts = p.get("videos") or {}
+            fps = p.get("fps") or 0.0
+            eta = p.get("eta_seconds")
+            stage = (f"{p.get('status')}  " + " ".join(f"{k} {v}" for k, v in counts.items() if v)
+                     + (f"  {fps:.1f} fps" if fps else "") + (f"  eta {eta:.0f}s" if eta else ""))
+            bars.update(overall, completed=float(p.get("progress_percent") or 0), stage=stage)
+            for v in p.get("per_video") or []:
+                vid = str(v.get("video_id"))
+                if vid not in per_video:
+                    per_video[vid] = bars.add_task(f"  {names.get(vid, vid[:8])}", total=100, stage="")
+                bars.update(per_video[vid], completed=float(v.get("progress_percent") or 0),
+                            stage=f"{v.get('status')} {v.get('stage') or ''}".strip())
+
+        return api.validation_runs.wait(run["id"], on_update=update, timeout=timeout)
+
+
+def run_outcome(state: State, api: Client, run: dict[str, Any]) -> int:
+    """Print the metrics, intervals, slices and gates of an ended run; the exit code it earns."""
+    status = run.get("status")
+    if status in ("failed", "cancelled"):
+        fail(EXIT_PLATFORM, f"validation run {run['id']} {status}: {run.get('error') or ''}".strip())
+    body = api.validation_runs.metrics(run["id"])
+    gate_status = body.get("gate_status")
+    if state.as_json:
+        emit(state, {"run": run, **body})
+    else:
+        metrics = body.get("metrics") or {}
+        out.print(metrics_table(f"run {run.get('name') or run['id']}: {status}", metrics.get("overall") or {}))
+        for name, scope in sorted((metrics.get("overall") or {}).get("per_class", {}).items()):
+            if isinstance(scope, dict) and not scope.get("insufficient"):
+                out.print(metrics_table(f"class {name}", scope))
+        for key, values in sorted((metrics.get("slices") or {}).items()):
+            for value, scope in sorted(values.items()):
+                if isinstance(scope, dict) and scope.get("insufficient"):
+                    out.print(f"slice {key}={value}: too little data to judge ({scope.get('reason')})",
+                              highlight=False)
+                elif isinstance(scope, dict):
+                    out.print(metrics_table(f"slice {key}={value}", scope))
+        missing = [v for v in (run.get("progress") or {}).get("per_video", []) if v.get("status") == "failed"]
+        for v in missing:
+            err.print(f"[yellow]missing video {v.get('video_id')}: {v.get('error')}[/]", highlight=False)
+        if body.get("gates"):
+            out.print(gates_table(body["gates"], gate_status))
+        out.print(f"run {run['id']}: {status}, gates {gate_status or 'none'}", highlight=False)
+    if gate_status == "failed":
+        return EXIT_GATES_FAILED
+    if status == "partial":
+        err.print(f"validation run {run['id']} is partial: some videos failed (listed above)", highlight=False)
+        return EXIT_PLATFORM
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--project", "project_id", required=True)
+@click.option("--model", required=True, help="A model name from `vru models`.")
+@click.option("--threshold", type=float, help="The model's confidence threshold.")
+@click.option("--model-option", "model_options", multiple=True, help="KEY=VALUE for the model spec (repeat).")
+@click.option("--name")
+@click.option("--video", "video_ids", multiple=True, help="Run on these videos (default: every video).")
+@click.option("--tag", "tags", multiple=True, help="Or on the videos carrying every one of these tags.")
+@click.option("--test-session", "test_session_ids", multiple=True, help="Or aggregate existing test sessions.")
+@click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True)
+@click.option("--score-threshold", type=float, help="The operating point's score threshold.")
+@click.option("--class", "classes", multiple=True, help="Evaluate these classes only (repeat).")
+@click.option("--protocol", help="Evaluation protocol (see the API).")
+@click.option("--frame-stride", type=int, help="Run the model on every Nth frame.")
+@click.option("--tracking/--no-tracking", default=None, help="Track detections (tracking metrics).")
+@click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A YAML or JSON file with a list of gates.")
+@click.option("--baseline", "baseline_run_id", help="Compare with this run (gates with vs: baseline).")
+@click.option("--wait/--no-wait", default=True, show_default=True)
+@click.option("--timeout", type=float, help="Give up waiting after this many seconds (exit 3).")
+@click.pass_obj
+@guarded
+def run(state: State, project_id: str, model: str, threshold: float | None, model_options: tuple[str, ...],
+        name: str | None, video_ids: tuple[str, ...], tags: tuple[str, ...], test_session_ids: tuple[str, ...],
+        iou_threshold: float, score_threshold: float | None, classes: tuple[str, ...], protocol: str | None,
+        frame_stride: int | None, tracking: bool | None, gates_file: Path | None, baseline_run_id: str | None,
+        wait: bool, timeout: float | None) -> None:
+    """Validate a model on a test set: live bars, then the metrics with intervals and the gates.
+
+    Exit 0 when every gate passed, 1 when a gate failed, 3 when the run failed or is partial.
+    """
+    api = state.client()
+    if video_ids and tags:
+        raise click.UsageError("give --video or --tag, not both")
+    videos: list[str] | dict[str, Any] | None = list(video_ids) or ({"filter": {"tags": list(tags)}} if tags else None)
+    evaluation: dict[str, Any] = {"iou_threshold": iou_threshold}
+    if score_threshold is not None:
+        evaluation["score_threshold"] = score_threshold
+    if classes:
+        evaluation["classes"] = list(classes)
+    if protocol:
+        evaluation["protocol"] = protocol
+    detection: dict[str, Any] = {}
+    if frame_stride is not None:
+        detection["frame_stride"] = frame_stride
+    if tracking is not None:
+        detection["enable_tracking"] = tracking
+    created = api.validation_runs.create(
+        project_id, _model_spec(model, threshold, model_options), name=name, videos=videos,
+        test_session_ids=list(test_session_ids) or None, evaluation=evaluation, baseline_run_id=baseline_run_id,
+        gates=_load_gates(gates_file), **detection)
+    if not wait:
+        emit(state, created, lambda r: f"validation run {r['id']} started on {r.get('videos_total')} video(s)")
+        return
+    final = watch_run(state, api, created, timeout)
+    sys.exit(run_outcome(state, api, final))
+
+
+@cli.command()
+@click.argument("baseline")
+@click.argument("candidate")
+@click.pass_obj
+@guarded
+def compare(state: State, baseline: str, candidate: str) -> None:
+    """Paired comparison of two runs on the same videos: each metric's difference, interval and verdict."""
+    body = state.client().validation_runs.compare(baseline, candidate)
+    if state.as_json:
+        emit(state, body)
+        return
+    comparison = body.get("comparison", body)
+    table = Table(title=f"{candidate} against {baseline} ({comparison.get('videos')} videos)", title_justify="left")
+    for c in ("metric", "baseline", "candidate", "difference", "95% interval", "verdict"):
+        table.add_column(c)
+    for metric, row in (comparison.get("metrics") or {}).items():
+        table.add_row(metric, _number(row.get("baseline")), _number(row.get("candidate")),
+                      _number(row.get("difference")), _interval(row.get("interval")), str(row.get("verdict")))
+    out.print(table)
+    worse = [r for r in comparison.get("per_video") or [] if (r.get("differences") or {}).get("ap") is not None
+             and r["differences"]["ap"] < 0][:10]
+    if worse:
+        out.print(rows_table("where AP got worse", [{"video_id": r["video_id"], **r["differences"]} for r in worse],
+                             ["video_id", "ap", "ap50", "precision", "recall", "f1"]))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: run-<id>.html")
+@click.pass_obj
+@guarded
+def report(state: State, run_id: str, output: Path | None) -> None:
+    """Download a validation run's self-contained HTML report."""
+    path = state.client().validation_runs.report(run_id, output or Path(f"run-{run_id}.html"))
+    emit(state, {"run_id": run_id, "path": str(path)}, lambda d: f"report saved to {d['path']}")
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Validation runs: list, show, cancel."""
+
+
+@runs_group.command("list")
+@click.option("--project", "project_id")
+@click.pass_obj
+@guarded
+def runs_list(state: State, project_id: str | None) -> None:
+    items = list(state.client().validation_runs.list(project_id=project_id))
+    emit(state, items, lambda rows: rows_table("validation runs", rows, ["id", "name", "status", "gate_status",
+                                                                         "videos_total", "created_at"]))
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.pass_obj
+@guarded
+def runs_show(state: State, run_id: str) -> None:
+    api = state.client()
+    run_ = api.validation_runs.get(run_id)
+    if run_.get("status") in ("completed", "partial", "failed", "cancelled"):
+        sys.exit(run_outcome(state, api, run_))
+    emit(state, run_, lambda r: f"run {r['id']}: {r['status']}, {r.get('videos_done')}/{r.get('videos_total')} done")
+
+
+@runs_group.command("cancel")
+@click.argument("run_id")
+@click.pass_obj
+@guarded
+def runs_cancel(state: State, run_id: str) -> None:
+    emit(state, state.client().validation_runs.cancel(run_id), lambda r: f"run {r['id']}: {r['status']}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script's entry point."""
     try:
