@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test up migrate flower bench lint clean system-deps
+.PHONY: install demo demo-deps test up migrate flower bench lint clean system-deps
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+demo: install demo-deps
 	$(BIN)/python -m workers demo
+
+# The demo's real footage: Debian's opencv-doc ships OpenCV's vtest.avi; installed when root.
+demo-deps:
+	@[ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null) || echo "opencv-doc not installed: the demo uses generated clips"; }
 
 # Test-only system tools (docker-compose validates the compose file; headless Chromium and its
 # driver run the dashboard's browser test); installed when root.

@@ -527,6 +527,18 @@ def gates_table(gates: Sequence[dict[str, Any]], status: str | None) -> Table:
     return table
 
 
+def comparison_table(comparison: dict[str, Any], baseline: str, candidate: str) -> Table:
+    """Per metric: both values, the paired difference, its interval and the verdict."""
+    table = Table(title=f"{candidate} against {baseline}, paired over {comparison.get('videos')} videos",
+                  title_justify="left")
+    for c in ("metric", baseline, candidate, "difference", "95% interval", "verdict"):
+        table.add_column(c)
+    for metric, row in (comparison.get("metrics") or {}).items():
+        table.add_row(metric, _number(row.get("baseline")), _number(row.get("candidate")),
+                      _number(row.get("difference")), _interval(row.get("interval")), str(row.get("verdict")))
+    return table
+
+
 def _load_gates(path: Path | None) -> list[dict[str, Any]] | None:
     if path is None:
         return None
@@ -694,12 +706,7 @@ def compare(state: State, baseline: str, candidate: str) -> None:
         emit(state, body)
         return
     comparison = body.get("comparison", body)
-    table = Table(title=f"{candidate} against {baseline} ({comparison.get('videos')} videos)", title_justify="left")
-    for c in ("metric", "baseline", "candidate", "difference", "95% interval", "verdict"):
-        table.add_column(c)
-    for metric, row in (comparison.get("metrics") or {}).items():
-        table.add_row(metric, _number(row.get("baseline")), _number(row.get("candidate")),
-                      _number(row.get("difference")), _interval(row.get("interval")), str(row.get("verdict")))
+    table = comparison_table(comparison, baseline, candidate)
     out.print(table)
     worse = [r for r in comparison.get("per_video") or [] if (r.get("differences") or {}).get("ap") is not None
              and r["differences"]["ap"] < 0][:10]

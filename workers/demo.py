@@ -1,22 +1,39 @@
-"""`make demo`: start the stack on embedded defaults, run the main job end to end, stop.
+"""`make demo`: start the stack on embedded defaults, run the platform's main job end to end, stop.
 
-The main job: log in, create a project, upload a video, run a probe job on each pool and
-watch both progress bars fill from live Socket.IO events; then run pedestrian detection
-(OpenCV's HOG people detector, which needs no downloaded weights) on a real street video
-when one is on this machine (``DEMO_VIDEO``, or Debian's ``opencv-doc`` sample), else on a
-generated clip, with a live progress bar, a per-class summary and one annotated frame as PNG.
+The main job is a validation run: real footage with real ground truth, two real models run
+over it as two validation runs on the GPU-queue pool, live progress bars, both metric tables
+with their bootstrap intervals, the paired comparison, a regression gate, the HTML report.
+
+The footage is OpenCV's ``vtest.avi`` (Debian's ``opencv-doc``; ``make demo`` installs it when
+root), its first 150 frames cut into five 3-second clips so that intervals over videos mean
+something; the ground truth is ``demo/vtest_ground_truth.csv``, made for this project (see
+``demo/README.md``). The models are OpenCV's HOG people detector and its full-body Haar
+cascade, both trained detectors shipped inside OpenCV. Without ``vtest.avi`` the demo uses
+generated clips whose ground truth is known exactly, and says so.
 """
 from __future__ import annotations
 
+import csv
 import os
 import sys
-import threading
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from settings import free_port, load_settings
 
 from .pools import Supervisor, cpu_pool_spec, gpu_pool_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUND_TRUTH = ROOT / "demo" / "vtest_ground_truth.csv"
+#: A real pedestrian video shipped by Debian's opencv-doc package.
+DEBIAN_SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+CLIPS, CLIP_FRAMES = 5, 30  # frames 0-149, the stretch the ground truth covers
+MODELS = (("HOG people detector", {"name": "opencv/hog-people", "confidence_threshold": 0.3}),
+          ("Haar full-body cascade", {"name": "opencv/haar-fullbody", "confidence_threshold": 0.3, "scale": 1.1}))
+GATES_FIRST = [{"metric": "recall", "min": 0.4}]
+GATES_SECOND = [{"metric": "ap50", "max_drop": 0.05, "vs": "baseline", "significant": True}]
 
 
 def _port_free(port: int) -> bool:
@@ -26,141 +43,197 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def make_clip(path: Path, frames: int = 60, fps: float = 10.0) -> Path:
-    """A short synthetic street clip (walking figures on a road) so the demo needs no data."""
+# ------------------------------------------------------------------------------ footage and ground truth
+
+
+def demo_source() -> Path | None:
+    """``DEMO_VIDEO`` when it names vtest.avi elsewhere, else Debian's copy, else none."""
+    chosen = os.environ.get("DEMO_VIDEO")
+    if chosen and Path(chosen).is_file():
+        return Path(chosen)
+    return DEBIAN_SAMPLE if DEBIAN_SAMPLE.is_file() else None
+
+
+def read_ground_truth(path: Path) -> dict[int, list[dict[str, Any]]]:
+    """The shipped CSV's keyframe rows, by track."""
+    tracks: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            tracks[int(row["track_id"])].append({
+                "frame": int(row["frame_number"]), "label": row["label"],
+                "box": tuple(float(row[c]) for c in ("x1", "y1", "x2", "y2")),
+                "outside": row.get("outside") in ("1", "true"), "occluded": row.get("occluded") in ("1", "true")})
+    return tracks
+
+
+def clip_ground_truth(tracks: dict[int, list[dict[str, Any]]], start: int, count: int, fps: float) -> list[list[Any]]:
+    """Rows of one clip's ground truth: each track's box on every clip frame it is visible on.
+
+    The boxes come from the platform's own interpolation between the shipped keyframes, so
+    a clip carries exactly the ground truth the whole stretch has; a track's gap (an
+    ``outside`` keyframe) ends its segment with an ``outside`` row.
+    """
+    import numpy as np
+
+    from keyframes.timeline import Timeline
+    from keyframes.tracks import Keyframe, interpolate
+
+    end = start + count
+    timeline = Timeline.constant(end, fps)
+    rows: list[list[Any]] = []
+    for track_id, keys in sorted(tracks.items()):
+        keys = sorted(keys, key=lambda k: k["frame"])
+        first, last = keys[0]["frame"], max(k["frame"] for k in keys if not k["outside"])
+        frames = np.arange(max(start, first), min(end, last + 1))
+        if frames.size == 0:
+            continue
+        kfs = [Keyframe(k["frame"], k["box"], k["outside"]) for k in keys]
+        boxes = interpolate(kfs, frames, timeline)
+        occluded = {k["frame"] for k in keys if k["occluded"]}
+        was_visible = False
+        for f, box in zip(frames.tolist(), boxes, strict=True):
+            if np.isnan(box[0]):
+                if was_visible:
+                    rows.append([f - start, track_id, keys[0]["label"], *rows[-1][3:7], 1, 1, 0])
+                was_visible = False
+                continue
+            rows.append([f - start, track_id, keys[0]["label"], *(round(float(v), 2) for v in box), 1, 0,
+                         int(f in occluded)])
+            was_visible = True
+    return rows
+
+
+def cut_clips(source: Path, out_dir: Path) -> list[Path]:
+    """Frames 0-149 of ``source`` as five MJPG clips of 30 frames (10 fps, the source's rate)."""
+    import cv2
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cap = cv2.VideoCapture(str(source))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    paths = []
+    for i in range(CLIPS):
+        path = out_dir / f"vtest-{i * CLIP_FRAMES:03d}-{(i + 1) * CLIP_FRAMES - 1:03d}.avi"
+        writer = None
+        for _ in range(CLIP_FRAMES):
+            ok, frame = cap.read()
+            if not ok:
+                raise RuntimeError(f"{source} ended before frame {(i + 1) * CLIP_FRAMES}")
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+            writer.write(frame)
+        writer.release()
+        paths.append(path)
+    cap.release()
+    return paths
+
+
+def generated_clips(out_dir: Path) -> list[tuple[Path, list[list[Any]]]]:
+    """Clips of walking figures drawn here, with their exact boxes as ground truth."""
     import cv2
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 360))
-    for i in range(frames):
-        img = np.full((360, 640, 3), (90, 90, 90), np.uint8)
-        img[240:] = (60, 60, 60)
-        for k, (x0, speed) in enumerate(((40, 6), (560, -4), (300, 3))):
-            x = int(x0 + speed * i) % 640
-            cv2.rectangle(img, (x, 150 + 20 * k), (x + 30, 240 + 20 * k), (40 + 60 * k, 160, 220 - 50 * k), -1)
-            cv2.circle(img, (x + 15, 138 + 20 * k), 12, (200, 180, 160), -1)
-        writer.write(img)
-    writer.release()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for c in range(CLIPS):
+        path = out_dir / f"street-{c}.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 360))
+        rows: list[list[Any]] = []
+        for i in range(CLIP_FRAMES):
+            img = np.full((360, 640, 3), (90, 90, 90), np.uint8)
+            img[240:] = (60, 60, 60)
+            for k, (x0, speed) in enumerate(((40 + 30 * c, 6), (560, -4), (300, 3))):
+                x, top = x0 + speed * i, 126 + 20 * k
+                cv2.rectangle(img, (x, 150 + 20 * k), (x + 30, 240 + 20 * k), (40 + 60 * k, 160, 220 - 50 * k), -1)
+                cv2.circle(img, (x + 15, 138 + 20 * k), 12, (200, 180, 160), -1)
+                rows.append([i, k + 1, "pedestrian", float(x), float(top), float(x + 31), float(241 + 20 * k), 1, 0, 0])
+            writer.write(img)
+        writer.release()
+        made.append((path, rows))
+    return made
+
+
+def write_rows(path: Path, rows: list[list[Any]]) -> Path:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["frame_number", "track_id", "label", "x1", "y1", "x2", "y2", "keyframe", "outside", "occluded"])
+        w.writerows(rows)
     return path
 
 
-#: A real pedestrian video shipped by Debian's opencv-doc package, used when present.
-DEBIAN_SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+# ------------------------------------------------------------------------------ the main job
 
 
-def demo_video(var_dir: Path) -> tuple[Path, str]:
-    """The video detection runs on: DEMO_VIDEO, Debian's sample, or a generated clip."""
-    chosen = os.environ.get("DEMO_VIDEO")
-    if chosen and Path(chosen).is_file():
-        return Path(chosen), "DEMO_VIDEO"
-    if DEBIAN_SAMPLE.is_file():
-        return DEBIAN_SAMPLE, "Debian's opencv-doc sample"
-    return make_clip(var_dir / "demo" / "street.avi", frames=60), "a generated clip (set DEMO_VIDEO for a real one)"
+def validate(base: str, username: str, password: str, var_dir: Path, flower_port: int) -> bool:
+    """Upload, import ground truth, run both models as validation runs, compare, gate, report."""
+    from rich.console import Console
 
+    from client import Client
+    from client.cli import State, comparison_table, gates_table, metrics_table, watch_run
 
-def run_detection(s, base: str, token: str, project: dict, var_dir: Path) -> bool:
-    """Upload the demo video, detect pedestrians with a live progress bar, summarize, draw one frame."""
-    import cv2
-    import socketio
+    out = Console()
+    api = Client(base, poll_interval=0.5)
+    api.login(username, password)
+    demo_dir = var_dir / "demo"
+    project = api.projects.create(f"Demo: pedestrians {time.strftime('%H:%M:%S')}",
+                                  description="created by make demo")
+    out.print(f"Project {project['name']} ({project['id']}), labels: {', '.join(project['labels'])}")
 
-    from vision.draw import draw_detections
+    source = demo_source()
+    if source is not None and GROUND_TRUTH.is_file():
+        tracks = read_ground_truth(GROUND_TRUTH)
+        clips = [(p, clip_ground_truth(tracks, i * CLIP_FRAMES, CLIP_FRAMES, 10.0))
+                 for i, p in enumerate(cut_clips(source, demo_dir / "clips"))]
+        out.print(f"Footage: {source} frames 0-149 as {CLIPS} clips; ground truth {GROUND_TRUTH.relative_to(ROOT)} "
+                  f"({len(tracks)} people, made for this project: see demo/README.md)")
+    else:
+        clips = generated_clips(demo_dir / "clips")
+        out.print("[yellow]vtest.avi not found (install Debian's opencv-doc, or set DEMO_VIDEO): using generated "
+                  "clips whose ground truth is known exactly[/]")
 
-    path, origin = demo_video(var_dir)
-    with open(path, "rb") as fh:
-        r = s.post(base + "/api/videos", data={"project_id": project["id"]},
-                   files={"file": (path.name, fh, "video/x-msvideo")}, timeout=300)
-    r.raise_for_status()
-    video = r.json()
-    print(f"\nDetection on {path.name} ({origin}): {video['frame_count']} frames, {video['width']}x{video['height']}")
-    r = s.post(base + "/api/test-sessions", json={
-        "project_id": project["id"], "video_id": video["id"], "name": "demo: HOG pedestrians",
-        "model": {"name": "opencv/hog-people", "confidence_threshold": 0.4}, "batch_size": 4,
-        "frame_stride": 2, "enable_tracking": True}, timeout=30)
-    r.raise_for_status()
-    ts = r.json()
-    client = socketio.Client(reconnection=True)
-    live = {"messages": 0, "boxes": 0}
-    bars = Bars({ts["job_id"]: "det"})
+    videos = []
+    for path, rows in clips:
+        video = api.videos.upload(path, project_id=project["id"])
+        gt = write_rows(demo_dir / f"{path.stem}.csv", rows)
+        imp = api.imports.create(gt, import_type="annotations", source_format="csv", project_id=project["id"],
+                                 video_id=video["id"], validation_status="validated",
+                                 job_name=f"ground truth {path.stem}")
+        api.jobs.wait(imp["job_id"], timeout=300)
+        done = api.imports.get(imp["id"])
+        api.annotation_sessions.update(done["annotation_session_id"], status="completed")
+        videos.append(video)
+        out.print(f"  {path.name}: {video['frame_count']} frames, {len(rows)} ground-truth boxes imported as validated")
 
-    def on_event(data):
-        live["messages"] += 1
-        live["boxes"] += sum(len(f["detections"]) for f in data["frames"])
+    state = State(base, api.token, as_json=False)
+    runs = []
+    for (title, model), gates in zip(MODELS, (GATES_FIRST, GATES_SECOND), strict=True):
+        out.print(f"\nValidation run: {title} ({model['name']}) on {len(videos)} videos")
+        run = api.validation_runs.create(project["id"], model, name=title, videos=[v["id"] for v in videos],
+                                         gates=gates, baseline_run_id=runs[-1]["id"] if runs else None,
+                                         enable_tracking=True)
+        runs.append(watch_run(state, api, run, timeout=1200))
 
-    client.on("job_progress", bars.update)
-    client.on("job_snapshot", bars.update)
-    client.on("detection_event", on_event)
-    client.connect(base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-    client.call("subscribe_job", {"job_id": ts["job_id"]}, timeout=10)
-    client.call("detection_stream_subscribe", {"test_session_id": ts["id"]}, timeout=10)
-    bars.done.wait(1800)
-    print()
-    client.disconnect()
-    job = s.get(f"{base}/api/jobs/{ts['job_id']}", timeout=30).json()
-    if job["status"] != "completed":
-        print(f"  detection {job['status']}: {job.get('error')}")
-        return False
-    summary = job["result"]
-    print(f"  {summary['frames_processed']} frames in {summary['wall_seconds']:.1f} s ({summary['fps']:.1f} fps "
-          f"on {summary['device']}), {summary['detections']} detections, {summary['tracks']} tracks; "
-          f"{live['boxes']} boxes arrived live in {live['messages']} messages")
-    for label, count in summary["per_class"].items():
-        print(f"    {label:<13} {count:6d}")
-    if summary["mean_confidence"] is not None:
-        print(f"    mean confidence {summary['mean_confidence']:.3f}")
-    rows = s.get(f"{base}/api/test-sessions/{ts['id']}/detections", params={"per_page": 5000}, timeout=60).json()
-    if rows["items"]:
-        counts: dict[int, int] = {}
-        for d in rows["items"]:
-            counts[d["frame_number"]] = counts.get(d["frame_number"], 0) + 1
-        best = max(counts, key=lambda k: (counts[k], -k))
-        cap = cv2.VideoCapture(str(path))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, best)
-        ok, image = cap.read()
-        cap.release()
-        if ok:
-            dets = [d for d in rows["items"] if d["frame_number"] == best]
-            drawn = draw_detections(image, [d["bbox"] for d in dets], [d["class_label"] for d in dets],
-                                    [d["confidence"] for d in dets], [d["track_id"] for d in dets],
-                                    classes=project["labels"])
-            out = var_dir / "demo" / "detections.png"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out), drawn)
-            print(f"  frame {best} with its {len(dets)} boxes drawn: {out}")
-    return True
-
-
-def _bar(fraction: float, width: int = 24) -> str:
-    full = int(round(fraction * width))
-    return "#" * full + "." * (width - full)
-
-
-class Bars:
-    """Two progress bars on one terminal line, redrawn from live events."""
-
-    def __init__(self, jobs: dict[str, str]) -> None:
-        self.jobs = jobs  # job id -> label
-        self.state = {job_id: {"progress_percent": 0.0, "status": "pending", "stage": "queued"} for job_id in jobs}
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-
-    def update(self, data: dict) -> None:
-        with self.lock:
-            if data.get("job_id") not in self.state:
-                return
-            self.state[data["job_id"]].update(data)
-            line = "   ".join(
-                f"{self.jobs[j]:<4}[{_bar(s['progress_percent'] / 100)}] "
-                f"{s['progress_percent']:5.1f}% {s['status']:<10}" for j, s in self.state.items())
-            sys.stdout.write("\r" + line)
-            sys.stdout.flush()
-            if all(s["status"] in ("completed", "failed", "cancelled") for s in self.state.values()):
-                self.done.set()
+    ok = True
+    for run in runs:
+        body = api.validation_runs.metrics(run["id"])
+        metrics = body.get("metrics") or {}
+        out.print(metrics_table(f"\n{run['name']}: {run['status']}", metrics.get("overall") or {}))
+        if body.get("gates"):
+            out.print(gates_table(body["gates"], body.get("gate_status")))
+        ok = ok and run["status"] == "completed"
+    comparison = api.validation_runs.compare(runs[0]["id"], runs[1]["id"])
+    out.print(comparison_table(comparison.get("comparison", comparison), runs[0]["name"], runs[1]["name"]))
+    for run in runs:
+        path = api.validation_runs.report(run["id"], demo_dir / f"report-{run['name'].split()[0].lower()}.html")
+        out.print(f"HTML report of {run['name']}: {path}")
+    out.print(f"\nIn the dashboard ({base}/): project {project['name']}, Runs; "
+              f"in Flower (http://127.0.0.1:{flower_port}/, FLOWER_BASIC_AUTH): the detection and aggregation tasks")
+    out.print(f"From a shell: vru --url {base} login --username {username}; vru runs list --project {project['id']}")
+    return ok
 
 
 def demo() -> int:
     import requests
-    import socketio
 
     settings = load_settings()
     port = settings.port if _port_free(settings.port) else free_port()
@@ -175,6 +248,7 @@ def demo() -> int:
     sup = Supervisor(str(log_dir))
     for spec in (web_spec(), *gpu_pool_specs(), cpu_pool_spec(), beat_spec(), flower_spec()):
         sup.start(spec)
+    started = time.monotonic()
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -187,61 +261,9 @@ def demo() -> int:
                 print(f"web did not come up; see {log_dir / 'web.log'}", file=sys.stderr)
                 return 1
             time.sleep(0.3)
-
-        s = requests.Session()
-        r = s.post(base + "/api/auth/token", json={"username": settings.admin_username,
-                                                   "password": settings.admin_password}, timeout=30)
-        r.raise_for_status()
-        token = r.json()["access_token"]
-        s.headers["Authorization"] = f"Bearer {token}"
-        print(f"Logged in as {settings.admin_username}")
-
-        project = s.post(base + "/api/projects", json={"name": "Demo: pedestrians and cyclists",
-                                                       "description": "created by make demo"}, timeout=30).json()
-        print(f"Project {project['id']}  labels: {', '.join(project['labels'])}")
-        clip = make_clip(settings.var_dir / "demo" / "street.avi")
-        with open(clip, "rb") as fh:
-            r = s.post(base + "/api/videos", data={"project_id": project["id"]},
-                       files={"file": (clip.name, fh, "video/x-msvideo")}, timeout=120)
-        r.raise_for_status()
-        video = r.json()
-        print(f"Video {video['id']}  {video['width']}x{video['height']}, {video['frame_count']} frames, "
-              f"{video['fps']:.1f} fps, {video['duration']:.1f} s, codec {video['codec']}, "
-              f"variable frame rate: {video['variable_frame_rate']}")
-
-        client = socketio.Client(reconnection=True)
-        connected = threading.Event()
-        client.on("connection_status", lambda _d: connected.set())
-        client.connect(base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-        connected.wait(10)
-        jobs = {}
-        for queue in ("gpu", "cpu"):
-            r = s.post(base + "/api/jobs/probe", json={"queue": queue, "steps": 20, "step_seconds": 0.15,
-                                                       "project_id": project["id"]}, timeout=30)
-            r.raise_for_status()
-            jobs[r.json()["id"]] = queue
-        print("Probe jobs on both pools, progress live over Socket.IO:")
-        bars = Bars(jobs)
-        client.on("job_progress", bars.update)
-        client.on("job_snapshot", bars.update)
-        for job_id in jobs:
-            client.call("subscribe_job", {"job_id": job_id}, timeout=10)
-        finished = bars.done.wait(120)
-        print()
-        client.disconnect()
-
-        print("\nSummary")
-        ok = finished
-        for job_id, queue in jobs.items():
-            job = s.get(f"{base}/api/jobs/{job_id}", timeout=30).json()
-            ok = ok and job["status"] == "completed"
-            print(f"  {queue} job {job_id}: {job['status']} on {job['worker']} after {job['attempts']} attempt(s)")
-        ok = run_detection(s, base, token, project, settings.var_dir) and ok
-        print("\nWhile `make up` runs:")
-        print(f"  API       {base}/api  (OpenAPI document at {base}/openapi.json)")
-        print(f"  Flower    http://127.0.0.1:{flower_port}/  (FLOWER_BASIC_AUTH, default admin:admin)")
-        print(f"  Socket.IO {base}/socket.io  (auth: {{\"token\": ...}}; events job_progress, project_progress_update, "
-              "detection_event)")
+        ok = validate(base, settings.admin_username, settings.admin_password, settings.var_dir, flower_port)
+        print(f"\nThe main job took {time.monotonic() - started:.0f} s. `make up` keeps the stack running: "
+              f"API {base}/api, OpenAPI {base}/openapi.json, Flower http://127.0.0.1:{flower_port}/")
         return 0 if ok else 1
     finally:
         print("Stopping the platform...")
