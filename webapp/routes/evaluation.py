@@ -20,6 +20,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 
+from evaluation.motchallenge import BENCHMARKS, PROTOCOLS
 from evaluation.session import compare_metrics
 from models import AnnotationSession, Job, TestSession
 from tasks.evaluation import EvaluationError, queue_evaluation
@@ -43,6 +44,14 @@ class EvaluateIn(StrictSchema):
     classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
                           validate=validate.Length(min=1, max=100))
     include_pending = fields.Boolean()
+    protocol = fields.String(validate=validate.OneOf(PROTOCOLS),
+                             metadata={"description": "default: every ground-truth row counts; motchallenge: "
+                                                      "MOT16/17/20 rules (conf-0 rows and distractors ignored)"})
+    benchmark = fields.String(validate=validate.OneOf(BENCHMARKS),
+                              metadata={"description": "motchallenge: the distractor classes of MOT17 or MOT20"})
+    min_visibility = FiniteFloat(validate=validate.Range(min=0.0, max=1.0),
+                                 metadata={"description": "motchallenge: ground truth less visible is ignored"})
+    voc_pixel_inclusive = fields.Boolean(metadata={"description": "VOC AP with the devkit's +1 pixel areas"})
 
 
 class ReportArgs(StrictSchema):
@@ -95,7 +104,10 @@ def evaluate(data, test_session_id):
     ``iou_threshold`` (default 0.5) is the match threshold of the operating point, temporal and
     tracking metrics (COCO metrics always use 0.50:0.95); ``classes`` restricts the evaluation to
     these labels; ``include_pending`` also counts annotations not yet validated; ``score_threshold``
-    overrides the session's confidence threshold as the operating point.
+    overrides the session's confidence threshold as the operating point; ``protocol`` chooses
+    the evaluation protocol (``motchallenge``: the benchmark's ignore rows and distractor classes,
+    with ``benchmark`` and ``min_visibility``); ``voc_pixel_inclusive`` switches VOC AP to the
+    devkit's integer-pixel areas.
     """
     db, user = db_session(), current_user()
     ts = _test_session(test_session_id, write=True)
