@@ -273,6 +273,14 @@ def test_compare_puts_models_side_by_side(stack, world):
     fn = rows["operating_point.fn"]
     assert fn["values"] == [0, 5] and fn["higher_is_better"] is False and fn["best"] == 0
     assert rows["operating_point.per_class.pedestrian.recall"]["differences"] == pytest.approx([0.0, -5 / 40])
+    assert out["parameters"]["protocol"] == "default"
+    assert rows["hota.overall.HOTA"]["values"][0] == pytest.approx(1.0) and rows["hota.overall.HOTA"]["best"] == 0
+    assert rows["voc.all_point.mAP"]["values"][0] == pytest.approx(1.0)
+
+    # Sessions evaluated under another protocol are not compared
+    evaluate(stack, late, protocol="motchallenge")
+    r = stack.api("GET", f"/api/test-sessions/compare?ids={good},{late}")
+    assert r.status_code == 422 and "protocol" in r.json()["error"]["details"]["fields"]["query"], r.text
 
     # Sessions evaluated with different parameters, of another video or not evaluated: 422.
     evaluate(stack, late, iou_threshold=0.75)

@@ -201,7 +201,7 @@ def get_report_plot(test_session_id, plot):
 @bp.arguments(CompareArgs, location="query")
 def compare(args):
     """Evaluated sessions side by side: same video, same ground truth and the same evaluation
-    parameters (IoU threshold, classes, include_pending) are required, else 422. Each row has the
+    parameters (IoU threshold, classes, include_pending, protocol) are required, else 422. Each row has the
     values in the order of ``ids``, their ``differences`` to the first session and the ``best``
     index."""
     raw = [p.strip() for p in args["ids"].split(",") if p.strip()]
@@ -234,8 +234,10 @@ def compare(args):
     if not_evaluated:
         problems.setdefault("ids", []).append(f"Not evaluated yet: {', '.join(not_evaluated)}.")
     if not problems:
-        keys = ("iou_threshold", "classes", "include_pending", "ground_truth_session_id")
-        params = [{k: _results(ts)["parameters"].get(k) for k in keys} for ts in sessions]
+        keys = ("iou_threshold", "classes", "include_pending", "protocol", "ground_truth_session_id")
+        # evaluations stored before protocols existed followed the default one
+        params = [{k: _results(ts)["parameters"].get(k, "default" if k == "protocol" else None) for k in keys}
+                  for ts in sessions]
         for k in keys:
             if len({repr(p[k]) for p in params}) > 1:
                 problems.setdefault(k, []).append(
@@ -248,7 +250,8 @@ def compare(args):
         "ids": [str(i) for i in ids],
         "video_id": str(sessions[0].video_id),
         "ground_truth_session_id": str(sessions[0].ground_truth_session_id),
-        "parameters": {k: first.get(k) for k in ("iou_threshold", "classes", "include_pending")},
+        "parameters": {**{k: first.get(k) for k in ("iou_threshold", "classes", "include_pending")},
+                       "protocol": first.get("protocol", "default")},
         "sessions": [{"id": str(ts.id), "name": ts.name, "source": ts.source, "model": ts.model,
                       "evaluation_job_id": r.get("job_id"), "evaluated_at": r.get("evaluated_at"),
                       "score_threshold": r["parameters"].get("score_threshold"), "counts": r.get("counts")}
