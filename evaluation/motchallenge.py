@@ -2,7 +2,8 @@
 
 Ground truth of these benchmarks holds more than the objects to find: rows marked ``conf`` 0
 ("not to be evaluated") and boxes of distractor classes (static people, people on vehicles,
-reflections, other distractors; in MOT20 also non-motorised vehicles). Per frame:
+reflections, other distractors; in MOT20 also non-motorised vehicles; MOT15 has no classes and
+so no distractors). Per frame:
 
 1. detections are matched to *all* ground truth of the frame by Hungarian assignment on IoU
    (pairs below 0.5 cannot match); detections matched to a distractor are removed;
@@ -31,7 +32,7 @@ from .hota import EPS, dense_ids, frame_slices, similarity
 from .tracking import TrackingResult, _id_true_positives
 
 PROTOCOLS = ("default", "motchallenge")
-BENCHMARKS = ("MOT17", "MOT20")
+BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20")
 MOT17_DISTRACTORS = ("person_on_vehicle", "static_person", "distractor", "reflection")
 #: MOT20 adds non-motorised vehicles; TrackEval names them ``non_mot_vehicle``, datumaro and this
 #: platform's MOT class list ``non_motorized_vehicle``.
@@ -39,9 +40,10 @@ MOT20_DISTRACTORS = (*MOT17_DISTRACTORS, "non_mot_vehicle", "non_motorized_vehic
 
 
 def distractor_classes(benchmark: str = "MOT17") -> tuple[str, ...]:
+    """MOT16 and MOT17 share their classes; MOT15 has none (only its zero-marked rows are dropped)."""
     if benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}")
-    return MOT20_DISTRACTORS if benchmark == "MOT20" else MOT17_DISTRACTORS
+    return {"MOT15": (), "MOT20": MOT20_DISTRACTORS}.get(benchmark, MOT17_DISTRACTORS)
 
 
 @dataclass(frozen=True)

@@ -60,18 +60,18 @@ def mot17_sequence(seed: int, n_frames: int = 40) -> tuple[list[str], list[str],
     return gt, trk, copy
 
 
-def write_layout(root: Path, gt: list[str], trk: list[str], n_frames: int) -> None:
-    seq = root / "gt" / "MOT17-train" / SEQ
+def write_layout(root: Path, gt: list[str], trk: list[str], n_frames: int, benchmark: str = "MOT17") -> None:
+    seq = root / "gt" / f"{benchmark}-train" / SEQ
     (seq / "gt").mkdir(parents=True)
     (seq / "gt" / "gt.txt").write_text("\n".join(gt) + "\n")
     (seq / "seqinfo.ini").write_text(f"[Sequence]\nname={SEQ}\nimDir=img1\nframeRate=30\nseqLength={n_frames}\n"
                                      f"imWidth={W}\nimHeight={H}\nimExt=.jpg\n")
-    data = root / "trackers" / "MOT17-train" / "trk" / "data"
+    data = root / "trackers" / f"{benchmark}-train" / "trk" / "data"
     data.mkdir(parents=True)
     (data / f"{SEQ}.txt").write_text("\n".join(trk) + "\n")
 
 
-def trackeval_mot17(root: Path, n_frames: int) -> dict:
+def trackeval_mot17(root: Path, n_frames: int, benchmark: str = "MOT17") -> dict:
     from trackeval import Evaluator
     from trackeval.datasets import MotChallenge2DBox
     from trackeval.metrics import CLEAR, HOTA, Identity
@@ -80,7 +80,7 @@ def trackeval_mot17(root: Path, n_frames: int) -> dict:
                                 "OUTPUT_DETAILED", "PLOT_CURVES", "PRINT_ONLY_COMBINED")}
     evaluator = Evaluator({**quiet, "USE_PARALLEL": False, "LOG_ON_ERROR": None})
     dataset = MotChallenge2DBox({"GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"),
-                                 "BENCHMARK": "MOT17", "SPLIT_TO_EVAL": "train", "TRACKERS_TO_EVAL": ["trk"],
+                                 "BENCHMARK": benchmark, "SPLIT_TO_EVAL": "train", "TRACKERS_TO_EVAL": ["trk"],
                                  "SEQ_INFO": {SEQ: n_frames}, "PRINT_CONFIG": False,
                                  "OUTPUT_FOLDER": str(root / "out")})
     metric_cfg = {"PRINT_CONFIG": False, "THRESHOLD": 0.5}
@@ -88,23 +88,40 @@ def trackeval_mot17(root: Path, n_frames: int) -> dict:
     return res["MotChallenge2DBox"]["trk"][SEQ]["pedestrian"]
 
 
-def platform_inputs(root: Path, n_frames: int):
-    """The same files through the platform's MOT reader, as a MOT17 ground-truth import stores them."""
+def platform_inputs(root: Path, n_frames: int, benchmark: str = "MOT17"):
+    """The same files through the platform's MOT reader, as a ground-truth import stores them."""
     video = VideoInfo(W, H, n_frames)
-    seq = root / "gt" / "MOT17-train" / SEQ
+    seq = root / "gt" / f"{benchmark}-train" / SEQ
     gt = list(formats.open_reader("mot", seq, video=video, classes=["pedestrian"],
-                                  options=ReadOptions(add_missing_labels=True)))
-    trk = list(formats.open_reader("mot", root / "trackers" / "MOT17-train" / "trk" / "data" / f"{SEQ}.txt",
+                                  options=ReadOptions(add_missing_labels=True, default_label="pedestrian")))
+    trk = list(formats.open_reader("mot", root / "trackers" / f"{benchmark}-train" / "trk" / "data" / f"{SEQ}.txt",
                                    video=video, classes=["pedestrian"],
                                    options=ReadOptions(kind="results", default_label="pedestrian")))
     g = Boxes.from_arrays([a.frame_number for a in gt], [0 if a.label == "pedestrian" else -1 for a in gt],
                           xyxy=[a.box for a in gt], track_id=[a.track_id for a in gt])
     distractor, zero = ground_truth_flags([a.attributes.get(CLASS_ATTRIBUTE, a.label) for a in gt],
                                           [bool(a.attributes.get(IGNORE_ATTRIBUTE)) for a in gt],
-                                          [a.visibility for a in gt])
+                                          [a.visibility for a in gt], benchmark)
     d = Boxes.from_arrays([r.frame_number for r in trk], np.zeros(len(trk)), xyxy=[r.box for r in trk],
                           score=[r.score for r in trk], track_id=[r.track_id for r in trk])
     return g, d, distractor, zero
+
+
+def assert_same_as_trackeval(out: dict, ref: dict) -> None:
+    hota, clear, ident = out["hota"]["overall"], ref["CLEAR"], ref["Identity"]
+    for f in ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr"):
+        assert hota[f] == pytest.approx(float(np.mean(ref["HOTA"][f])), abs=1e-6), f
+    assert hota["HOTA(0)"] == pytest.approx(float(ref["HOTA"]["HOTA(0)"]), abs=1e-6)
+    assert hota["LocA(0)"] == pytest.approx(float(ref["HOTA"]["LocA(0)"]), abs=1e-6)
+    t = out["tracking"]["overall"]
+    assert out["tracking"]["semantics"] == "TrackEval"
+    assert t["mota"] == pytest.approx(float(clear["MOTA"]), abs=1e-6)
+    assert 1 - t["motp"] == pytest.approx(float(clear["MOTP"]), abs=1e-6)
+    assert t["idf1"] == pytest.approx(float(ident["IDF1"]), abs=1e-6)
+    assert (t["num_false_positives"], t["num_misses"], t["num_switches"], t["num_fragmentations"],
+            t["mostly_tracked"], t["partially_tracked"], t["mostly_lost"]) == tuple(
+        int(clear[k]) for k in ("CLR_FP", "CLR_FN", "IDSW", "Frag", "MT", "PT", "ML"))
+    assert (t["idtp"], t["idfp"], t["idfn"]) == tuple(int(ident[k]) for k in ("IDTP", "IDFP", "IDFN"))
 
 
 def _session(g, d, distractor, zero, n_frames, protocol="motchallenge"):
@@ -120,23 +137,30 @@ def test_mot17_protocol_equals_trackeval(tmp_path: Path, seed: int) -> None:
     ref = trackeval_mot17(tmp_path, n)
     g, d, distractor, zero = platform_inputs(tmp_path, n)
     out = _session(g, d, distractor, zero, n)
-    hota, clear, ident = out["hota"]["overall"], ref["CLEAR"], ref["Identity"]
-    for f in ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr"):
-        assert hota[f] == pytest.approx(float(np.mean(ref["HOTA"][f])), abs=1e-6), f
-    assert hota["HOTA(0)"] == pytest.approx(float(ref["HOTA"]["HOTA(0)"]), abs=1e-6)
-    assert hota["LocA(0)"] == pytest.approx(float(ref["HOTA"]["LocA(0)"]), abs=1e-6)
-    t = out["tracking"]["overall"]
-    assert out["tracking"]["semantics"] == "TrackEval"
-    assert t["mota"] == pytest.approx(float(clear["MOTA"]), abs=1e-6)
-    assert 1 - t["motp"] == pytest.approx(float(clear["MOTP"]), abs=1e-6)
-    assert t["idf1"] == pytest.approx(float(ident["IDF1"]), abs=1e-6)
-    assert (t["num_false_positives"], t["num_misses"], t["num_switches"], t["num_fragmentations"],
-            t["mostly_tracked"], t["partially_tracked"], t["mostly_lost"]) == tuple(
-        int(clear[k]) for k in ("CLR_FP", "CLR_FN", "IDSW", "Frag", "MT", "PT", "ML"))
-    assert (t["idtp"], t["idfp"], t["idfn"]) == tuple(int(ident[k]) for k in ("IDTP", "IDFP", "IDFN"))
+    assert_same_as_trackeval(out, ref)
     # the preprocessing did something: detections on static people and people on vehicles went
     assert out["protocol"]["tracking_detections_removed"] > 0
     assert out["protocol"]["name"] == "motchallenge"
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_mot15_world_coordinates_equal_trackeval(tmp_path: Path, seed: int) -> None:
+    """2D MOT 2015: 10 columns, world coordinates instead of class and visibility, no distractors;
+    TrackEval drops only zero-marked rows."""
+    n = 30
+    gt, trk, _ = mot17_sequence(seed, n)
+    rng = np.random.default_rng(seed)
+    mot15 = []
+    for line in gt:
+        f, tid, x, y, w, h, conf, cls, _vis = line.split(",")
+        if cls in ("1", "7"):  # people; a few rows not to be evaluated
+            flag = "0" if rng.random() < 0.1 else "1"
+            mot15.append(f"{f},{tid},{x},{y},{w},{h},{flag},{rng.uniform(-5, 5):.4f},{rng.uniform(0, 20):.4f},0")
+    write_layout(tmp_path, mot15, trk, n, "MOT15")
+    ref = trackeval_mot17(tmp_path, n, "MOT15")
+    g, d, distractor, zero = platform_inputs(tmp_path, n, "MOT15")
+    assert not distractor.any() and zero.any() and (g.class_id == 0).all()
+    assert_same_as_trackeval(_session(g, d, distractor, zero, n), ref)
 
 
 def test_pedestrian_ground_truth_as_detections_is_perfect_only_under_the_protocol(tmp_path: Path) -> None:
