@@ -93,42 +93,56 @@ class VocResult:
                               for k, v in self.per_class.items()}}
 
 
+def _best_boxes(gt: Boxes, dt: Boxes, pixel_inclusive: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For every detection the ground-truth row of its frame and class with the highest IoU (the
+    first of equal ones) and that IoU; -1 and 0 where there is none. A detection's best box does
+    not depend on the others, which is what lets the greedy pass below run without a loop."""
+    best = np.full(len(dt), -1, dtype=np.int64)
+    best_iou = np.zeros(len(dt))
+    if not len(gt) or not len(dt):
+        return best, best_iou
+    keys = np.concatenate([np.stack([gt.frame, gt.class_id], axis=1), np.stack([dt.frame, dt.class_id], axis=1)])
+    group = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
+    g_grp, d_grp = group[:len(gt)], group[len(gt):]
+    g_order, d_order = np.argsort(g_grp, kind="stable"), np.argsort(d_grp, kind="stable")
+    edges = np.arange(int(group.max()) + 2)
+    g_bounds = np.searchsorted(g_grp[g_order], edges)
+    d_bounds = np.searchsorted(d_grp[d_order], edges)
+    for k in np.intersect1d(g_grp, d_grp).tolist():
+        rows = g_order[g_bounds[k]:g_bounds[k + 1]]
+        dets = d_order[d_bounds[k]:d_bounds[k + 1]]
+        iou = voc_iou(dt.xyxy[dets], gt.xyxy[rows], pixel_inclusive)
+        j = np.argmax(iou, axis=1)
+        best[dets] = rows[j]
+        best_iou[dets] = iou[np.arange(dets.size), j]
+    return best, best_iou
+
+
 def evaluate_voc(gt: Boxes, dt: Boxes, iou_threshold: float = 0.5, method: Method = "all_point",
                  pixel_inclusive: bool = False, category_ids: Any = None) -> VocResult:
     """VOC AP per class (``class_id``), every detection counted (no cap per frame)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}")
     cats = np.union1d(gt.class_id, dt.class_id) if category_ids is None else np.unique(np.asarray(category_ids))
+    best, best_iou = _best_boxes(gt, dt, pixel_inclusive)
     per_class: dict[int, VocClass] = {}
     for c in cats.tolist():
-        g = gt.select(gt.class_id == c)
-        d = dt.select(dt.class_id == c)
-        order = np.argsort(-d.score, kind="stable")
-        npos = int((~g.ignore).sum())
-        taken = np.zeros(len(g), dtype=bool)
-        tp = np.zeros(len(d), dtype=bool)
-        fp = np.zeros(len(d), dtype=bool)
-        by_frame = {int(f): np.nonzero(g.frame == f)[0] for f in np.unique(g.frame)}
-        for rank, j in enumerate(order.tolist()):
-            rows = by_frame.get(int(d.frame[j]))
-            if rows is None:
-                fp[rank] = True
-                continue
-            iou = voc_iou(d.xyxy[j:j + 1], g.xyxy[rows], pixel_inclusive)[0]
-            best = int(np.argmax(iou))
-            if iou[best] < iou_threshold:
-                fp[rank] = True
-            elif g.ignore[rows[best]]:
-                continue
-            elif not taken[rows[best]]:
-                taken[rows[best]] = True
-                tp[rank] = True
-            else:
-                fp[rank] = True
-        counted = tp | fp
-        ctp, cfp = np.cumsum(tp[counted]), np.cumsum(fp[counted])
+        rows = np.nonzero(dt.class_id == c)[0]
+        rows = rows[np.argsort(-dt.score[rows], kind="stable")]
+        npos = int((~gt.ignore[gt.class_id == c]).sum())
+        b = best[rows]
+        close = best_iou[rows] >= iou_threshold
+        ignored = close & gt.ignore[np.maximum(b, 0)] & (b >= 0)
+        claims = close & ~ignored
+        tp = np.zeros(rows.size, dtype=bool)
+        claim_at = np.nonzero(claims)[0]
+        _, first = np.unique(b[claim_at], return_index=True)  # the best-ranked claim of each box wins
+        tp[claim_at[first]] = True
+        counted = ~ignored
+        ctp, cfp = np.cumsum(tp[counted]), np.cumsum(~tp[counted])
         rec = ctp / npos if npos else np.zeros(ctp.size)
         prec = ctp / np.maximum(ctp + cfp, 1)
         ap = average_precision(rec, prec, method) if npos else None
-        per_class[int(c)] = VocClass(ap, npos, len(d), int(tp.sum()), int(fp.sum()), rec, prec)
+        per_class[int(c)] = VocClass(ap, npos, int(rows.size), int(tp.sum()), int(counted.sum() - tp.sum()), rec,
+                                     prec)
     return VocResult(method, float(iou_threshold), bool(pixel_inclusive), per_class)
