@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_eval_tracking import _rows_to_boxes as _boxes
 
+from evaluation import Boxes
 from evaluation.hota import class_averaged, combine_hota, evaluate_hota
 from evaluation.motchallenge import evaluate_clear
 
@@ -152,3 +153,31 @@ def test_classes_combined_as_trackeval_does() -> None:
     for f in HOTA_FIELDS:
         assert ours[f] == pytest.approx(float(np.mean(cls_av[f])), abs=1e-6), f
     assert ours["HOTA(0)"] == pytest.approx(float(cls_av["HOTA(0)"]), abs=1e-6)
+
+
+def test_session_overall_rows_equal_trackeval_over_classes() -> None:
+    """Two classes through ``evaluate_session(protocol="motchallenge")`` (no distractors, so the
+    preprocessing keeps everything): the summed rows equal TrackEval's detection-averaged ones."""
+    from evaluation.session import evaluate_session
+
+    cases = [world(21), world(22, n_obj=5)]
+    gt_rows, hyp_rows, refs = [], [], {"CLEAR": {}, "Identity": {}, "HOTA": {}}
+    for c, (gt, hyp, n) in enumerate(cases):
+        gt_rows += [(f, 1000 * c + t, b, c) for f, t, b in gt]
+        hyp_rows += [(f, 1000 * c + t, b, c) for f, t, b in hyp]
+        for name, res in trackeval_run(gt, hyp, n).items():
+            refs[name][str(c)] = res
+
+    def boxes(rows):
+        return Boxes.from_arrays([r[0] for r in rows], [r[3] for r in rows], track_id=[r[1] for r in rows],
+                                 xywh=np.array([r[2] for r in rows], dtype=float).reshape(-1, 4))
+
+    n = max(c[2] for c in cases)
+    out = evaluate_session(boxes(gt_rows), boxes(hyp_rows), ["a", "b"], np.arange(n), None, 0.0, tracking=True,
+                           protocol="motchallenge")
+    clear = CLEAR(QUIET).combine_classes_det_averaged(refs["CLEAR"])
+    ident = Identity(QUIET).combine_classes_det_averaged(refs["Identity"])
+    assert_clear_equal(out["tracking"]["overall"], clear, ident)
+    assert_hota_equal(out["hota"]["overall"], HOTA().combine_classes_det_averaged(refs["HOTA"]))
+    for c, name in enumerate(("a", "b")):
+        assert_clear_equal(out["tracking"]["per_class"][name], refs["CLEAR"][str(c)], refs["Identity"][str(c)])
