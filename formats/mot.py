@@ -66,6 +66,8 @@ def _pick(ctx: ReadContext) -> tuple[str, Kind]:
                 or PurePosixPath(n).stem == ctx.options.video_id]
     if forced == "results" and len(txts) == 1:
         return txts[0], "results"
+    if forced == "results" and txts:
+        raise ctx.log.fatal(STRUCTURE, f"several result files ({', '.join(txts[:5])}); choose one with video_id")
     if len(gts) > 1:
         raise ctx.log.fatal(STRUCTURE, f"several sequences ({', '.join(gts)}); choose one with video_id")
     if gts:

@@ -98,6 +98,12 @@ def test_mot17_sequence_folder_crlf_comments_no_final_newline(tmp_path):
     # a results import of the same folder reads the detections, not the ground truth
     det = _read(seq, "results", ["pedestrian"], default_label="pedestrian")
     assert [(r.frame_number, r.track_id, r.score) for r in det] == [(0, None, 0.998), (1, None, 0.87)]
+    # with a tracker's output beside det.txt, which file holds the results is a choice, not a guess
+    _write(seq / "MOT17-09-FRCNN.txt", ["1,5,250,205,70,190,0.9,-1,-1,-1"])
+    report = _validate(seq, "results", ["pedestrian"], default_label="pedestrian")
+    assert [i.code for i in report.issues] == ["structure"] and "video_id" in report.issues[0].message
+    picked = _read(seq, "results", ["pedestrian"], default_label="pedestrian", video_id="MOT17-09-FRCNN")
+    assert [(r.track_id, r.score) for r in picked] == [(5, 0.9)]
 
 
 def test_a_wrong_size_seqinfo_still_refuses(tmp_path):
