@@ -416,6 +416,10 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
     for obj in metrics["temporal"]["objects"]:
         obj["annotation_id"] = annotation_ids[obj.pop("track_id")]
         obj["first_timestamp"] = float(timeline.timestamps[obj["first_frame"]])
+    objects, boxes = len(tracks), len(gt)
+    if flags:  # what the protocol leaves to find
+        scored = (gt.class_id >= 0) & ~flags["gt_distractor"] & ~flags["gt_zero_marked"]
+        objects, boxes = int(np.unique(gt.track_id[scored]).size), int(scored.sum())
     ctx.check_cancel()
     ctx.progress(80, "drawing the report")
     from evaluation.report import render_report  # matplotlib only where plots are drawn
@@ -431,7 +435,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
                        "tracking_max_distance": round(1.0 - params["iou_threshold"], 12),
                        "ground_truth_session_id": str(gt_session.id), "video_id": str(ts.video_id),
                        "model": model_name},
-        "counts": {"frames": int(frames.size), "ground_truth_objects": len(tracks), "ground_truth_boxes": len(gt),
+        "counts": {"frames": int(frames.size), "ground_truth_objects": objects, "ground_truth_boxes": boxes,
                    "detections": len(dt),
                    "detections_above_threshold": int(at_threshold(dt.score, params["score_threshold"]).sum()),
                    "detections_without_score": int((dt.score == NO_SCORE).sum()),

@@ -567,6 +567,8 @@ def test_mot17_ground_truth_and_tracker_results_under_the_motchallenge_protocol(
     assert m["protocol"]["name"] == "motchallenge" and m["protocol"]["benchmark"] == "MOT17"
     assert m["protocol"]["tracking_detections_removed"] == 8 and m["protocol"]["detections_removed"] == 8
     assert m["parameters"]["classes"] == ["pedestrian", "car"]  # static_person is a distractor, not a class
+    assert (m["counts"]["ground_truth_objects"], m["counts"]["ground_truth_boxes"]) == (2, 16)
+    assert (plain["counts"]["ground_truth_objects"], plain["counts"]["ground_truth_boxes"]) == (4, 32)
     t = m["tracking"]["overall"]
     assert m["tracking"]["semantics"] == "TrackEval"
     # unscored detections pass the 0.5 threshold; the car is zero-marked: no object
