@@ -247,10 +247,13 @@ def load_ground_truth(db: Session, annotation_session_id: uuid.UUID, class_index
 
 
 def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Sequence[str], benchmark: str,
-                       min_visibility: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(distractor, zero_marked)`` per row of ``gt`` (track ids index ``marks`` and ``labels``):
-    each frame takes the marks of the track's latest keyframe at or before it."""
+                       min_visibility: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(distractor, zero_marked, annotated)`` per row of ``gt`` (track ids index ``marks`` and
+    ``labels``): each frame takes the marks of the track's latest keyframe at or before it;
+    ``annotated`` is false on frames a track with keyframes only has by interpolation (in a MOT
+    file, a gap: no row, no object)."""
     n = len(gt)
+    annotated = np.ones(n, dtype=bool)
     mot_class: list[str] = [""] * n
     ignored = np.zeros(n, dtype=bool)
     visibility: list[float | None] = [None] * n
@@ -264,12 +267,14 @@ def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Se
             for r in rows.tolist():
                 mot_class[r] = labels[tid]
             continue
-        k = np.maximum(np.searchsorted(np.asarray(m.frames), gt.frame[rows], side="right") - 1, 0)
+        keyed = np.asarray(m.frames)
+        k = np.maximum(np.searchsorted(keyed, gt.frame[rows], side="right") - 1, 0)
+        annotated[rows] = keyed[k] == gt.frame[rows]
         for r, ki in zip(rows.tolist(), k.tolist(), strict=True):
             mot_class[r] = m.mot_class[ki] or labels[tid]
             ignored[r] = m.ignored[ki]
             visibility[r] = m.visibility[ki]
-    return ground_truth_flags(mot_class, ignored, visibility, benchmark, min_visibility)
+    return (*ground_truth_flags(mot_class, ignored, visibility, benchmark, min_visibility), annotated)
 
 
 def evaluated_frames(test_session: TestSession, video: Video) -> np.ndarray:
@@ -389,10 +394,15 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         tracks, annotation_ids = load_ground_truth(db, gt_session.id, index, params["include_pending"], marks)
         gt = ground_truth_boxes(tracks, timeline, frames, include_pending=params["include_pending"])
         flags: dict[str, np.ndarray] = {}
+        interpolated = 0
         if marks is not None:
             labels = [loaded[t.class_id] for t in tracks]
-            flags["gt_distractor"], flags["gt_zero_marked"] = ground_truth_marks(
-                gt, marks, labels, params["benchmark"], params["min_visibility"])
+            distractor, zero, annotated = ground_truth_marks(gt, marks, labels, params["benchmark"],
+                                                             params["min_visibility"])
+            # The benchmark's ground truth is its rows: no box where a track has none.
+            gt = gt.select(annotated)
+            interpolated = int((~annotated).sum())
+            flags["gt_distractor"], flags["gt_zero_marked"] = distractor[annotated], zero[annotated]
             gt = replace(gt, class_id=np.where(gt.class_id < len(names), gt.class_id, -1))
         index = {n: i for i, n in enumerate(names)}
         ctx.check_cancel()
@@ -412,7 +422,8 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
                                voc_pixel_inclusive=params.get("voc_pixel_inclusive", False), **flags)
     if params.get("protocol") == "motchallenge":
         metrics["protocol"].update(benchmark=params["benchmark"], min_visibility=params["min_visibility"],
-                                   distractor_classes=list(distractor_classes(params["benchmark"])))
+                                   distractor_classes=list(distractor_classes(params["benchmark"])),
+                                   ground_truth_interpolated_left_out=interpolated)
     for obj in metrics["temporal"]["objects"]:
         obj["annotation_id"] = annotation_ids[obj.pop("track_id")]
         obj["first_timestamp"] = float(timeline.timestamps[obj["first_frame"]])

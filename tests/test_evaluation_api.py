@@ -484,9 +484,11 @@ def test_a_detector_with_known_output_run_as_a_job_gets_the_expected_metrics(sta
 
 # ------------------------------------------------------------------------------ MOTChallenge
 
-# An 8-frame MOT17 sequence on the 320x240 test clip: two pedestrians, a static person (class 7)
-# and a car (class 3), both marked conf 0 as the benchmark does.
+# An 8-frame MOT17 sequence on the 320x240 test clip: two pedestrians (the second unannotated on
+# frames 4 and 5), a static person (class 7) and a car (class 3), both marked conf 0 as the
+# benchmark does.
 MOT17_PEOPLE = {1: (10.0, 50.0, 30.0, 70.0), 2: (150.0, 40.0, 25.0, 60.0)}
+MOT17_GAP = (2, (4, 5))
 MOT17_STATIC = (250.0, 120.0, 20.0, 50.0)
 MOT17_CAR = (60.0, 160.0, 80.0, 50.0)
 
@@ -497,7 +499,8 @@ def _mot17_zip(path) -> None:
     gt = ["# MOT17 ground truth: frame,id,x,y,w,h,conf,class,visibility"]
     for f in range(1, 9):
         for tid, (x, y, w, h) in MOT17_PEOPLE.items():
-            gt.append(f"{f},{tid},{x + 4 * f},{y},{w},{h},1,1,0.8")
+            if tid != MOT17_GAP[0] or f not in MOT17_GAP[1]:
+                gt.append(f"{f},{tid},{x + 4 * f},{y},{w},{h},1,1,0.8")
         gt.append(f"{f},3,{','.join(map(str, MOT17_STATIC))},0,7,1")
         gt.append(f"{f},4,{','.join(map(str, MOT17_CAR))},0,3,0.4")
     ini = "[Sequence]\r\nname=MOT17-90\r\nimDir=img1\r\nframeRate=10\r\nseqLength=8\r\nimWidth=320\r\n" \
@@ -533,7 +536,8 @@ def test_mot17_ground_truth_and_tracker_results_under_the_motchallenge_protocol(
     lines = []
     for f in range(1, 9):
         for tid, (x, y, w, h) in MOT17_PEOPLE.items():
-            lines.append(f"{f},{tid + 10},{x + 4 * f},{y},{w},{h},{-1 if f % 2 else 0.9},-1,-1,-1")
+            if tid != MOT17_GAP[0] or f not in MOT17_GAP[1]:
+                lines.append(f"{f},{tid + 10},{x + 4 * f},{y},{w},{h},{-1 if f % 2 else 0.9},-1,-1,-1")
         lines.append(f"{f},30,{','.join(map(str, MOT17_STATIC))},0.95,-1,-1,-1")
     results = tmp_path / "MOT17-90.txt"
     results.write_text("\n".join(lines) + "\n")
@@ -547,15 +551,17 @@ def test_mot17_ground_truth_and_tracker_results_under_the_motchallenge_protocol(
     imp = _import(stack, {**form, "default_label": "pedestrian"}, results)
     assert imp["status"] == "completed", imp
     [no_score] = [i for i in imp["validation_errors"] if i["code"] == "no_score"]
-    assert no_score["severity"] == "warning" and "8 result(s)" in no_score["message"]
+    assert no_score["severity"] == "warning" and "7 result(s)" in no_score["message"]
     assert stack.wait_job(imp["result"]["evaluation_job_id"], timeout=120)["status"] == "completed"
     plain = stack.api("GET", f"/api/test-sessions/{ts['id']}/metrics").json()["metrics"]
     # the default protocol counts every row: the static person and the car are objects of their
-    # classes, and the detections on the static person are false pedestrians
+    # classes, the detections on the static person are false pedestrians, and the gap is
+    # interpolated like any annotation between keyframes
     assert plain["protocol"]["name"] == "default" and plain["parameters"]["protocol"] == "default"
     assert plain["tracking"]["semantics"] == "py-motmetrics"
     assert plain["tracking"]["per_class"]["pedestrian"]["num_false_positives"] == 8
-    assert plain["counts"]["detections_without_score"] == 8
+    assert plain["tracking"]["per_class"]["pedestrian"]["num_misses"] == 2
+    assert plain["counts"]["detections_without_score"] == 7
     assert any("no score" in n for n in plain["notes"])
 
     for bad in ({"protocol": "mot99"}, {"protocol": "motchallenge", "benchmark": "MOT42"},
@@ -566,13 +572,14 @@ def test_mot17_ground_truth_and_tracker_results_under_the_motchallenge_protocol(
     assert m["parameters"]["protocol"] == "motchallenge"
     assert m["protocol"]["name"] == "motchallenge" and m["protocol"]["benchmark"] == "MOT17"
     assert m["protocol"]["tracking_detections_removed"] == 8 and m["protocol"]["detections_removed"] == 8
+    assert m["protocol"]["ground_truth_interpolated_left_out"] == 2
     assert m["parameters"]["classes"] == ["pedestrian", "car"]  # static_person is a distractor, not a class
-    assert (m["counts"]["ground_truth_objects"], m["counts"]["ground_truth_boxes"]) == (2, 16)
+    assert (m["counts"]["ground_truth_objects"], m["counts"]["ground_truth_boxes"]) == (2, 14)
     assert (plain["counts"]["ground_truth_objects"], plain["counts"]["ground_truth_boxes"]) == (4, 32)
     t = m["tracking"]["overall"]
     assert m["tracking"]["semantics"] == "TrackEval"
-    # unscored detections pass the 0.5 threshold; the car is zero-marked: no object
-    assert (t["mota"], t["num_false_positives"], t["num_misses"], t["num_objects"]) == (1.0, 0, 0, 16)
+    # unscored detections pass the 0.5 threshold; the car is zero-marked and the gap unannotated: no objects
+    assert (t["mota"], t["num_false_positives"], t["num_misses"], t["num_objects"]) == (1.0, 0, 0, 14)
     h = m["hota"]["overall"]
     assert (h["HOTA"], h["DetA"], h["AssA"], h["LocA"]) == pytest.approx((1.0, 1.0, 1.0, 1.0))
     assert m["operating_point"]["fp"] == 0 and m["coco"]["per_class"]["pedestrian"]["AP"] == pytest.approx(1.0)
