@@ -1,17 +1,22 @@
-"""Evaluation engine: detection, operating-point, tracking and temporal metrics.
+"""Evaluation engine: detection (COCO, PASCAL VOC), operating-point, tracking (CLEAR-MOT,
+identity, HOTA), temporal metrics, and the MOTChallenge protocol.
 
 Pure library (numpy, scipy): inputs are ``Boxes`` columns (xyxy), outputs are dataclasses
 whose ``to_dict()`` is JSON-safe (no NaN: COCO cells use -1 like COCOeval, other undefined
 ratios are None).
 """
-from .boxes import Boxes, CocoGroundTruth, box_iou, from_coco, from_coco_results
+from .boxes import NO_SCORE, Boxes, CocoGroundTruth, at_threshold, box_iou, from_coco, from_coco_results
 from .coco import CocoParams, CocoResult, CocoStats, evaluate_coco
 from .ground_truth import AnnotationTrack, ground_truth_boxes
+from .hota import HotaResult, evaluate_hota
+from .motchallenge import evaluate_clear, preprocess
 from .operating import ClassOperatingPoint, OperatingPointResult, evaluate_operating_point
 from .temporal import ClassTemporalSummary, ObjectTemporal, TemporalResult, evaluate_temporal
 from .tracking import TrackingResult, evaluate_tracking, iou_distance
+from .voc import VocResult, evaluate_voc
 
 __all__ = [
+    "NO_SCORE",
     "AnnotationTrack",
     "Boxes",
     "ClassOperatingPoint",
@@ -20,17 +25,24 @@ __all__ = [
     "CocoParams",
     "CocoResult",
     "CocoStats",
+    "HotaResult",
     "ObjectTemporal",
     "OperatingPointResult",
     "TemporalResult",
     "TrackingResult",
+    "VocResult",
+    "at_threshold",
     "box_iou",
+    "evaluate_clear",
     "evaluate_coco",
+    "evaluate_hota",
     "evaluate_operating_point",
     "evaluate_temporal",
     "evaluate_tracking",
+    "evaluate_voc",
     "from_coco",
     "from_coco_results",
     "ground_truth_boxes",
     "iou_distance",
+    "preprocess",
 ]

@@ -11,6 +11,15 @@ from typing import Any
 
 import numpy as np
 
+#: A detection's score when its source gave none (MOTChallenge writes ``conf`` -1): it ranks below
+#: every real score (scores are in [0, 1]) and no score threshold drops it.
+NO_SCORE = -1.0
+
+
+def at_threshold(score: np.ndarray, threshold: float) -> np.ndarray:
+    """Which detections an operating point keeps: a score of at least ``threshold``, or no score."""
+    return (score >= threshold) | (score == NO_SCORE)
+
 
 def _col(values: Any, n: int, dtype: Any, default: Any) -> np.ndarray:
     if values is None:

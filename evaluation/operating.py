@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .boxes import Boxes, box_iou
+from .boxes import Boxes, at_threshold, box_iou
 from .coco import prepare
 from .matching import greedy_match
 
@@ -113,7 +113,7 @@ def evaluate_operating_point(
     n_cat = cats.size
     tp_flag = (match >= 0) & ~m.dt_ig
     fp_flag = (match < 0)
-    active = d.score >= score_threshold
+    active = at_threshold(d.score, score_threshold)
     npos = np.bincount(prep.gt_cat[~g.ignore], minlength=n_cat)
     order = np.lexsort((np.arange(len(d)), prep.dt_img, -d.score, prep.dt_cat))
     bounds = np.searchsorted(prep.dt_cat[order], np.arange(n_cat + 1))

@@ -13,11 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from .boxes import Boxes
+from .boxes import NO_SCORE, Boxes, at_threshold
 from .coco import evaluate_coco
+from .hota import HotaResult, class_averaged, combine_hota, evaluate_hota
+from .motchallenge import PROTOCOLS, evaluate_clear, preprocess
 from .operating import evaluate_operating_point
 from .temporal import evaluate_temporal
 from .tracking import TrackingResult, evaluate_tracking
+from .voc import METHODS, evaluate_voc
 
 BACKGROUND = "background"
 
@@ -67,41 +70,93 @@ def evaluate_session(
     score_threshold: float,
     iou_threshold: float = 0.5,
     tracking: bool = False,
+    protocol: str = "default",
+    gt_distractor: np.ndarray | None = None,
+    gt_zero_marked: np.ndarray | None = None,
+    voc_pixel_inclusive: bool = False,
 ) -> dict[str, Any]:
-    """COCO (all scores), operating point, temporal and (optionally) tracking metrics.
+    """COCO (all scores), VOC AP, operating point, temporal and (optionally) tracking metrics.
 
-    ``class_id`` in both inputs indexes ``class_names``; ``frames`` are the frames the model
-    ran on (a frame without ground truth still counts its detections as false positives).
-    Tracking compares per class (motmetrics is class-agnostic) and sums the counts for the
-    overall row; it uses detections at the operating threshold and ``1 - iou_threshold`` as
-    the largest matching distance.
+    ``class_id`` in both inputs indexes ``class_names``; ground-truth rows with class -1 are of
+    classes not evaluated (the MOTChallenge protocol still matches detections against them).
+    ``frames`` are the frames the model ran on (a frame without ground truth still counts its
+    detections as false positives). Tracking compares per class and sums the counts for the
+    overall row; it uses detections at the operating threshold and ``iou_threshold``; HOTA
+    comes with it.
+
+    ``protocol="motchallenge"`` first applies the benchmark's preprocessing
+    (:func:`evaluation.motchallenge.preprocess`, flags ``gt_distractor`` / ``gt_zero_marked``)
+    to all detections for the detection metrics and to the detections at the threshold for the
+    tracking ones, and computes CLEAR-MOT with TrackEval's semantics; ``default`` counts every
+    row and computes CLEAR-MOT with py-motmetrics' semantics.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}")
     names = list(class_names)
     cats = np.arange(len(names))
+    n = len(gt)
+    distractor = np.zeros(n, bool) if gt_distractor is None else np.asarray(gt_distractor, dtype=bool)
+    zero = np.zeros(n, bool) if gt_zero_marked is None else np.asarray(gt_zero_marked, dtype=bool)
+    gt_all, dt_all = gt, dt
+    proto: dict[str, Any] = {"name": protocol}
+    if protocol == "motchallenge":
+        pre = preprocess(gt_all, distractor, zero, dt)
+        gt, dt = gt_all.select(pre.gt_keep & (gt_all.class_id >= 0)), dt.select(pre.dt_keep)
+        proto.update(ground_truth_zero_marked=int((zero & ~distractor).sum()),
+                     ground_truth_distractors=int(distractor.sum()), detections_removed=pre.removed_detections)
+    else:
+        gt = gt_all.select(gt_all.class_id >= 0)
+    notes = []
+    no_score = int((dt.score == NO_SCORE).sum())
+    if no_score:
+        notes.append(f"{no_score} detection(s) have no score (-1): ranked below every scored detection in AP, "
+                     "kept at every score threshold")
     image_ids = np.union1d(np.asarray(frames, dtype=np.int64), dt.frame)
     coco = evaluate_coco(gt, dt, image_ids, cats).to_dict()
     op = evaluate_operating_point(gt, dt, score_threshold, iou_threshold, image_ids, cats).to_dict()
     temporal = evaluate_temporal(gt, dt, timestamps, score_threshold, iou_threshold).to_dict()
     labels = [names[i] if i >= 0 else BACKGROUND for i in op["confusion_matrix"]["labels"]]
+    voc = {}
+    for method in METHODS:
+        v = evaluate_voc(gt, dt, iou_threshold, method, voc_pixel_inclusive, cats).to_dict()
+        voc[method] = {**v, "per_class": _named(v["per_class"], names)}
     out: dict[str, Any] = {
+        "protocol": proto,
+        "notes": notes,
         "coco": {"overall": coco["overall"], "per_class": _named(coco["per_class"], names),
                  "num_frames": coco["num_images"]},
+        "voc": voc,
         "operating_point": {**{k: v for k, v in op.items() if k not in ("per_class", "confusion_matrix")},
                             "per_class": {names[int(k)]: {kk: vv for kk, vv in v.items() if kk != "class_id"}
                                           for k, v in op["per_class"].items()},
                             "confusion_matrix": {"labels": labels, "matrix": op["confusion_matrix"]["matrix"]}},
         "temporal": _temporal(temporal, names),
         "tracking": None,
+        "hota": None,
     }
     if tracking:
-        kept = dt.select(dt.score >= score_threshold)
+        kept = dt_all.select(at_threshold(dt_all.score, score_threshold))
+        if protocol == "motchallenge":
+            # The tracker's output is what the benchmark preprocesses: the detections at the threshold.
+            pre = preprocess(gt_all, distractor, zero, kept)
+            kept = kept.select(pre.dt_keep)
+            proto["tracking_detections_removed"] = pre.removed_detections
         parts: dict[str, TrackingResult] = {}
+        hota: dict[str, HotaResult] = {}
         for c, name in enumerate(names):
             g, h = gt.select(gt.class_id == c), kept.select(kept.class_id == c)
             if len(g) or len(h):
-                parts[name] = evaluate_tracking(g, h, max_distance=1.0 - iou_threshold)
-        out["tracking"] = {"overall": _tracking_sum(list(parts.values())),
+                if protocol == "motchallenge":
+                    parts[name] = evaluate_clear(g, h, threshold=iou_threshold)
+                else:
+                    parts[name] = evaluate_tracking(g, h, max_distance=1.0 - iou_threshold)
+                hota[name] = evaluate_hota(g, h)
+        out["tracking"] = {"semantics": "TrackEval" if protocol == "motchallenge" else "py-motmetrics",
+                           "overall": _tracking_sum(list(parts.values())),
                            "per_class": {k: v.to_dict() for k, v in parts.items()}}
+        out["hota"] = {"alphas": "0.05:0.05:0.95", "overall": combine_hota(list(hota.values())).to_dict(),
+                       "class_averaged": class_averaged(hota),
+                       "per_class": {k: v.to_dict(per_alpha=False) for k, v in hota.items()}}
     return out
 
 
@@ -140,11 +195,14 @@ SUMMARY_METRICS: tuple[tuple[str, bool], ...] = (
     ("tracking.overall.mota", True), ("tracking.overall.motp", False), ("tracking.overall.idf1", True),
     ("tracking.overall.num_switches", False), ("tracking.overall.num_fragmentations", False),
     ("tracking.overall.mostly_tracked", True), ("tracking.overall.mostly_lost", False),
+    *((f"hota.overall.{k}", True) for k in ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr")),
+    ("voc.all_point.mAP", True), ("voc.11_point.mAP", True),
 )
 PER_CLASS_METRICS: tuple[tuple[str, str, bool], ...] = (
     ("coco.per_class", "AP", True), ("coco.per_class", "AP50", True), ("operating_point.per_class", "precision", True),
     ("operating_point.per_class", "recall", True), ("operating_point.per_class", "f1", True),
     ("temporal.per_class", "median_latency_seconds", False), ("temporal.per_class", "missed_objects", False),
+    ("hota.per_class", "HOTA", True), ("voc.all_point.per_class", "AP", True),
 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .boxes import Boxes
+from .boxes import Boxes, at_threshold
 from .operating import match_at_iou
 
 
@@ -74,7 +74,7 @@ def evaluate_temporal(
 
     Percentiles use numpy's linear interpolation. Ignored and crowd ground truth is left out.
     """
-    dt = dt.select(dt.score >= score_threshold)
+    dt = dt.select(at_threshold(dt.score, score_threshold))
     m = match_at_iou(gt, dt, iou_threshold, np.union1d(gt.frame, dt.frame), None)
     g = m.prep.gt
     hit = np.zeros(len(g), dtype=bool)

@@ -1,9 +1,21 @@
-"""MOTChallenge: ``gt.txt`` lines ``frame,id,x,y,w,h,conf,class,visibility`` with 1-based frames.
+"""MOTChallenge text files, in the layouts the benchmarks and the trackers write.
+
+Lines are ``frame,id,x,y,w,h,...`` with 1-based frames; ``#`` lines, blank lines, CRLF and a
+missing final newline are accepted. What follows ``h`` depends on the number of values:
+
+* 9 (MOT16/17/20 ground truth, this platform's results): ``conf,class,visibility``;
+* 10 (MOT15 ground truth, benchmark results, ``det.txt``): ``conf`` then world ``x,y,z``,
+  which are ignored; there is no class;
+* 7 or 8: ``conf`` and optionally ``class``.
 
 Class numbers index ``labels.txt`` (1-based, one name a line, as datumaro writes it) when the
-sequence has one, else the MOT17 class list. ``seqinfo.ini`` declares the frame size and
-length, which must fit the target video. Results (tracker output) use the same columns with
-the score in ``conf``.
+sequence has one, else the MOT17/MOT20 class list (with a warning saying so). Lines without a
+class (or class ``-1``) take ``ReadOptions.default_label``. In ground truth ``conf`` 0 marks a
+box the benchmark does not evaluate: it is kept, with the ``mot_ignore`` attribute, and
+evaluation protocols decide what it means. In results a ``conf`` of -1 (:data:`NO_SCORE`) is
+MOT's "no score": it is stored as -1, the one value outside the score range MOT may hold, ranks
+below every real score and is never dropped by a score threshold. ``seqinfo.ini`` declares the
+frame size and length, which must fit the target video.
 """
 from __future__ import annotations
 
@@ -22,6 +34,16 @@ MOT17_CLASSES = (
     "pedestrian", "person_on_vehicle", "car", "bicycle", "motorbike", "non_motorized_vehicle", "static_person",
     "distractor", "occluder", "occluder_on_ground", "occluder_full", "reflection", "crowd",
 )
+#: A result's ``conf`` of -1: the tracker gave no score.
+NO_SCORE = -1.0
+#: Annotation attributes that keep what the MOT columns said where the record's fields cannot.
+IGNORE_ATTRIBUTE = "mot_ignore"   # ground truth ``conf`` 0: not to be evaluated
+CLASS_ATTRIBUTE = "mot_class"     # the MOT class name when label_map renamed it
+# Issue codes of this format (warnings).
+ASSUMED = "assumed_class_list"
+NO_SCORE_CODE = "no_score"
+_NO_CLASS = ("the line has no class (MOT results, det.txt and MOT15 ground truth carry none, or class is -1); "
+             "set default_label to the project class these boxes are")
 
 
 def read(path: Any, *, video: VideoInfo | None = None, classes: Sequence[str] | None = None,
@@ -31,19 +53,27 @@ def read(path: Any, *, video: VideoInfo | None = None, classes: Sequence[str] | 
 
 
 def _pick(ctx: ReadContext) -> tuple[str, Kind]:
+    """The file holding the boxes: ``gt/gt.txt`` for annotations; for results the single other
+    ``.txt`` (a tracker's ``<seq>.txt`` or ``det/det.txt``), else ``gt.txt`` itself."""
     names = ctx.source.names()
     forced = ctx.options.kind
     gts = [n for n in names if PurePosixPath(n).name == "gt.txt"]
     if ctx.options.video_id and len(gts) > 1:
         gts = [n for n in gts if ctx.options.video_id in PurePosixPath(n).parts]
+    txts = [n for n in names if n.endswith(".txt") and PurePosixPath(n).name not in ("labels.txt", "gt.txt")]
+    if ctx.options.video_id and len(txts) > 1:
+        txts = [n for n in txts if ctx.options.video_id in PurePosixPath(n).parts
+                or PurePosixPath(n).stem == ctx.options.video_id]
+    if forced == "results" and len(txts) == 1:
+        return txts[0], "results"
+    if forced == "results" and txts:
+        raise ctx.log.fatal(STRUCTURE, f"several result files ({', '.join(txts[:5])}); choose one with video_id")
     if len(gts) > 1:
         raise ctx.log.fatal(STRUCTURE, f"several sequences ({', '.join(gts)}); choose one with video_id")
     if gts:
         return gts[0], forced or "annotations"
-    txts = [n for n in names if n.endswith(".txt") and PurePosixPath(n).name not in ("labels.txt",)]
     if len(txts) == 1:
-        kind: Kind = "annotations" if PurePosixPath(txts[0]).name == "gt.txt" else "results"
-        return txts[0], forced or kind
+        return txts[0], forced or "results"
     raise ctx.log.fatal(WRONG_FORMAT, "no MOT gt/gt.txt (or single results .txt) found" if not txts
                         else f"several .txt files ({', '.join(txts[:5])}); which one holds the boxes is unclear")
 
@@ -102,6 +132,14 @@ def _looks_numeric(text: str) -> bool:
 
 
 _COLS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
+_WORLD = ("frame", "id", "x", "y", "w", "h", "conf", "world x", "world y", "world z")
+
+
+def _layout(n: int) -> str:
+    """What a line of ``n`` values holds: MOT16/17/20 ground truth and this platform's results have
+    9 (``conf,class,visibility``); MOT15 ground truth, benchmark results and ``det.txt`` have 10
+    (``conf`` then world coordinates, no class); 6 to 8 end after ``h``, ``conf`` or ``class``."""
+    return "world" if n == 10 else "class" if n >= 8 else "plain"
 
 
 def _records(ctx: ReadContext) -> Iterator[Record]:
@@ -117,9 +155,11 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
     if ini:
         _seqinfo(ctx, ini)
     default = ctx.options.default_label
-    resolved: dict[int, str | None] = {}
+    resolved: dict[int | None, str | None] = {}
     vid = ctx.options.video_id
     first = True
+    assumed_list = lab is None
+    no_score: list[int] = []
     try:
         with ctx.source.open_text(member) as fp:
             for lineno, line in enumerate(fp, 1):
@@ -134,24 +174,28 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
                                                           "frame,id,x,y,w,h,...)", file=member, line=lineno)
                 if len(parts) < 6 or len(parts) > 10:
                     ctx.log.error(STRUCTURE, f"expected 6 to 10 comma-separated values (frame,id,x,y,w,h,conf,class,"
-                                             f"visibility), got {len(parts)}", file=member, line=lineno)
+                                             f"visibility or frame,id,x,y,w,h,conf,x,y,z), got {len(parts)}",
+                                  file=member, line=lineno)
                     continue
+                layout = _layout(len(parts))
+                cols = _WORLD if layout == "world" else _COLS
+                ints = (0, 1) if layout == "world" else (0, 1, 7)
                 vals: list[float] = []
                 bad = False
-                for i, p in enumerate(parts[:9]):
+                for i, p in enumerate(parts):
                     try:
-                        vals.append(_int(p) if i in (0, 1, 7) else float(p))
+                        vals.append(_int(p) if i in ints else float(p))
                     except ValueError:
-                        ctx.log.error(TYPE, f"{_COLS[i]} must be {'an integer' if i in (0, 1, 7) else 'a number'}, "
-                                            f"got {p!r}", file=member, line=lineno, field=_COLS[i])
+                        ctx.log.error(TYPE, f"{cols[i]} must be {'an integer' if i in ints else 'a number'}, "
+                                            f"got {p!r}", file=member, line=lineno, field=cols[i])
                         bad = True
                         break
                 if bad:
                     continue
                 frame, tid, x, y, w, h = vals[:6]
                 conf = vals[6] if len(vals) > 6 else 1.0
-                cls = int(vals[7]) if len(vals) > 7 else -1
-                vis = vals[8] if len(vals) > 8 else -1.0
+                cls = int(vals[7]) if layout == "class" else None
+                vis = vals[8] if layout == "class" and len(vals) > 8 else -1.0
                 if not ctx.finite(conf, file=member, line=lineno, field="conf") or \
                         not ctx.finite(vis, file=member, line=lineno, field="visibility"):
                     continue
@@ -164,17 +208,21 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
                     continue
                 if not ctx.box(x, y, x + w, y + h, file=member, line=lineno, field="x,y,w,h"):
                     continue
-                if cls in resolved:
-                    label = resolved[cls]
+                key = cls if cls is not None and cls > 0 else None
+                if key in resolved:
+                    label = resolved[key]
                     if label is None:
-                        ctx.log.error(UNKNOWN_CLASS, f"class {cls} maps to no project class", file=member,
-                                      line=lineno, field="class")
+                        if key is None:
+                            ctx.log.error(UNKNOWN_CLASS, _NO_CLASS, file=member, line=lineno, field="class")
+                        else:
+                            ctx.log.error(UNKNOWN_CLASS, f"class {cls} maps to no project class", file=member,
+                                          line=lineno, field="class")
                         continue
                 else:
-                    if cls <= 0:
+                    if key is None:
                         if default is None:
-                            ctx.log.error(UNKNOWN_CLASS, f"line has no class ({cls}); set default_label", file=member,
-                                          line=lineno, field="class")
+                            resolved[key] = None
+                            ctx.log.error(UNKNOWN_CLASS, _NO_CLASS, file=member, line=lineno, field="class")
                             continue
                         name = default
                     elif cls > len(label_names):
@@ -183,19 +231,38 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
                         continue
                     else:
                         name = label_names[cls - 1]
+                        if assumed_list:
+                            assumed_list = False
+                            ctx.log.warning(ASSUMED, "no labels.txt beside the boxes: class numbers are read with "
+                                                     "the MOT17/MOT20 list (" + ", ".join(
+                                                         f"{i} {n}" for i, n in enumerate(MOT17_CLASSES, 1)) +
+                                            "); for another list put a labels.txt (one name a line, line 1 is "
+                                            "class 1) beside the file, or rename classes with label_map",
+                                            file=member, line=lineno, field="class")
                     label = ctx.label(name, file=member, line=lineno, field="class")
-                    resolved[cls] = label
+                    resolved[key] = label
                     if label is None:
                         continue
                 track = None if tid < 0 else int(tid)
                 box = (x, y, x + w, y + h)
                 if kind == "results":
+                    if conf == NO_SCORE:
+                        no_score.append(lineno)
                     yield Detection(fn, label, box, conf, track, None, vid)
                 else:
+                    attrs: dict[str, Any] = {}
+                    if int(conf) == 0:
+                        attrs[IGNORE_ATTRIBUTE] = True  # the benchmark's "not to be evaluated" mark
+                    if key is not None and label_names[cls - 1] != label:
+                        attrs[CLASS_ATTRIBUTE] = label_names[cls - 1]
                     yield Annotation(fn, label, box, track, None, True, False, False, conf,
-                                     None if vis < 0 else vis, {}, vid)
+                                     None if vis < 0 else vis, attrs, vid)
     except UnicodeDecodeError as exc:
         raise ctx.log.fatal(WRONG_FORMAT, f"not a MOT text file: {exc.reason}", file=member) from None
+    if no_score:
+        ctx.log.warning(NO_SCORE_CODE, f"{len(no_score)} result(s) have conf -1, MOT's \"no score\" (first on line "
+                                       f"{no_score[0]}): stored as -1, ranked below every scored result and kept "
+                                       "at any score threshold", file=member, line=no_score[0], field="conf")
 
 
 def write(dest: Any, records: Iterable[Record], *, video: VideoInfo, classes: Sequence[str],
@@ -231,7 +298,8 @@ def write(dest: Any, records: Iterable[Record], *, video: VideoInfo, classes: Se
                     buf.append(f"{head},{fmt_num(r.score)},{cls[r.label]},-1\n")
                 else:
                     vis = "-1" if r.visibility is None else fmt_num(r.visibility)
-                    buf.append(f"{head},{fmt_num(r.confidence)},{cls[r.label]},{vis}\n")
+                    conf = 0 if r.attributes.get(IGNORE_ATTRIBUTE) else r.confidence
+                    buf.append(f"{head},{fmt_num(conf)},{cls[r.label]},{vis}\n")
                 n += 1
                 if len(buf) >= 4096:
                     out.write("".join(buf))

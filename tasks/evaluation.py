@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evaluation import AnnotationTrack, Boxes, ground_truth_boxes
+from evaluation.boxes import NO_SCORE, at_threshold
+from evaluation.motchallenge import BENCHMARKS, PROTOCOLS, distractor_classes, ground_truth_flags
 from evaluation.session import evaluate_session, unique_track_ids_per_frame
+from formats.mot import CLASS_ATTRIBUTE, IGNORE_ATTRIBUTE
 from keyframes import Keyframe, Timeline
 from models import (
     AnnotationKeyframe,
@@ -86,8 +90,19 @@ def evaluation_params(test_session: TestSession, params: dict[str, Any] | None =
     include_pending = params.get("include_pending")
     if include_pending is None:
         include_pending = bool(config.get("include_pending", False))
+    protocol = str(params.get("protocol") or "default")
+    if protocol not in PROTOCOLS:
+        raise EvaluationError(f"protocol must be one of {', '.join(PROTOCOLS)}")
+    benchmark = str(params.get("benchmark") or "MOT17")
+    if benchmark not in BENCHMARKS:
+        raise EvaluationError(f"benchmark must be one of {', '.join(BENCHMARKS)}")
+    min_visibility = float(params.get("min_visibility") or 0.0)
+    if not 0.0 <= min_visibility <= 1.0:
+        raise EvaluationError("min_visibility must be in [0, 1]")
     return {"test_session_id": str(test_session.id), "iou_threshold": iou, "score_threshold": score,
-            "score_threshold_source": source, "classes": classes, "include_pending": bool(include_pending)}
+            "score_threshold_source": source, "classes": classes, "include_pending": bool(include_pending),
+            "protocol": protocol, "benchmark": benchmark, "min_visibility": min_visibility,
+            "voc_pixel_inclusive": bool(params.get("voc_pixel_inclusive", False))}
 
 
 def queue_evaluation(db_session: Session, test_session: TestSession, params: dict[str, Any] | None = None,
@@ -173,9 +188,23 @@ def load_detections(db: Session, test_session_id: uuid.UUID, class_index: dict[s
                              score=np.concatenate(cols["score"]), track_id=np.concatenate(cols["track"])), dropped
 
 
+@dataclass
+class GroundTruthMarks:
+    """What MOT ground truth says per keyframe beyond the box: the ``conf`` 0 mark, the MOT class
+    name (when it differs from the label) and the visibility; a frame takes its latest keyframe's."""
+
+    frames: list[int] = field(default_factory=list)
+    ignored: list[bool] = field(default_factory=list)
+    mot_class: list[str | None] = field(default_factory=list)
+    visibility: list[float | None] = field(default_factory=list)
+
+
 def load_ground_truth(db: Session, annotation_session_id: uuid.UUID, class_index: dict[str, int],
-                      include_pending: bool) -> tuple[list[AnnotationTrack], list[str]]:
-    """The session's usable annotations as tracks; track ids index the returned annotation ids."""
+                      include_pending: bool, marks: dict[int, GroundTruthMarks] | None = None
+                      ) -> tuple[list[AnnotationTrack], list[str]]:
+    """The session's usable annotations as tracks; track ids index the returned annotation ids.
+
+    ``marks``, when given, is filled per track index with its keyframes' MOT marks."""
     statuses = ["validated", "pending"] if include_pending else ["validated"]
     rows = db.execute(select(VideoAnnotation.id, VideoAnnotation.class_label, VideoAnnotation.start_timestamp,
                              VideoAnnotation.end_timestamp, VideoAnnotation.bounding_box,
@@ -185,23 +214,67 @@ def load_ground_truth(db: Session, annotation_session_id: uuid.UUID, class_index
                              VideoAnnotation.class_label.in_(list(class_index)))
                       .order_by(VideoAnnotation.created_at, VideoAnnotation.id)).all()
     keyframes: dict[uuid.UUID, list[Keyframe]] = {}
+    by_id: dict[uuid.UUID, GroundTruthMarks] = {}
     ids = [r.id for r in rows]
     for start in range(0, len(ids), 500):
         for ann_id, frame, data in db.execute(
                 select(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number, AnnotationKeyframe.frame_data)
-                .where(AnnotationKeyframe.annotation_id.in_(ids[start:start + 500]))):
+                .where(AnnotationKeyframe.annotation_id.in_(ids[start:start + 500]))
+                .order_by(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number)):
             box = (data or {}).get("bounding_box")
             if isinstance(box, dict) and all(isinstance(box.get(c), int | float) for c in COORDS):
                 keyframes.setdefault(ann_id, []).append(Keyframe(int(frame), tuple(float(box[c]) for c in COORDS)))
+                if marks is not None:
+                    attrs = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+                    vis = data.get("visibility")
+                    m = by_id.setdefault(ann_id, GroundTruthMarks())
+                    m.frames.append(int(frame))
+                    m.ignored.append(bool(attrs.get(IGNORE_ATTRIBUTE)))
+                    m.mot_class.append(attrs.get(CLASS_ATTRIBUTE) if isinstance(attrs.get(CLASS_ATTRIBUTE), str)
+                                       else None)
+                    m.visibility.append(float(vis) if isinstance(vis, int | float) else None)
     tracks, annotation_ids = [], []
     for r in rows:
         box = r.bounding_box
         default = [float(box[c]) for c in COORDS] if isinstance(box, dict) and all(c in box for c in COORDS) \
             else None
+        if marks is not None:
+            marks[len(tracks)] = by_id.get(r.id, GroundTruthMarks())
         tracks.append(AnnotationTrack(len(tracks), class_index[r.class_label], r.start_timestamp, r.end_timestamp,
                                       default, tuple(keyframes.get(r.id, ())), r.validation_status))
         annotation_ids.append(str(r.id))
     return tracks, annotation_ids
+
+
+def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Sequence[str], benchmark: str,
+                       min_visibility: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(distractor, zero_marked, annotated)`` per row of ``gt`` (track ids index ``marks`` and
+    ``labels``): each frame takes the marks of the track's latest keyframe at or before it;
+    ``annotated`` is false on frames a track with keyframes only has by interpolation (in a MOT
+    file, a gap: no row, no object)."""
+    n = len(gt)
+    annotated = np.ones(n, dtype=bool)
+    mot_class: list[str] = [""] * n
+    ignored = np.zeros(n, dtype=bool)
+    visibility: list[float | None] = [None] * n
+    order = np.argsort(gt.track_id, kind="stable")
+    tids, starts = np.unique(gt.track_id[order], return_index=True)
+    ends = np.append(starts[1:], order.size)
+    for tid, a, b in zip(tids.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        rows = order[a:b]
+        m = marks.get(tid) or GroundTruthMarks()
+        if not m.frames:
+            for r in rows.tolist():
+                mot_class[r] = labels[tid]
+            continue
+        keyed = np.asarray(m.frames)
+        k = np.maximum(np.searchsorted(keyed, gt.frame[rows], side="right") - 1, 0)
+        annotated[rows] = keyed[k] == gt.frame[rows]
+        for r, ki in zip(rows.tolist(), k.tolist(), strict=True):
+            mot_class[r] = m.mot_class[ki] or labels[tid]
+            ignored[r] = m.ignored[ki]
+            visibility[r] = m.visibility[ki]
+    return (*ground_truth_flags(mot_class, ignored, visibility, benchmark, min_visibility), annotated)
 
 
 def evaluated_frames(test_session: TestSession, video: Video) -> np.ndarray:
@@ -308,9 +381,30 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
                    *db.scalars(select(DetectionEvent.class_label).distinct()
                                .where(DetectionEvent.test_session_id == ts.id))]
         names = class_names(project, params.get("classes"), sorted(set(present)))
-        index = {n: i for i, n in enumerate(names)}
-        tracks, annotation_ids = load_ground_truth(db, gt_session.id, index, params["include_pending"])
+        protocol = params.get("protocol", "default")
+        marks: dict[int, GroundTruthMarks] | None = None
+        loaded = names
+        if protocol == "motchallenge":
+            # Distractors are no class to find; every ground-truth class takes part in the matching.
+            if params.get("classes") is None:
+                names = [n for n in names if n not in distractor_classes(params["benchmark"])]
+            loaded = names + [n for n in sorted(set(present)) if n not in names]
+            marks = {}
+        index = {n: i for i, n in enumerate(loaded)}
+        tracks, annotation_ids = load_ground_truth(db, gt_session.id, index, params["include_pending"], marks)
         gt = ground_truth_boxes(tracks, timeline, frames, include_pending=params["include_pending"])
+        flags: dict[str, np.ndarray] = {}
+        interpolated = 0
+        if marks is not None:
+            labels = [loaded[t.class_id] for t in tracks]
+            distractor, zero, annotated = ground_truth_marks(gt, marks, labels, params["benchmark"],
+                                                             params["min_visibility"])
+            # The benchmark's ground truth is its rows: no box where a track has none.
+            gt = gt.select(annotated)
+            interpolated = int((~annotated).sum())
+            flags["gt_distractor"], flags["gt_zero_marked"] = distractor[annotated], zero[annotated]
+            gt = replace(gt, class_id=np.where(gt.class_id < len(names), gt.class_id, -1))
+        index = {n: i for i, n in enumerate(names)}
         ctx.check_cancel()
         ctx.progress(20, "loading detections")
         dt, dropped = load_detections(db, ts.id, index)
@@ -323,10 +417,20 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         with_tracking, tracking_note = False, "a track id appears twice on one frame: tracking metrics skipped"
     ctx.progress(40, "computing metrics")
     metrics = evaluate_session(gt, dt, names, frames, timeline.timestamps, params["score_threshold"],
-                               params["iou_threshold"], tracking=with_tracking)
+                               params["iou_threshold"], tracking=with_tracking,
+                               protocol=params.get("protocol", "default"),
+                               voc_pixel_inclusive=params.get("voc_pixel_inclusive", False), **flags)
+    if params.get("protocol") == "motchallenge":
+        metrics["protocol"].update(benchmark=params["benchmark"], min_visibility=params["min_visibility"],
+                                   distractor_classes=list(distractor_classes(params["benchmark"])),
+                                   ground_truth_interpolated_left_out=interpolated)
     for obj in metrics["temporal"]["objects"]:
         obj["annotation_id"] = annotation_ids[obj.pop("track_id")]
         obj["first_timestamp"] = float(timeline.timestamps[obj["first_frame"]])
+    objects, boxes = len(tracks), len(gt)
+    if flags:  # what the protocol leaves to find
+        scored = (gt.class_id >= 0) & ~flags["gt_distractor"] & ~flags["gt_zero_marked"]
+        objects, boxes = int(np.unique(gt.track_id[scored]).size), int(scored.sum())
     ctx.check_cancel()
     ctx.progress(80, "drawing the report")
     from evaluation.report import render_report  # matplotlib only where plots are drawn
@@ -336,13 +440,16 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         "evaluated_at": utcnow().isoformat(),
         "parameters": {**{k: params[k] for k in ("iou_threshold", "score_threshold", "score_threshold_source",
                                                  "include_pending")},
+                       "protocol": params.get("protocol", "default"),
+                       "voc_pixel_inclusive": params.get("voc_pixel_inclusive", False),
                        "classes": names, "coco_iou_thresholds": "0.50:0.05:0.95",
                        "tracking_max_distance": round(1.0 - params["iou_threshold"], 12),
                        "ground_truth_session_id": str(gt_session.id), "video_id": str(ts.video_id),
                        "model": model_name},
-        "counts": {"frames": int(frames.size), "ground_truth_objects": len(tracks), "ground_truth_boxes": len(gt),
-                   "detections": len(dt), "detections_above_threshold": int((dt.score >= params["score_threshold"])
-                                                                           .sum()),
+        "counts": {"frames": int(frames.size), "ground_truth_objects": objects, "ground_truth_boxes": boxes,
+                   "detections": len(dt),
+                   "detections_above_threshold": int(at_threshold(dt.score, params["score_threshold"]).sum()),
+                   "detections_without_score": int((dt.score == NO_SCORE).sum()),
                    "detections_of_other_classes": dropped},
         **metrics,
         "tracking_note": tracking_note,

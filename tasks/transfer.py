@@ -674,7 +674,8 @@ def _import_results(w: Writer, records: Iterable[Any], timeline: Timeline, test_
 def _options(params: dict[str, Any], kind: str | None) -> ReadOptions:
     return ReadOptions(kind=kind, label_map=params.get("label_map") or {},
                        add_missing_labels=bool(params.get("add_missing_labels")),
-                       on_error=params.get("on_error", "abort"), video_id=params.get("source_video_id"))
+                       on_error=params.get("on_error", "abort"), video_id=params.get("source_video_id"),
+                       default_label=params.get("default_label"))
 
 
 def import_body(ctx: JobContext) -> dict[str, Any]:

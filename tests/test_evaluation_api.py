@@ -158,7 +158,8 @@ def test_perfect_detections_score_one_everywhere(stack, world):
     assert m["parameters"]["classes"] == ["pedestrian", "cyclist"] and m["parameters"]["include_pending"] is False
     # Pending and rejected annotations are left out: 40 + 20 boxes, two objects.
     assert m["counts"] == {"frames": 40, "ground_truth_objects": 2, "ground_truth_boxes": 60, "detections": 60,
-                           "detections_above_threshold": 60, "detections_of_other_classes": 0}
+                           "detections_above_threshold": 60, "detections_without_score": 0,
+                           "detections_of_other_classes": 0}
     assert m["coco"]["overall"]["AP"] == pytest.approx(1.0) and m["coco"]["overall"]["AR100"] == pytest.approx(1.0)
     for name in ("pedestrian", "cyclist"):
         assert m["coco"]["per_class"][name]["AP"] == pytest.approx(1.0)
@@ -272,6 +273,14 @@ def test_compare_puts_models_side_by_side(stack, world):
     fn = rows["operating_point.fn"]
     assert fn["values"] == [0, 5] and fn["higher_is_better"] is False and fn["best"] == 0
     assert rows["operating_point.per_class.pedestrian.recall"]["differences"] == pytest.approx([0.0, -5 / 40])
+    assert out["parameters"]["protocol"] == "default"
+    assert rows["hota.overall.HOTA"]["values"][0] == pytest.approx(1.0) and rows["hota.overall.HOTA"]["best"] == 0
+    assert rows["voc.all_point.mAP"]["values"][0] == pytest.approx(1.0)
+
+    # Sessions evaluated under another protocol are not compared
+    evaluate(stack, late, protocol="motchallenge")
+    r = stack.api("GET", f"/api/test-sessions/compare?ids={good},{late}")
+    assert r.status_code == 422 and "protocol" in r.json()["error"]["details"]["fields"]["query"], r.text
 
     # Sessions evaluated with different parameters, of another video or not evaluated: 422.
     evaluate(stack, late, iou_threshold=0.75)
@@ -471,3 +480,108 @@ def test_a_detector_with_known_output_run_as_a_job_gets_the_expected_metrics(sta
     assert op["precision"] == pytest.approx(0.5) and op["recall"] == pytest.approx(1.0)
     assert m["coco"]["per_class"]["pedestrian"]["AP"] == pytest.approx(1.0)
     assert m["temporal"]["overall"]["missed_objects"] == 0
+
+
+# ------------------------------------------------------------------------------ MOTChallenge
+
+# An 8-frame MOT17 sequence on the 320x240 test clip: two pedestrians (the second unannotated on
+# frames 4 and 5), a static person (class 7) and a car (class 3), both marked conf 0 as the
+# benchmark does.
+MOT17_PEOPLE = {1: (10.0, 50.0, 30.0, 70.0), 2: (150.0, 40.0, 25.0, 60.0)}
+MOT17_GAP = (2, (4, 5))
+MOT17_STATIC = (250.0, 120.0, 20.0, 50.0)
+MOT17_CAR = (60.0, 160.0, 80.0, 50.0)
+
+
+def _mot17_zip(path) -> None:
+    import zipfile
+
+    gt = ["# MOT17 ground truth: frame,id,x,y,w,h,conf,class,visibility"]
+    for f in range(1, 9):
+        for tid, (x, y, w, h) in MOT17_PEOPLE.items():
+            if tid != MOT17_GAP[0] or f not in MOT17_GAP[1]:
+                gt.append(f"{f},{tid},{x + 4 * f},{y},{w},{h},1,1,0.8")
+        gt.append(f"{f},3,{','.join(map(str, MOT17_STATIC))},0,7,1")
+        gt.append(f"{f},4,{','.join(map(str, MOT17_CAR))},0,3,0.4")
+    ini = "[Sequence]\r\nname=MOT17-90\r\nimDir=img1\r\nframeRate=10\r\nseqLength=8\r\nimWidth=320\r\n" \
+          "imHeight=240\r\nimExt=.jpg\r\n"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("MOT17-90/gt/gt.txt", "\r\n".join(gt))  # CRLF, no final newline
+        zf.writestr("MOT17-90/seqinfo.ini", ini)
+
+
+def _import(stack, data: dict, path) -> dict:
+    from harness import wait_until
+
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data=data, files={"file": (path.name, fh)})
+    assert r.status_code == 202, r.text
+    return wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                      ["status"] in ("completed", "failed") and i, 120, 0.2, "import")
+
+
+def test_mot17_ground_truth_and_tracker_results_under_the_motchallenge_protocol(stack, tmp_path):
+    from harness import project_with_video
+
+    project, video = project_with_video(stack, tmp_path, frames=8)
+    seq = tmp_path / "MOT17-90.zip"
+    _mot17_zip(seq)
+    gt = _import(stack, {"job_name": "mot17 gt", "import_type": "annotations", "source_format": "mot",
+                         "project_id": project["id"], "video_id": video["id"], "add_missing_labels": "true",
+                         "validation_status": "validated"}, seq)
+    assert gt["status"] == "completed", gt
+    assert sorted(gt["result"]["added_labels"]) == ["car", "static_person"]
+    # the tracker's file as the benchmark takes it: the pedestrian ground truth itself, scored -1
+    # ("no score") on odd frames, plus a confident detection on the static person on every frame
+    lines = []
+    for f in range(1, 9):
+        for tid, (x, y, w, h) in MOT17_PEOPLE.items():
+            if tid != MOT17_GAP[0] or f not in MOT17_GAP[1]:
+                lines.append(f"{f},{tid + 10},{x + 4 * f},{y},{w},{h},{-1 if f % 2 else 0.9},-1,-1,-1")
+        lines.append(f"{f},30,{','.join(map(str, MOT17_STATIC))},0.95,-1,-1,-1")
+    results = tmp_path / "MOT17-90.txt"
+    results.write_text("\n".join(lines) + "\n")
+    ts = stack.api("POST", "/api/test-sessions", json={
+        "project_id": project["id"], "video_id": video["id"], "source": "import", "name": "tracker",
+        "ground_truth_session_id": gt["result"]["annotation_session_id"]}).json()
+    form = {"job_name": "tracker", "import_type": "results", "source_format": "mot",
+            "project_id": project["id"], "test_session_id": ts["id"]}
+    refused = _import(stack, form, results)
+    assert refused["status"] == "failed" and "default_label" in refused["validation_errors"][0]["message"]
+    imp = _import(stack, {**form, "default_label": "pedestrian"}, results)
+    assert imp["status"] == "completed", imp
+    [no_score] = [i for i in imp["validation_errors"] if i["code"] == "no_score"]
+    assert no_score["severity"] == "warning" and "7 result(s)" in no_score["message"]
+    assert stack.wait_job(imp["result"]["evaluation_job_id"], timeout=120)["status"] == "completed"
+    plain = stack.api("GET", f"/api/test-sessions/{ts['id']}/metrics").json()["metrics"]
+    # the default protocol counts every row: the static person and the car are objects of their
+    # classes, the detections on the static person are false pedestrians, and the gap is
+    # interpolated like any annotation between keyframes
+    assert plain["protocol"]["name"] == "default" and plain["parameters"]["protocol"] == "default"
+    assert plain["tracking"]["semantics"] == "py-motmetrics"
+    assert plain["tracking"]["per_class"]["pedestrian"]["num_false_positives"] == 8
+    assert plain["tracking"]["per_class"]["pedestrian"]["num_misses"] == 2
+    assert plain["counts"]["detections_without_score"] == 7
+    assert any("no score" in n for n in plain["notes"])
+
+    for bad in ({"protocol": "mot99"}, {"protocol": "motchallenge", "benchmark": "MOT42"},
+                {"protocol": "motchallenge", "min_visibility": 1.5}):
+        r = stack.api("POST", f"/api/test-sessions/{ts['id']}/evaluate", json=bad)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", r.text
+    m = evaluate(stack, ts["id"], protocol="motchallenge", score_threshold=0.5)
+    assert m["parameters"]["protocol"] == "motchallenge"
+    assert m["protocol"]["name"] == "motchallenge" and m["protocol"]["benchmark"] == "MOT17"
+    assert m["protocol"]["tracking_detections_removed"] == 8 and m["protocol"]["detections_removed"] == 8
+    assert m["protocol"]["ground_truth_interpolated_left_out"] == 2
+    assert m["parameters"]["classes"] == ["pedestrian", "car"]  # static_person is a distractor, not a class
+    assert (m["counts"]["ground_truth_objects"], m["counts"]["ground_truth_boxes"]) == (2, 14)
+    assert (plain["counts"]["ground_truth_objects"], plain["counts"]["ground_truth_boxes"]) == (4, 32)
+    t = m["tracking"]["overall"]
+    assert m["tracking"]["semantics"] == "TrackEval"
+    # unscored detections pass the 0.5 threshold; the car is zero-marked and the gap unannotated: no objects
+    assert (t["mota"], t["num_false_positives"], t["num_misses"], t["num_objects"]) == (1.0, 0, 0, 14)
+    h = m["hota"]["overall"]
+    assert (h["HOTA"], h["DetA"], h["AssA"], h["LocA"]) == pytest.approx((1.0, 1.0, 1.0, 1.0))
+    assert m["operating_point"]["fp"] == 0 and m["coco"]["per_class"]["pedestrian"]["AP"] == pytest.approx(1.0)
+    assert m["voc"]["all_point"]["per_class"]["pedestrian"]["AP"] == pytest.approx(1.0)
+    assert m["voc"]["11_point"]["per_class"]["pedestrian"]["AP"] == pytest.approx(1.0)

@@ -692,3 +692,48 @@ def test_an_import_delivered_again_after_its_commit_writes_nothing_and_reports_i
     assert job["result"]["annotation_session_id"] == first["annotation_session_id"]
     assert job["result"]["completed_by_earlier_attempt"] is True
     assert engine_count == before > 0
+
+
+def _mot_import(stack, path: Path, **form) -> dict:
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={"job_name": "mot", "source_format": "mot", **form},
+                      files={"file": (path.name, fh)})
+    assert r.status_code == 202, r.text
+    return wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                      ["status"] in ("completed", "failed") and i, 90, 0.2, "import")
+
+
+def test_mot15_ground_truth_takes_default_label_and_mot17_marks_survive_import(stack, tmp_path):
+    from models import AnnotationKeyframe
+
+    project, video = project_with_video(stack, tmp_path)
+    mot15 = tmp_path / "mot15.zip"
+    with zipfile.ZipFile(mot15, "w") as zf:  # 2D MOT 2015: conf then world x,y,z, no class
+        zf.writestr("PETS/gt/gt.txt", "1,1,10,20,30,60,1,4.4852,9.9731,0\n2,1,12,20,30,60,1,4.5101,9.9612,0\n"
+                                      "1,2,100,20,30,60,1,-1,-1,-1\n")
+    imp = _mot_import(stack, mot15, import_type="annotations", project_id=project["id"], video_id=video["id"],
+                      default_label="pedestrian")
+    assert imp["status"] == "completed", imp
+    assert imp["result"]["annotations"] == 2 and imp["validation_errors"] == []
+    mot17 = tmp_path / "mot17.zip"
+    with zipfile.ZipFile(mot17, "w") as zf:
+        zf.writestr("S/gt/gt.txt", "1,1,10,20,30,60,1,1,0.75\n1,2,100,20,30,60,0,7,1\n2,2,100,20,30,60,0,7,0.5\n")
+        zf.writestr("S/gt/labels.txt", "\n".join(formats.mot.MOT17_CLASSES))
+    imp = _mot_import(stack, mot17, import_type="annotations", project_id=project["id"], video_id=video["id"],
+                      label_map=json.dumps({"static_person": "pedestrian"}))
+    assert imp["status"] == "completed", imp
+    engine = create_engine(stack.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(VideoAnnotation.class_label, AnnotationKeyframe.frame_number,
+                                       AnnotationKeyframe.frame_data)
+                                .join(AnnotationKeyframe, AnnotationKeyframe.annotation_id == VideoAnnotation.id)
+                                .where(VideoAnnotation.annotation_session_id ==
+                                       uuid.UUID(imp["result"]["annotation_session_id"]))
+                                .order_by(VideoAnnotation.confidence.desc(), AnnotationKeyframe.frame_number)).all()
+    finally:
+        engine.dispose()
+    marks = [(label, frame, data.get("visibility"), data.get("attributes")) for label, frame, data in rows]
+    assert marks == [("pedestrian", 0, 0.75, None),
+                     ("pedestrian", 0, 1.0, {"mot_ignore": True, "mot_class": "static_person"}),
+                     ("pedestrian", 1, 0.5, {"mot_ignore": True, "mot_class": "static_person"})]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_eval_tracking import _rows_to_boxes, _world
 
-from evaluation import Boxes
+from evaluation import NO_SCORE, Boxes
 from evaluation.report import PLOTS, render_plot, render_report
 from evaluation.session import compare_metrics, evaluate_session, unique_track_ids_per_frame
 
@@ -108,3 +108,17 @@ def test_report_plots_are_png(empty: bool) -> None:
         assert w >= 300 and h >= 300
     with pytest.raises(KeyError):
         render_plot("nope", metrics)
+
+
+def test_unscored_detections_rank_last_and_pass_every_threshold() -> None:
+    a, b, far = (0.0, 0.0, 10.0, 10.0), (20.0, 0.0, 30.0, 10.0), (50.0, 50.0, 60.0, 60.0)
+    gt = Boxes.from_arrays([0, 0], [0, 0], xyxy=[a, b], track_id=[1, 2])
+    dt = Boxes.from_arrays([0, 0, 0], [0, 0, 0], xyxy=[a, far, b], score=[0.9, 0.3, NO_SCORE], track_id=[5, 6, 7])
+    out = evaluate_session(gt, dt, ["pedestrian"], np.array([0]), None, 0.5, tracking=True)
+    op = out["operating_point"]
+    assert (op["tp"], op["fp"], op["fn"]) == (2, 0, 0)
+    assert out["tracking"]["overall"]["mota"] == 1.0
+    # ranked 0.9 (hit), 0.3 (miss), none (hit): precision 1/2 at full recall
+    assert out["voc"]["all_point"]["mAP"] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert out["notes"] == ["1 detection(s) have no score (-1): ranked below every scored detection in AP, "
+                            "kept at every score threshold"]

@@ -20,6 +20,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 
+from evaluation.motchallenge import BENCHMARKS, PROTOCOLS
 from evaluation.session import compare_metrics
 from models import AnnotationSession, Job, TestSession
 from tasks.evaluation import EvaluationError, queue_evaluation
@@ -43,6 +44,14 @@ class EvaluateIn(StrictSchema):
     classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
                           validate=validate.Length(min=1, max=100))
     include_pending = fields.Boolean()
+    protocol = fields.String(validate=validate.OneOf(PROTOCOLS),
+                             metadata={"description": "default: every ground-truth row counts; motchallenge: "
+                                                      "MOT16/17/20 rules (conf-0 rows and distractors ignored)"})
+    benchmark = fields.String(validate=validate.OneOf(BENCHMARKS),
+                              metadata={"description": "motchallenge: whose distractor classes (MOT15 none, MOT16 and MOT17 the same, MOT20 more)"})
+    min_visibility = FiniteFloat(validate=validate.Range(min=0.0, max=1.0),
+                                 metadata={"description": "motchallenge: ground truth less visible is ignored"})
+    voc_pixel_inclusive = fields.Boolean(metadata={"description": "VOC AP with the devkit's +1 pixel areas"})
 
 
 class ReportArgs(StrictSchema):
@@ -95,7 +104,10 @@ def evaluate(data, test_session_id):
     ``iou_threshold`` (default 0.5) is the match threshold of the operating point, temporal and
     tracking metrics (COCO metrics always use 0.50:0.95); ``classes`` restricts the evaluation to
     these labels; ``include_pending`` also counts annotations not yet validated; ``score_threshold``
-    overrides the session's confidence threshold as the operating point.
+    overrides the session's confidence threshold as the operating point; ``protocol`` chooses
+    the evaluation protocol (``motchallenge``: the benchmark's ignore rows and distractor classes,
+    with ``benchmark`` and ``min_visibility``); ``voc_pixel_inclusive`` switches VOC AP to the
+    devkit's integer-pixel areas.
     """
     db, user = db_session(), current_user()
     ts = _test_session(test_session_id, write=True)
@@ -189,7 +201,7 @@ def get_report_plot(test_session_id, plot):
 @bp.arguments(CompareArgs, location="query")
 def compare(args):
     """Evaluated sessions side by side: same video, same ground truth and the same evaluation
-    parameters (IoU threshold, classes, include_pending) are required, else 422. Each row has the
+    parameters (IoU threshold, classes, include_pending, protocol) are required, else 422. Each row has the
     values in the order of ``ids``, their ``differences`` to the first session and the ``best``
     index."""
     raw = [p.strip() for p in args["ids"].split(",") if p.strip()]
@@ -222,8 +234,10 @@ def compare(args):
     if not_evaluated:
         problems.setdefault("ids", []).append(f"Not evaluated yet: {', '.join(not_evaluated)}.")
     if not problems:
-        keys = ("iou_threshold", "classes", "include_pending", "ground_truth_session_id")
-        params = [{k: _results(ts)["parameters"].get(k) for k in keys} for ts in sessions]
+        keys = ("iou_threshold", "classes", "include_pending", "protocol", "ground_truth_session_id")
+        # evaluations stored before protocols existed followed the default one
+        params = [{k: _results(ts)["parameters"].get(k, "default" if k == "protocol" else None) for k in keys}
+                  for ts in sessions]
         for k in keys:
             if len({repr(p[k]) for p in params}) > 1:
                 problems.setdefault(k, []).append(
@@ -236,7 +250,8 @@ def compare(args):
         "ids": [str(i) for i in ids],
         "video_id": str(sessions[0].video_id),
         "ground_truth_session_id": str(sessions[0].ground_truth_session_id),
-        "parameters": {k: first.get(k) for k in ("iou_threshold", "classes", "include_pending")},
+        "parameters": {**{k: first.get(k) for k in ("iou_threshold", "classes", "include_pending")},
+                       "protocol": first.get("protocol", "default")},
         "sessions": [{"id": str(ts.id), "name": ts.name, "source": ts.source, "model": ts.model,
                       "evaluation_job_id": r.get("job_id"), "evaluated_at": r.get("evaluated_at"),
                       "score_threshold": r["parameters"].get("score_threshold"), "counts": r.get("counts")}

@@ -107,6 +107,9 @@ class ImportForm(StrictSchema):
     on_error = fields.String(load_default="abort", validate=validate.OneOf(("abort", "skip")))
     label_map = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     add_missing_labels = fields.Boolean(load_default=False)
+    default_label = fields.String(validate=validate.Length(min=1, max=100),
+                                  metadata={"description": "the class of boxes the file gives none (MOT results, "
+                                                           "det.txt, MOT15 ground truth)"})
     validation_status = fields.String(load_default="pending", validate=validate.OneOf(("pending", "validated")))
 
 
@@ -428,7 +431,7 @@ def create_import():
     params = {"project_id": str(project.id), "video_id": str(video.id),
               "on_error": data["on_error"], "label_map": data["label_map"],
               "add_missing_labels": data["add_missing_labels"], "validation_status": data["validation_status"]}
-    for key in ("session_id", "test_session_id", "source_video_id"):
+    for key in ("session_id", "test_session_id", "source_video_id", "default_label"):
         if key in data:
             params[key] = str(data[key])
     return _enqueue_import(db, user, data, upload, params, project.id)

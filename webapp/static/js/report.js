@@ -89,11 +89,15 @@ async function openReport(id) {
   const params = m.parameters || {};
   $("report-title").textContent = `Report: ${report.name} (${(report.model && report.model.name) || ""})`;
   $("report-state").textContent = `IoU ${fmt(params.iou_threshold, 2)}, score threshold ${fmt(params.score_threshold, 2)}` +
-    (m.evaluated_at ? `, evaluated ${new Date(m.evaluated_at).toLocaleString()}` : "");
+    `, protocol ${params.protocol || "default"}` +
+    (m.evaluated_at ? `, evaluated ${new Date(m.evaluated_at).toLocaleString()}` : "") +
+    ((m.notes || []).length ? `. ${m.notes.join(". ")}` : "");
   const summary = [
     row("true positives", op.tp), row("false positives", op.fp), row("false negatives", op.fn),
     row("precision", op.precision), row("recall", op.recall), row("F1", op.f1),
     row("AP (0.50:0.95)", coco.AP), row("AP50", coco.AP50), row("AP75", coco.AP75), row("AR100", coco.AR100),
+    row("VOC mAP (all points)", m.voc && m.voc.all_point && m.voc.all_point.mAP),
+    row("VOC mAP (11 points)", m.voc && m.voc["11_point"] && m.voc["11_point"].mAP),
     row("objects", temporal.objects), row("missed objects", temporal.missed_objects),
     row("median detection latency (s)", temporal.median_latency_seconds),
     row("p90 detection latency (s)", temporal.p90_latency_seconds),
@@ -103,6 +107,10 @@ async function openReport(id) {
                     mostly_tracked: "mostly tracked", mostly_lost: "mostly lost" };
     for (const [k, label] of Object.entries(names)) {
       if (tracking[k] !== undefined) summary.push(row(label, tracking[k]));
+    }
+    const hota = (m.hota && m.hota.overall) || {};
+    for (const k of ["HOTA", "DetA", "AssA", "LocA"]) {
+      if (hota[k] !== undefined) summary.push(row(k, hota[k]));
     }
   }
   $("report-summary").querySelector("tbody").replaceChildren(...summary);
