@@ -119,7 +119,7 @@ def load_settings() -> Settings:
         max_json_body_bytes=_env_int("MAX_JSON_BODY_BYTES", 1024 * 1024),
         max_json_field_bytes=_env_int("MAX_JSON_FIELD_BYTES", 64 * 1024),
         max_json_depth=_env_int("MAX_JSON_DEPTH", 64),
-        direct_export_max_rows=_env_int("DIRECT_EXPORT_MAX_ROWS", 100_000),
+        direct_export_max_rows=_env_int("DIRECT_EXPORT_MAX_ROWS", 20_000),
     )
 
 
