@@ -26,7 +26,7 @@ from tasks.dispatch import create_job, dispatch
 from tasks.transfer import EXPORT_TYPES, IMPORT_TYPES, RECORD_FORMATS, Scope, scope_projects
 
 from ..annotation_service import load_session
-from ..auth import current_user, get_project_for, get_video_for, project_role, require_writer
+from ..auth import current_user, get_project_for, project_role, require_writer
 from ..bodies import single_file
 from ..db import audit, database, db_session, paginate, parse_uuid
 from ..errors import ApiError
@@ -206,8 +206,6 @@ def _check_scope(db, user, scope: Scope, write: bool = False) -> list[uuid.UUID]
         for i in ids:
             if db.get(model, i) is None:
                 raise ApiError(404, f"{what} {i} not found")
-    for video_id in scope.video_ids:
-        get_video_for(db, user, video_id, write=write)
     projects = scope_projects(db.connection(), scope)
     if not projects:
         raise _fields_error("json", {"scope_filter": ["name at least one project, video, annotation session or "
@@ -220,11 +218,12 @@ def _check_scope(db, user, scope: Scope, write: bool = False) -> list[uuid.UUID]
 def _readable_video_projects(db, user, scope: Scope) -> list[str]:
     """The projects a video scope reaches that the user may read.
 
-    Sessions of other projects may annotate the named videos; an export of a video covers the
-    projects of its caller only, so that such a session neither fails the export nor joins it.
+    Sessions of several projects may annotate one video; an export of a video covers the
+    caller's projects only, so that another project's session neither fails the export nor joins it.
     """
     for video_id in scope.video_ids:
-        get_video_for(db, user, video_id)
+        if db.get(Video, video_id) is None:
+            raise ApiError(404, f"video {video_id} not found")
     readable = [str(p) for p in scope_projects(db.connection(), scope) if project_role(db, user, p) is not None]
     if not readable:
         raise _fields_error("json", {"scope_filter": ["no project of yours annotates or tests these videos"]})
