@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -67,6 +68,10 @@ class Settings:
     model_dir: Path
     detection_device: str
     detection_half: bool
+    max_json_body_bytes: int
+    max_json_field_bytes: int
+    max_json_depth: int
+    direct_export_max_rows: int
 
     @property
     def is_production(self) -> bool:
@@ -76,13 +81,16 @@ class Settings:
 def load_settings() -> Settings:
     """Read the environment now; call again after changing it (tests do)."""
     var_dir = Path(_env("VAR_DIR", str(ROOT / "var"))).resolve()
+    env = _env("PLATFORM_ENV", "development")
+    # Production names its secret (checked by production_problems); elsewhere one is made once.
+    secret = os.environ.get("SECRET_KEY") or ("" if env == "production" else generated_secret(var_dir))
     return Settings(
-        env=_env("PLATFORM_ENV", "development"),
+        env=env,
         var_dir=var_dir,
         database_url=_env("DATABASE_URL", f"sqlite:///{var_dir / 'platform.db'}"),
         redis_url=os.environ.get("REDIS_URL") or None,
         storage_dir=Path(_env("STORAGE_DIR", str(var_dir / "storage"))).resolve(),
-        secret_key=_env("SECRET_KEY", DEFAULT_SECRET),
+        secret_key=secret,
         jwt_ttl_seconds=_env_int("JWT_TTL_SECONDS", 12 * 3600),
         max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),
         cors_origins=[o.strip() for o in _env("CORS_ORIGINS", "http://localhost:5000").split(",") if o.strip()],
@@ -108,7 +116,47 @@ def load_settings() -> Settings:
         model_dir=Path(_env("VISION_MODEL_DIR", str(var_dir / "models"))).resolve(),
         detection_device=_env("DETECTION_DEVICE", "auto"),
         detection_half=_env("DETECTION_HALF", "false").lower() in ("1", "true", "yes"),
+        max_json_body_bytes=_env_int("MAX_JSON_BODY_BYTES", 1024 * 1024),
+        max_json_field_bytes=_env_int("MAX_JSON_FIELD_BYTES", 64 * 1024),
+        max_json_depth=_env_int("MAX_JSON_DEPTH", 64),
+        direct_export_max_rows=_env_int("DIRECT_EXPORT_MAX_ROWS", 20_000),
     )
+
+
+SECRET_FILE = "secret_key"
+
+
+def generated_secret(var_dir: Path) -> str:
+    """The secret of this ``VAR_DIR`` when ``SECRET_KEY`` is unset: random, made on first start.
+
+    Kept in ``VAR_DIR/secret_key`` (mode 0600) so that every process sharing the directory
+    (web processes, workers) signs and checks with the same key; created with ``O_EXCL`` so
+    that processes starting together agree on one.
+    """
+    path = var_dir / SECRET_FILE
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    var_dir.mkdir(parents=True, exist_ok=True)
+    tmp = var_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(48) + "\n")
+    try:
+        os.link(tmp, path)  # atomic and refuses to replace: the first process to get here wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise RuntimeError(f"{path} holds no usable secret; delete it to make a new one")
+    return value
 
 
 class UnsafeConfiguration(RuntimeError):

@@ -2,6 +2,11 @@
 
 Coordinates are the records' own ``x1, y1, x2, y2`` written with full precision, so a CSV
 round trip is exact. ``attributes`` is a JSON object in one cell.
+
+Text cells (``video_id``, ``label``, ``attributes``) that a spreadsheet would take for a formula
+(they start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) are written with a
+leading single quote, as OWASP advises against CSV injection; the reader removes it, so the
+platform reads its own files back exactly. Number cells are never quoted that way.
 """
 from __future__ import annotations
 
@@ -29,6 +34,24 @@ def read(path: Any, *, video: VideoInfo | None = None, classes: Sequence[str] | 
     return Reader(_records, path, video=video, classes=classes, options=options)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _quoted_formula(text: str) -> bool:
+    return text.startswith("'") and text.lstrip("'").startswith(FORMULA_START)
+
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet will not run: a single quote before a formula's first character
+    (and before a text that already looks neutralised, so that ``restore`` gives it back as it was)."""
+    return "'" + text if text.startswith(FORMULA_START) or _quoted_formula(text) else text
+
+
+def restore(text: str) -> str:
+    """The text ``neutralise`` was given (a file of this platform, or of anyone following OWASP)."""
+    return text[1:] if _quoted_formula(text) else text
+
+
 def _repr(v: float) -> str:
     if not isfinite(v):
         raise ValueError(f"cannot write {v!r}: numbers must be finite")
@@ -46,9 +69,9 @@ def write(dest: str | IO[str] | Any, records: Iterable[Record], *, kind: Kind = 
         rows: list[list[Any]] = []
         for r in records:
             x1, y1, x2, y2 = r.box
-            head = ["" if r.video_id is None else r.video_id, r.frame_number,
+            head = ["" if r.video_id is None else neutralise(str(r.video_id)), r.frame_number,
                     "" if r.timestamp is None else _repr(r.timestamp), "" if r.track_id is None else r.track_id,
-                    r.label, _repr(x1), _repr(y1), _repr(x2), _repr(y2)]
+                    neutralise(r.label), _repr(x1), _repr(y1), _repr(x2), _repr(y2)]
             if results:
                 head.append(_repr(r.score if isinstance(r, Detection) else r.confidence))
             else:
@@ -114,6 +137,14 @@ def _rows(ctx: ReadContext, member: str, fp: IO[str]) -> Iterator[Record]:
         i = col.get(name)
         return row[i].strip() if i is not None else ""
 
+    def text_cell(row: list[str], name: str) -> str:
+        """A text cell, with the quote that neutralised a formula removed (and then kept as it was)."""
+        i = col.get(name)
+        if i is None:
+            return ""
+        restored = restore(row[i])
+        return restored if restored != row[i] else restored.strip()
+
     for row in reader:
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -122,7 +153,7 @@ def _rows(ctx: ReadContext, member: str, fp: IO[str]) -> Iterator[Record]:
         if len(row) != width:
             ctx.log.error(STRUCTURE, f"expected {width} fields, got {len(row)}", **where)
             continue
-        vid = get(row, "video_id") or None
+        vid = text_cell(row, "video_id") or None
         if want_video is not None and vid is not None and vid != want_video:
             continue
         if want_video is None and vid is not None and vid not in videos:
@@ -173,7 +204,7 @@ def _rows(ctx: ReadContext, member: str, fp: IO[str]) -> Iterator[Record]:
         box = (nums["x1"], nums["y1"], nums["x2"], nums["y2"])
         if not ctx.box(*box, **where, field="x1,y1,x2,y2"):  # type: ignore[arg-type]
             continue
-        label = ctx.label(get(row, "label"), **where, field="label")
+        label = ctx.label(text_cell(row, "label"), **where, field="label")
         if label is None:
             continue
         if results:

@@ -14,6 +14,9 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
+#: Objects nested deeper than this are refused where this module walks them itself; the C decoder
+#: refuses a value nesting past the interpreter's recursion limit, reported the same way.
+MAX_DEPTH = 200
 _NUMBER_TAIL = frozenset("0123456789.eE+-")
 _WS_RE = re.compile(r"[ \t\r\n]*")
 
@@ -100,6 +103,8 @@ class JsonStream:
             buf, pos = self.buf, self.pos
             try:
                 obj, end = scan(buf, pos)
+            except RecursionError:
+                raise self._error("a value nests too deeply to decode") from None
             except StopIteration as stop:
                 if not self.eof and stop.value >= len(buf) - 16:
                     self._grow()
@@ -135,7 +140,7 @@ class JsonStream:
             buf, pos = self.buf, self.pos
             try:
                 obj, end = scan(buf, pos)
-            except (StopIteration, json.JSONDecodeError):
+            except (StopIteration, json.JSONDecodeError, RecursionError):
                 obj = self.value()  # at a buffer edge or an error: the general path grows or reports
             else:
                 if end >= len(buf) - 1 or (type(obj) in (int, float) and buf[end] in _NUMBER_TAIL):
@@ -177,15 +182,17 @@ class JsonStream:
             raise self._error(f"a single value is larger than {self.max_value} characters")
         self._fill(want=pending)  # geometric growth keeps retries linear
 
-    def skip(self) -> None:
+    def skip(self, _depth: int = 0) -> None:
         """Skip the value at the current position without keeping it."""
+        if _depth >= MAX_DEPTH:
+            raise self._error(f"a value nests deeper than {MAX_DEPTH} levels")
         ch = self._skip_ws()
         if ch == "[":
             for _ in self.values():
                 pass
         elif ch == "{":
             for _ in self.object():
-                self.skip()
+                self.skip(_depth + 1)
         else:
             self.value()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -258,6 +259,28 @@ class JobContext:
         self.check_cancel()
 
 
+#: An absolute path: a slash at the start of a word (after a space, a quote, a bracket or "=") and what follows.
+_ABSOLUTE_PATH = re.compile(r"(?<![^\s'\"(\[=])/(?!api/)[^\s'\"`,;()\[\]{}<>|]+")
+
+
+def public_error(message: str, storage_dir: str | os.PathLike | None = None) -> str:
+    """A job error without the worker's file system: paths under the storage directory become
+    relative to it, any other absolute path its file name (the log keeps the full text)."""
+    if storage_dir:
+        root = os.path.join(os.path.realpath(storage_dir), "")
+        message = message.replace(root, "").replace(os.path.join(str(storage_dir), ""), "")
+
+    def name_only(match: re.Match) -> str:
+        path = match.group(0).rstrip(".:")
+        return os.path.basename(path.rstrip("/")) + match.group(0)[len(path):]
+
+    return _ABSOLUTE_PATH.sub(name_only, message)
+
+
+def _stored_error(error: str | None) -> str | None:
+    return None if error is None else public_error(error, runtime.settings().storage_dir)
+
+
 def _execute(db: Database, stmt) -> int:
     """One statement in its own transaction, through Core (cheaper than an ORM session)."""
     with db.engine.begin() as conn:
@@ -274,7 +297,7 @@ def _finish_unclaimed(db: Database, job_id: uuid.UUID, status: str, error: str |
     return bool(_execute(db, update(Job)
                          .where(Job.id == job_id, Job.attempts == seen_attempts,
                                 Job.status.notin_(TERMINAL_STATUSES))
-                         .values(status=status, error=error, finished_at=utcnow(), claim_token=None,
+                         .values(status=status, error=_stored_error(error), finished_at=utcnow(), claim_token=None,
                                  stage="cancelled" if status == "cancelled" else "failed",
                                  seq=time.time_ns() // 1000)))
 
@@ -392,7 +415,7 @@ def _run_claimed(task: Any, db: Database, settings: Settings, job: Job, token: s
     reporter._next_seq()
     done = _execute(db, update(Job)
                     .where(Job.id == jid, Job.claim_token == token, Job.status == "processing")
-                    .values(status=status, result=result, error=error, finished_at=utcnow(),
+                    .values(status=status, result=result, error=_stored_error(error), finished_at=utcnow(),
                             progress_percent=reporter.percent, stage=reporter.stage, seq=reporter.seq))
     if not done:
         return {"outcome": "superseded"}

@@ -49,7 +49,7 @@ from models import (
 
 from . import runtime
 from .app import app
-from .lifecycle import JobCancelled, JobContext, JobLost, run_job
+from .lifecycle import JobCancelled, JobContext, JobLost, public_error, run_job
 
 EXPORT_TYPES = ("project", "annotations", "results", "full")
 IMPORT_TYPES = ("project", "annotations", "results")
@@ -176,8 +176,13 @@ class Scope:
 
 
 def scope_projects(conn: Connection, scope: Scope) -> list[uuid.UUID]:
-    """Every project the scope touches (for permission checks and class lists)."""
-    found: set[uuid.UUID] = set(scope.project_ids)
+    """Every project the scope touches (for permission checks and class lists).
+
+    Named projects bound the scope: every other list narrows within them.
+    """
+    if scope.project_ids:
+        return sorted(set(scope.project_ids), key=str)
+    found: set[uuid.UUID] = set()
     if scope.video_ids:
         found |= {p for p in conn.scalars(select(Video.project_id).where(Video.id.in_(scope.video_ids))) if p}
         found |= set(conn.scalars(select(AnnotationSession.project_id)
@@ -484,7 +489,8 @@ def export_body(ctx: JobContext) -> dict[str, Any]:
         with db.session() as s:
             s.execute(update(ExportJob).where(ExportJob.id == export_id).values(
                 status="cancelled" if cancelled else "failed",
-                error_message=None if cancelled else f"{type(exc).__name__}: {exc}"[:2000]))
+                error_message=None if cancelled else public_error(f"{type(exc).__name__}: {exc}",
+                                                                  runtime.settings().storage_dir)[:2000]))
         raise
     now = utcnow()
     with db.session() as s:
@@ -700,7 +706,7 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
         message = None if cancelled else (str(exc) if isinstance(exc, ImportRefused)
                                           else f"{type(exc).__name__}: {exc}")
         _set_import(db, import_id, import_status="cancelled" if cancelled else "failed",
-                    error_message=message and message[:2000])
+                    error_message=message and public_error(message, runtime.settings().storage_dir)[:2000])
         raise
     if imp.import_type == "results" and result.get("test_session_id") and "duplicate_of" not in result:
         from .evaluation import results_ready

@@ -346,6 +346,24 @@ class EventClient:
         self.sio.disconnect()
 
 
+def start_flower(stack: Stack, basic_auth: str) -> tuple[subprocess.Popen, str]:
+    """``python -m workers flower`` on a free port for this stack; returns the process and its URL
+    once it answers (its health check needs no credentials)."""
+    port = free_port()
+    env = {**stack.env, "FLOWER_PORT": str(port), "FLOWER_BASIC_AUTH": basic_auth}
+    flower = subprocess.Popen([PYTHON, "-m", "workers", "flower"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(base + "/healthcheck", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+    wait_until(up, 60, 0.3, "flower")
+    return flower, base
+
+
 def make_clip(path: Path, frames: int = 40, fps: float = 10.0, size: tuple[int, int] = (320, 240)) -> Path:
     """A small MJPG clip with a moving square, written with OpenCV."""
     import cv2

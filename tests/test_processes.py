@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import requests
-from harness import ROOT, UNIT_REDIS_URL, free_port, wait_until
+from harness import ROOT, UNIT_REDIS_URL, free_port, start_flower, wait_until
 
 from settings import redis_answers, start_redis_server
 from workers.pools import cpu_pool_spec, gpu_pool_specs, visible_gpus
@@ -71,18 +71,9 @@ def test_gpu_pool_pins_one_worker_per_device_and_falls_back_to_cpu(monkeypatch):
 
 
 def test_flower_sees_the_pools_behind_basic_auth(stack):
-    port = free_port()
-    env = {**stack.env, "FLOWER_PORT": str(port), "FLOWER_BASIC_AUTH": "ops:secret-pass"}
-    flower = subprocess.Popen([sys.executable, "-m", "workers", "flower"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    flower, base = start_flower(stack, "ops:secret-pass")
     try:
-        def up():
-            try:
-                return requests.get(base + "/api/workers", timeout=2).status_code
-            except requests.RequestException:
-                return None
-        assert wait_until(up, 60, 0.3, "flower") == 401
+        assert requests.get(base + "/api/workers", timeout=10).status_code == 401
         job = stack.probe("cpu", steps=2, step_seconds=0.05).json()
         stack.wait_job(job["id"])
 

@@ -56,7 +56,7 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
         raise ApiError(401, "missing bearer token")
     try:
         claims = jwt.decode(token, current_app.config["SETTINGS"].secret_key, algorithms=[ALGORITHM],
-                            options={"require": ["exp", "sub", "iat"]})
+                            options={"require": ["exp", "sub", "iat", "jti"]})
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "token expired", code="token_expired") from None
     except jwt.InvalidTokenError:
@@ -65,6 +65,8 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
         user_id = uuid.UUID(claims["sub"])
     except (ValueError, TypeError):
         raise ApiError(401, "invalid token", code="invalid_token") from None
+    if not isinstance(claims["jti"], str) or not claims["jti"]:  # logout and refresh revoke by jti
+        raise ApiError(401, "invalid token", code="invalid_token")
     # Columns only: every authenticated request runs this, so skip the ORM identity map.
     row = session.execute(select(User.username, User.role, User.is_active, User.token_version)
                           .where(User.id == user_id)).first()
@@ -132,6 +134,11 @@ def project_role(session: Session, user: Principal, project_id: uuid.UUID) -> st
     return session.scalar(
         select(ProjectMember.role).where(ProjectMember.project_id == project_id, ProjectMember.user_id == user.id)
     )
+
+
+def member_projects(user: Principal):
+    """The ids of the projects the user is a member of, as a subquery for list filters."""
+    return select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
 
 
 def get_project_for(session: Session, user: Principal, project_id: uuid.UUID, write: bool = False,

@@ -12,6 +12,7 @@ from settings import Settings, UnsafeConfiguration, load_settings, production_pr
 
 from . import errors
 from .auth import bearer_token, hash_password, principal_from_token
+from .bodies import check_json_body
 from .db import close_session, db_session
 from .extensions import api, limiter, socketio
 from .uploads import StreamingUploadRequest, discard_uploads
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
 
     CORS(app, resources={r"/api/*": {"origins": settings.cors_origins}},
          expose_headers=["Location", "Retry-After"])
+    # Before the limiter: its login key reads the body, which must be checked first.
+    app.before_request(check_json_body)
     limiter.init_app(app)
     api.init_app(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

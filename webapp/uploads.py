@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
 from flask import Request, current_app, g
+from werkzeug.http import dump_options_header
 
 CHUNK = 1024 * 1024
 
@@ -41,3 +44,33 @@ def sha256_of(path: str | Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+#: Control, format (bidi overrides and isolates, zero-width marks), line/paragraph separators, surrogates.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_UNSAFE_IN_NAMES = frozenset('/\\:*?"<>|')
+
+
+def display_name(name: str) -> str:
+    """A stored name as it may be shown: without control or bidi characters, which could hide or
+    reorder what a reader sees (``evil\u202egpj.exe``)."""
+    return "".join(c for c in name if unicodedata.category(c) not in _HIDDEN)
+
+
+def file_name(name: str, default: str, ext: str = "", limit: int = 80) -> str:
+    """A name for a downloaded file: what ``display_name`` keeps, without path characters."""
+    clean = "".join("_" if c in _UNSAFE_IN_NAMES else c for c in display_name(name)).strip().strip(".")
+    return f"{clean[:limit].strip() or default}{ext}"
+
+
+def attachment(name: str, default: str, ext: str = "") -> str:
+    """A ``Content-Disposition: attachment`` value; names beyond ASCII travel as ``filename*`` (RFC 6266)."""
+    download = file_name(name, default, ext)
+    options = {"filename": download}
+    try:
+        download.encode("ascii")
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", download).encode("ascii", "ignore").decode("ascii").strip()
+        options = {"filename": simple or f"{default}{ext}",
+                   "filename*": "UTF-8''" + quote(download, safe="!#$&+-.^_`|~")}
+    return dump_options_header("attachment", options)

@@ -29,7 +29,8 @@ def beat_spec() -> ProcessSpec:
 def flower_spec() -> ProcessSpec:
     settings = load_settings()
     # Flower reads FLOWER_BASIC_AUTH from the environment: the password stays out of argv.
-    return ProcessSpec("flower", celery_cmd("flower", f"--port={settings.flower_port}", f"--address={settings.host}"),
+    return ProcessSpec("flower", [sys.executable, "-m", "workers.flower", f"--port={settings.flower_port}",
+                                  f"--address={settings.host}"],
                        {"FLOWER_BASIC_AUTH": settings.flower_basic_auth})
 
 

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from keyframes import Keyframe, interpolate
-from models import AnnotationKeyframe, AnnotationSession, ProjectMember, Video, VideoAnnotation, utcnow
+from models import AnnotationKeyframe, AnnotationSession, Video, VideoAnnotation, utcnow
 
 from ..annotation_service import (
     EditConflict,
@@ -27,7 +27,7 @@ from ..annotation_service import (
     touch,
     update_annotation,
 )
-from ..auth import current_user, get_project_for, project_role
+from ..auth import current_user, get_project_for, member_projects, project_role
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..extensions import socketio
@@ -100,8 +100,7 @@ def list_sessions(args):
     db, user = db_session(), current_user()
     stmt = select(AnnotationSession)
     if not user.is_admin:
-        stmt = stmt.where(AnnotationSession.project_id.in_(
-            select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)))
+        stmt = stmt.where(AnnotationSession.project_id.in_(member_projects(user)))
     if "project_id" in args:
         get_project_for(db, user, args["project_id"])
     for key in ("project_id", "video_id", "status", "annotator_id"):
@@ -186,6 +185,9 @@ def list_annotations(args):
         if video.project_id is None or project_role(db, user, video.project_id) is None:
             raise ApiError(403, "not allowed to see this video's annotations")
         stmt = stmt.where(VideoAnnotation.video_id == video.id)
+        if not user.is_admin:  # sessions of other projects may annotate this video too: not theirs to see
+            stmt = stmt.where(VideoAnnotation.annotation_session_id.in_(
+                select(AnnotationSession.id).where(AnnotationSession.project_id.in_(member_projects(user)))))
     if video is None:
         raise field_error("session_id", "give session_id or video_id")
     time_from, time_to = args.get("time_from"), args.get("time_to")

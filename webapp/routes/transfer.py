@@ -1,7 +1,6 @@
 """Export and import jobs: submit, follow, download; uploads stream to disk, work runs on the CPU pool."""
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from pathlib import Path
@@ -27,12 +26,13 @@ from tasks.dispatch import create_job, dispatch
 from tasks.transfer import EXPORT_TYPES, IMPORT_TYPES, RECORD_FORMATS, Scope, scope_projects
 
 from ..annotation_service import load_session
-from ..auth import current_user, get_project_for, require_writer
+from ..auth import current_user, get_project_for, project_role, require_writer
+from ..bodies import single_file
 from ..db import audit, database, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..realtime import breaker, marks
 from ..schemas import NAME, FiniteFloat, PageArgs, StrictSchema, page_schema
-from ..uploads import sha256_of
+from ..uploads import CHUNK, attachment, sha256_of
 
 bp = Blueprint("transfer", __name__, url_prefix="/api", description="Export and import jobs")
 #: Sessions with at most this many annotations are exported in the request itself.
@@ -218,6 +218,21 @@ def _check_scope(db, user, scope: Scope, write: bool = False) -> list[uuid.UUID]
     return projects
 
 
+def _readable_video_projects(db, user, scope: Scope) -> list[str]:
+    """The projects a video scope reaches that the user may read.
+
+    Sessions of several projects may annotate one video; an export of a video covers the
+    caller's projects only, so that another project's session neither fails the export nor joins it.
+    """
+    for video_id in scope.video_ids:
+        if db.get(Video, video_id) is None:
+            raise ApiError(404, f"video {video_id} not found")
+    readable = [str(p) for p in scope_projects(db.connection(), scope) if project_role(db, user, p) is not None]
+    if not readable:
+        raise _fields_error("json", {"scope_filter": ["no project of yours annotates or tests these videos"]})
+    return readable
+
+
 def _visible(model, user):
     stmt = select(model)
     if not user.is_admin:
@@ -251,6 +266,8 @@ def _load_import(import_id: str) -> ImportJob:
 def _create_export(db, user, data: dict) -> tuple[ExportJob, Job]:
     scope_data = {k: ([str(v) for v in val] if k.endswith("_ids") else val)
                   for k, val in data.get("scope_filter", {}).items()}
+    if scope_data.get("video_ids") and not scope_data.get("project_ids"):
+        scope_data["project_ids"] = _readable_video_projects(db, user, Scope.from_dict(scope_data))
     scope = Scope.from_dict(scope_data)
     projects = _check_scope(db, user, scope)
     exp = ExportJob(id=uuid.uuid4(), job_name=data["job_name"], export_type=data["export_type"],
@@ -313,42 +330,66 @@ def download_export(export_id):
     db.commit()
     ext = path.suffix
     mimetype = "application/zip" if ext == ".zip" else formats.CONTENT_TYPES[exp.format]
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in exp.job_name)[:80] or "export"
-    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=f"{safe}{ext}",
-                         conditional=False, etag=False)
+    response = send_file(path, mimetype=mimetype, conditional=False, etag=False)
+    response.headers["Content-Disposition"] = attachment(exp.job_name, "export", ext)
     response.headers["X-Content-SHA256"] = exp.sha256 or ""
     return response
 
 
 @bp.route("/annotations/sessions/<session_id>/export/<fmt>", methods=["GET"])
 def export_session(session_id, fmt):
-    """Small sessions are answered directly; larger ones start an export job (202)."""
+    """Small sessions are answered directly (streamed); larger ones start an export job (202).
+
+    A session is small when it has at most ``DIRECT_EXPORT_LIMIT`` annotations and the rows
+    the file would hold (each annotation once per frame it spans) stay within
+    ``DIRECT_EXPORT_MAX_ROWS``. Otherwise, or with ``?async=1``, the answer is ``202`` with the
+    export job (as ``POST /api/export/jobs`` makes it) and its ``Location``.
+    """
     db, user = db_session(), current_user()
     if fmt not in formats.FORMATS:
         raise ApiError(404, f"unknown format {fmt!r}; one of {', '.join(formats.FORMATS)}")
-    ann_session, _, _ = load_session(db, user, parse_uuid(session_id, "annotation session"))
-    count = db.scalar(select(func.count()).select_from(VideoAnnotation)
-                      .where(VideoAnnotation.annotation_session_id == ann_session.id)) or 0
+    ann_session, _, video = load_session(db, user, parse_uuid(session_id, "annotation session"))
+    count, rows = _session_rows(db, ann_session, video)
     data = {"job_name": f"{ann_session.session_name}", "export_type": "annotations", "format": fmt,
             "scope_filter": {"annotation_session_ids": [ann_session.id]}}
-    if count > DIRECT_EXPORT_LIMIT or request.args.get("async") in ("1", "true"):
+    too_big = count > DIRECT_EXPORT_LIMIT or rows > current_app.config["SETTINGS"].direct_export_max_rows
+    if too_big or request.args.get("async") in ("1", "true"):
         exp, job = _create_export(db, user, data)
         _submit(db, job)
-        return _export_out(exp), 202, {"Location": url_for("transfer.get_export", export_id=str(exp.id))}
+        # No response schema on this route (it also answers files): serialize as the job routes do.
+        return ExportOut().dump(_export_out(exp)), 202, {"Location": url_for("transfer.get_export",
+                                                                              export_id=str(exp.id))}
     return _direct_export(db, ann_session, fmt)
+
+
+def _session_rows(db, ann_session: AnnotationSession, video: Video) -> tuple[int, int]:
+    """The session's annotations and (an upper bound of) the per-frame rows they export to."""
+    count, seconds = db.execute(
+        select(func.count(), func.coalesce(func.sum(VideoAnnotation.end_timestamp - VideoAnnotation.start_timestamp),
+                                           0.0))
+        .where(VideoAnnotation.annotation_session_id == ann_session.id)).one()
+    fps = max(float(video.fps or 0.0), float(video.frame_count or 0) / max(float(video.duration or 0.0), 1e-9), 1.0)
+    per_frame = int(float(seconds) * fps) + 2 * int(count)  # each span's first and last frame
+    return int(count), min(per_frame, int(count) * max(int(video.frame_count or 0), 1))
+
+
+class _InRequest:
+    """The job context of an export written in a request: no progress, and other requests run
+    between batches (the web process is cooperative)."""
+
+    def progress(self, *_a, **_k) -> None:
+        import gevent
+
+        gevent.sleep(0)
+
+    def check_cancel(self) -> None:
+        return None
 
 
 def _direct_export(db, ann_session: AnnotationSession, fmt: str) -> Response:
     import tempfile
 
     from tasks.transfer import write_export
-
-    class _Quiet:  # progress of an in-request export goes nowhere
-        def progress(self, *_a, **_k):
-            return None
-
-        def check_cancel(self):
-            return None
 
     exp = ExportJob(id=uuid.uuid4(), job_name=ann_session.session_name, export_type="annotations", format=fmt,
                     scope_filter={"annotation_session_ids": [str(ann_session.id)]})
@@ -357,15 +398,22 @@ def _direct_export(db, ann_session: AnnotationSession, fmt: str) -> Response:
     fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="export-", suffix=".part")
     os.close(fd)
     try:
-        write_export(_Quiet(), db.connection(), exp, Path(name))  # type: ignore[arg-type]
-        with open(name, "rb") as fh:
-            payload = fh.read()
+        write_export(_InRequest(), db.connection(), exp, Path(name))  # type: ignore[arg-type]
+        size = os.path.getsize(name)
+        fh = open(name, "rb")  # noqa: SIM115 - closed by the generator
     finally:
-        os.unlink(name)
+        os.unlink(name)  # the open handle keeps the data until the answer is sent
+
+    def chunks():
+        with fh:
+            while block := fh.read(CHUNK):
+                yield block
+
     ext = formats.EXTENSIONS[fmt]
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ann_session.session_name)[:80] or "session"
-    return send_file(io.BytesIO(payload), mimetype=formats.CONTENT_TYPES[fmt], as_attachment=True,
-                     download_name=f"{safe}{ext}")
+    response = Response(chunks(), mimetype=formats.CONTENT_TYPES[fmt], direct_passthrough=True)
+    response.headers["Content-Length"] = str(size)
+    response.headers["Content-Disposition"] = attachment(ann_session.session_name, "session", ext)
+    return response
 
 
 # ------------------------------------------------------------------------------ imports
@@ -388,9 +436,7 @@ def create_import():
         data = ImportForm().load(form)
     except ValidationError as exc:
         raise _fields_error("form", exc.messages) from None
-    upload = request.files.get("file")
-    if upload is None or len(request.files) != 1:
-        raise _fields_error("files", {"file": ["exactly one multipart file field named 'file' is required"]})
+    upload = single_file()
     if data["import_type"] == "project":
         return _create_project_import(db, user, data, upload)
     if "project_id" not in data:
@@ -476,7 +522,9 @@ def _enqueue_import(db, user, data: dict, upload, params: dict, project_id):
         final.unlink(missing_ok=True)
         final.parent.rmdir()
         raise
-    return _import_out(imp), 202, {"Location": url_for("transfer.get_import", import_id=str(import_id))}
+    # A multipart route has no response schema: serialize as the job routes do (ISO 8601 times).
+    return ImportOut().dump(_import_out(imp)), 202, {"Location": url_for("transfer.get_import",
+                                                                         import_id=str(import_id))}
 
 
 @bp.route("/import/jobs", methods=["GET"])

@@ -15,6 +15,7 @@ from models import ProjectMember, Video
 from vision.probe import NotAVideo, probe_video
 
 from ..auth import current_user, get_project_for, get_video_for, require_writer
+from ..bodies import single_file
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..extensions import limiter
@@ -51,10 +52,7 @@ def upload_video():
         form = VideoUploadForm().load(request.form.to_dict())
     except ValidationError as exc:
         raise ApiError(422, "request validation failed", details={"fields": {"form": exc.messages}}) from None
-    upload = request.files.get("file")
-    if upload is None or len(request.files) != 1:
-        raise ApiError(422, "exactly one multipart file field named 'file' is required",
-                       details={"fields": {"files": {"file": ["Missing data for required field."]}}})
+    upload = single_file()
     project_id = form.get("project_id")
     if project_id is not None:
         get_project_for(session, user, project_id, write=True)
