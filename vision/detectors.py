@@ -137,6 +137,13 @@ class HogPeopleDetector(Detector):
     The SVM margin is squashed with ``w / (1 + w)`` into 0..1 so one confidence threshold
     means something comparable across models (margin 1 -> 0.5). HOG has no batched form, and
     OpenCV already spreads one frame over every core, so the frames of a batch run in turn.
+
+    The detector answers its 64x128 detection *window*, in which the person it was trained on
+    stands inside a margin of 16 px on every side (Dalal and Triggs). Boxes are shrunk to that
+    person (a quarter of the width off each side, an eighth of the height off top and bottom)
+    so they can be compared with ground truth drawn tightly around people; on the demo's
+    hand-made ground truth the median IoU goes from 0.25 to 0.59. ``"window": true`` in the
+    spec keeps the raw windows.
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -146,6 +153,7 @@ class HogPeopleDetector(Detector):
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.scale = float(spec.extra.get("scale", 1.05))
         self.win_stride = int(spec.extra.get("win_stride", 8))
+        self.window = bool(spec.extra.get("window", False))
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
         out = []
@@ -155,6 +163,8 @@ class HogPeopleDetector(Detector):
             )
             rects = np.asarray(rects, dtype=np.float32).reshape(-1, 4)
             w = np.clip(np.asarray(weights, dtype=np.float32).reshape(-1), 0, None)
+            if not self.window:  # the person inside the window: 16 of 64 px each side, 16 of 128 top and bottom
+                rects = rects + np.tile(rects[:, 2:], 2) * np.float32([0.25, 0.125, -0.5, -0.25])
             xyxy = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
             out.append(Detections.from_arrays(xyxy, w / (1.0 + w), np.zeros(len(w))))
         return out
