@@ -129,6 +129,8 @@ def test_a_revoked_token_disconnects_its_socket_on_another_process(stack, second
                          what="the server to revoke the socket")
     assert revoked["status"] == "revoked" and revoked["error"]["code"] == "invalid_token"
     wait_until(lambda: not victim.sio.connected, 15, what="the socket to be disconnected")
+    gone = control.wait_for("user_left", lambda d: (d["user"] or {}).get("user_id") == user_id)
+    assert user_id not in [p["user_id"] for p in gone["presence"]]  # presence follows
     # Events emitted into its rooms afterwards do not reach it; a member still in the room gets them.
     made = _http_edit(stack, second_web, rooms["session"], rooms["video"])
     control.wait_for("annotation_update", lambda d: d["annotation"]["id"] == made)
@@ -150,6 +152,8 @@ def test_removal_from_a_project_takes_its_rooms_away_on_another_process(stack, s
                what="the server to take the four rooms away")
     left = victim.mark()
     assert victim.sio.connected  # the token is still good: only the rooms go
+    presence = control.call("join_annotation_session", {"session_id": rooms["session"]})["presence"]
+    assert user_id not in [p["user_id"] for p in presence]
     # Emit into a lost room, then into the kept one: the kept one's event arriving means the
     # first would have arrived before it (one publisher, one queue, one connection).
     before = _count(stack, rooms["session"])

@@ -107,7 +107,8 @@ class SocketRateLimit:
         """Count one event; ``None`` when it is within the limit, else seconds to wait."""
         settings = current_app.config["SETTINGS"]
         if self._limiters is None:
-            self._limiters = (MovingWindowRateLimiter(RedisStorage(current_app.config["REDIS_URL"])),
+            redis_storage = RedisStorage(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
+            self._limiters = (MovingWindowRateLimiter(redis_storage),
                               MovingWindowRateLimiter(MemoryStorage()))
         limit, key = parse(settings.rate_limit_socket), f"{settings.socketio_channel}:socket:{user.id}"
         for limiter in self._limiters:
