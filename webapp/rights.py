@@ -82,7 +82,8 @@ def listen(app: Flask, recheck: Callable[[str], None], sleep: Callable[[float], 
                 if message and message.get("type") == "message":
                     _run(app, recheck, message["data"].decode())
         except redis_lib.RedisError as exc:
-            log.warning("rights notices unavailable (%s); sockets re-check on every event", exc)
+            if not missed:  # once per outage
+                log.warning("rights notices unavailable (%s); sockets re-check on every event", exc)
             missed = True
             sleep(1.0)
         finally:

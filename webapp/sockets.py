@@ -269,6 +269,8 @@ def _joined_room(room: str) -> None:
     checked_at = g.get("socket_version")
     if checked_at is None or rights_version(_user().id) != checked_at:
         recheck_socket(request.sid)
+        if request.sid not in _connections:
+            raise ApiError(401, "token no longer valid", code="invalid_token")
         if room not in socketio.server.rooms(request.sid, namespace=NAMESPACE):
             raise ApiError(403, "access to this room was revoked while joining")
 
