@@ -277,11 +277,13 @@ SOCKET_EVENTS = {
         "start_timestamp": 0.2, "end_timestamp": 0.6, "annotation_type": "spatial", "class_label": "pedestrian",
         "bounding_box": {"x1": 5, "y1": 5, "x2": 40, "y2": 70}}}),
 }
-# Each way an annotator member loses rights, and what every event answers afterwards: the token
-# goes with a logout, a new password, a deactivation and a new role (401); a removal from the
-# project leaves the token good but takes the project's resources away (403, leaving still works).
+# Each way an annotator member (or an administrator who is no member) loses rights, and what
+# every event answers afterwards: the token goes with a logout, a new password, a deactivation
+# and a new role (401); a removal from the project leaves the token good but takes the project's
+# resources away (403, leaving still works).
 LOSSES = {"logout": "invalid_token", "password_change": "invalid_token", "deactivation": "invalid_token",
-          "role_change": "invalid_token", "removal_from_project": "forbidden"}
+          "role_change": "invalid_token", "admin_role_change": "invalid_token", "removal_from_project": "forbidden"}
+NEW_ROLE = {"role_change": "viewer", "admin_role_change": "annotator"}
 
 
 def test_every_socket_event_is_in_the_matrix():
@@ -299,8 +301,8 @@ def _lose_over_http(stack, base, loss, user_id, token, project_id):
     elif loss == "removal_from_project":
         r = requests.delete(f"{base}/api/projects/{project_id}/members/{user_id}", headers=admin, timeout=30)
     else:
-        body = {"password_change": {"password": "changed-password-1"}, "deactivation": {"is_active": False},
-                "role_change": {"role": "viewer"}}[loss]
+        body = {"password_change": {"password": "changed-password-1"},
+                "deactivation": {"is_active": False}}.get(loss) or {"role": NEW_ROLE[loss]}
         r = requests.patch(f"{base}/api/users/{user_id}", json=body, headers=admin, timeout=30)
     assert r.status_code in (200, 204), r.text
 
@@ -328,8 +330,8 @@ def _lose_unannounced(stack, loss, user_id, token, project_id):
                                           token_version=User.token_version + 1))
             elif loss == "deactivation":
                 conn.execute(users.values(is_active=False, token_version=User.token_version + 1))
-            elif loss == "role_change":
-                conn.execute(users.values(role="viewer", token_version=User.token_version + 1))
+            elif loss in NEW_ROLE:
+                conn.execute(users.values(role=NEW_ROLE[loss], token_version=User.token_version + 1))
             elif loss == "removal_from_project":
                 conn.execute(delete(ProjectMember).where(ProjectMember.project_id == uuid.UUID(project_id),
                                                          ProjectMember.user_id == uid))
@@ -349,9 +351,11 @@ def _lose_unannounced(stack, loss, user_id, token, project_id):
 def test_socket_events_after_each_loss_of_rights(stack, second_web, world, loss, notice):
     """The socket is on one web process, the change is made on the other; every event is refused."""
     project = world["values"]["project"]
-    user_id, token = stack.create_user(f"m-loser-{uuid.uuid4().hex[:8]}", "annotator")
-    r = stack.api("POST", f"/api/projects/{project}/members", json={"user_id": user_id, "role": "annotator"})
-    assert r.status_code == 201, r.text
+    admin = loss == "admin_role_change"  # an administrator needs no membership, until demoted
+    user_id, token = stack.create_user(f"m-loser-{uuid.uuid4().hex[:8]}", "admin" if admin else "annotator")
+    if not admin:
+        r = stack.api("POST", f"/api/projects/{project}/members", json={"user_id": user_id, "role": "annotator"})
+        assert r.status_code == 201, r.text
     baseline = stack.socket(token)
     clients = {event: stack.socket(token) for event in SOCKET_EVENTS}  # one per event, opened before
     try:
