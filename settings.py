@@ -64,6 +64,7 @@ class Settings:
     rate_limit_default: str
     rate_limit_login: str
     rate_limit_upload: str
+    rate_limit_socket: str
     export_ttl_seconds: int
     model_dir: Path
     detection_device: str
@@ -112,6 +113,8 @@ def load_settings() -> Settings:
         rate_limit_default=_env("RATE_LIMIT_DEFAULT", "3000 per minute"),
         rate_limit_login=_env("RATE_LIMIT_LOGIN", "10 per minute"),
         rate_limit_upload=_env("RATE_LIMIT_UPLOAD", "120 per hour"),
+        # Socket.IO events per user, all events and web processes together; HTTP's limit by default.
+        rate_limit_socket=_env("RATE_LIMIT_SOCKET", _env("RATE_LIMIT_DEFAULT", "3000 per minute")),
         export_ttl_seconds=_env_int("EXPORT_TTL_SECONDS", 7 * 24 * 3600),
         model_dir=Path(_env("VISION_MODEL_DIR", str(var_dir / "models"))).resolve(),
         detection_device=_env("DETECTION_DEVICE", "auto"),

@@ -88,6 +88,14 @@ def stack(request, tmp_path_factory, pg_database):
         _flush(db)
 
 
+@pytest.fixture(scope="session")
+def second_web(stack):
+    """A second web process of the same stack (same database, Redis and Socket.IO queue)."""
+    base = stack.start_web("web-b")
+    yield base
+    stack.stop("web-b")
+
+
 @pytest.fixture()
 def unit_redis_url():
     _flush(REDIS_DBS["unit"])

@@ -305,6 +305,18 @@ class Stack:
         client.connect(base or self.base, self.token() if token == "admin" else token)
         return client
 
+    def refused_connection(self, token: str, base: str | None = None) -> Any:
+        """Connect with a token the server should refuse; return the error it answered."""
+        client = socketio.Client(reconnection=False)
+        errors: list[Any] = []
+        client.on("connect_error", lambda data=None: errors.append(data))
+        try:
+            client.connect(base or self.base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+        except socketio.exceptions.ConnectionError:
+            return errors[0] if errors else None
+        client.disconnect()
+        raise AssertionError("the server accepted the connection")
+
 
 class EventClient:
     """A python-socketio client that records every event it receives."""
@@ -341,6 +353,15 @@ class EventClient:
                 if left <= 0:
                     raise AssertionError(f"no {event} event matching within {timeout}s; got {self.events[-5:]}")
                 self._cond.wait(left)
+
+    def since(self, mark: int, event: str) -> list[Any]:
+        """Events of that name received after the first ``mark`` events."""
+        with self._cond:
+            return [d for e, d in self.events[mark:] if e == event]
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.events)
 
     def close(self) -> None:
         self.sio.disconnect()

@@ -9,7 +9,7 @@ import uuid
 
 import jwt
 import pytest
-from harness import project_with_video
+from harness import project_with_video, wait_until
 
 PUBLIC, ANY, ADMIN, READ, WRITE, PROJECT_ADMIN, WRITER = (
     "public", "any", "admin", "member_read", "member_write", "project_admin", "writer")
@@ -261,3 +261,123 @@ def test_room_joins_follow_the_same_permissions(stack, world):
                     assert ack["ok"] is True, (who, event, ack)
         finally:
             client.close()
+
+
+# Socket.IO events, with the policy of the resource each acts on ({names} as for the routes).
+SOCKET_EVENTS = {
+    "subscribe_job": (READ, {"job_id": "{job}"}),
+    "unsubscribe_job": (ANY, {"job_id": "{job}"}),
+    "join_project": (READ, {"project_id": "{project}"}),
+    "leave_project": (ANY, {"project_id": "{project}"}),
+    "detection_stream_subscribe": (READ, {"test_session_id": "{test_session}"}),
+    "detection_stream_unsubscribe": (ANY, {"test_session_id": "{test_session}"}),
+    "join_annotation_session": (READ, {"session_id": "{session}"}),
+    "leave_annotation_session": (ANY, {"session_id": "{session}"}),
+    "real_time_annotation": (WRITE, {"session_id": "{session}", "op": "create", "annotation": {
+        "start_timestamp": 0.2, "end_timestamp": 0.6, "annotation_type": "spatial", "class_label": "pedestrian",
+        "bounding_box": {"x1": 5, "y1": 5, "x2": 40, "y2": 70}}}),
+}
+# Each way an annotator member (or an administrator who is no member) loses rights, and what
+# every event answers afterwards: the token goes with a logout, a new password, a deactivation
+# and a new role (401); a removal from the project leaves the token good but takes the project's
+# resources away (403, leaving still works).
+LOSSES = {"logout": "invalid_token", "password_change": "invalid_token", "deactivation": "invalid_token",
+          "role_change": "invalid_token", "admin_role_change": "invalid_token", "removal_from_project": "forbidden"}
+NEW_ROLE = {"role_change": "viewer", "admin_role_change": "annotator"}
+
+
+def test_every_socket_event_is_in_the_matrix():
+    from webapp.sockets import EVENTS
+
+    assert sorted(EVENTS) == sorted(SOCKET_EVENTS)
+
+
+def _lose_over_http(stack, base, loss, user_id, token, project_id):
+    import requests
+
+    admin = {"Authorization": f"Bearer {stack.token()}"}
+    if loss == "logout":
+        r = requests.post(base + "/api/auth/logout", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    elif loss == "removal_from_project":
+        r = requests.delete(f"{base}/api/projects/{project_id}/members/{user_id}", headers=admin, timeout=30)
+    else:
+        body = {"password_change": {"password": "changed-password-1"},
+                "deactivation": {"is_active": False}}.get(loss) or {"role": NEW_ROLE[loss]}
+        r = requests.patch(f"{base}/api/users/{user_id}", json=body, headers=admin, timeout=30)
+    assert r.status_code in (200, 204), r.text
+
+
+def _lose_unannounced(stack, loss, user_id, token, project_id):
+    """The same change written straight to the database and Redis, its rights version bumped,
+    but no notice sent to the web processes: as if every notice had been missed."""
+    import dataclasses
+
+    import flask
+    import redis
+    from sqlalchemy import create_engine, delete, update
+
+    from models import ProjectMember, User
+    from settings import load_settings
+    from webapp.auth import hash_password, revoke, token_claims
+    from webapp.rights import bump_versions
+
+    uid, engine = uuid.UUID(user_id), create_engine(stack.database_url)
+    try:
+        with engine.begin() as conn:
+            users = update(User).where(User.id == uid)
+            if loss == "password_change":
+                conn.execute(users.values(password_hash=hash_password("changed-password-1"),
+                                          token_version=User.token_version + 1))
+            elif loss == "deactivation":
+                conn.execute(users.values(is_active=False, token_version=User.token_version + 1))
+            elif loss in NEW_ROLE:
+                conn.execute(users.values(role=NEW_ROLE[loss], token_version=User.token_version + 1))
+            elif loss == "removal_from_project":
+                conn.execute(delete(ProjectMember).where(ProjectMember.project_id == uuid.UUID(project_id),
+                                                         ProjectMember.user_id == uid))
+    finally:
+        engine.dispose()
+    app = flask.Flask("matrix")
+    app.config["SETTINGS"] = dataclasses.replace(load_settings(), socketio_channel=stack.env["SOCKETIO_CHANNEL"])
+    app.extensions["redis"] = redis.Redis.from_url(stack.redis_url)
+    with app.app_context():
+        if loss == "logout":
+            revoke(token_claims(token))
+        bump_versions(user_id)
+
+
+@pytest.mark.parametrize("notice", ["announced", "missed"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_socket_events_after_each_loss_of_rights(stack, second_web, world, loss, notice):
+    """The socket is on one web process, the change is made on the other; every event is refused."""
+    project = world["values"]["project"]
+    admin = loss == "admin_role_change"  # an administrator needs no membership, until demoted
+    user_id, token = stack.create_user(f"m-loser-{uuid.uuid4().hex[:8]}", "admin" if admin else "annotator")
+    if not admin:
+        r = stack.api("POST", f"/api/projects/{project}/members", json={"user_id": user_id, "role": "annotator"})
+        assert r.status_code == 201, r.text
+    baseline = stack.socket(token)
+    clients = {event: stack.socket(token) for event in SOCKET_EVENTS}  # one per event, opened before
+    try:
+        for event, (_, data) in SOCKET_EVENTS.items():
+            assert baseline.call(event, _fill(data, world)).get("ok") is True, event  # allowed before
+        if notice == "announced":
+            _lose_over_http(stack, second_web, loss, user_id, token, project)
+        else:
+            _lose_unannounced(stack, loss, user_id, token, project)
+        expected = LOSSES[loss]
+        if notice == "announced" and expected == "invalid_token":
+            # Every socket of the token is disconnected, and the token cannot open another.
+            wait_until(lambda: not any(c.sio.connected for c in [baseline, *clients.values()]), 15,
+                       what="the sockets to be disconnected")
+            assert stack.refused_connection(token)["data"]["error"]["code"] == expected
+            return
+        for event, (policy, data) in SOCKET_EVENTS.items():
+            ack = clients[event].call(event, _fill(data, world))
+            if expected == "forbidden" and policy == ANY:
+                assert ack.get("ok") is True, (loss, event, ack)
+            else:
+                assert ack.get("error", {}).get("code") == expected, (loss, notice, event, ack)
+    finally:
+        for c in [baseline, *clients.values()]:
+            c.close()

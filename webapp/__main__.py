@@ -1,4 +1,5 @@
-"""`python -m webapp`: the web front under gevent, with the outbox dispatcher beside it."""
+"""`python -m webapp`: the web front under gevent, with the outbox dispatcher and the listener
+for changes of rights beside it."""
 from gevent import monkey
 
 monkey.patch_all()
@@ -22,6 +23,8 @@ def main() -> int:
     from webapp.extensions import socketio
     from webapp.factory import create_app
     from webapp.realtime import outbox_loop
+    from webapp.rights import listen
+    from webapp.sockets import recheck_user
 
     try:
         app = create_app(settings, redis_url=redis_url)
@@ -29,6 +32,7 @@ def main() -> int:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 3
     socketio.start_background_task(outbox_loop, app)
+    socketio.start_background_task(listen, app, recheck_user, socketio.sleep)  # rights changed elsewhere
     logging.getLogger(__name__).info("listening on http://%s:%d", settings.host, settings.port)
     socketio.run(app, host=settings.host, port=settings.port, log_output=False, use_reloader=False)
     return 0

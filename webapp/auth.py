@@ -50,8 +50,8 @@ class Principal:
         return self.role == "admin"
 
 
-def principal_from_token(session: Session, token: str | None) -> Principal:
-    """Decode and check a bearer token; raise 401 with a reason a client can act on."""
+def decode_token(token: str | None) -> dict[str, Any]:
+    """Check a bearer token's signature and expiry; raise 401 with a reason a client can act on."""
     if not token:
         raise ApiError(401, "missing bearer token")
     try:
@@ -62,11 +62,19 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
     except jwt.InvalidTokenError:
         raise ApiError(401, "invalid token", code="invalid_token") from None
     try:
-        user_id = uuid.UUID(claims["sub"])
+        uuid.UUID(claims["sub"])
     except (ValueError, TypeError):
         raise ApiError(401, "invalid token", code="invalid_token") from None
     if not isinstance(claims["jti"], str) or not claims["jti"]:  # logout and refresh revoke by jti
         raise ApiError(401, "invalid token", code="invalid_token")
+    return claims
+
+
+def principal_for_claims(session: Session, claims: dict[str, Any]) -> Principal:
+    """The user a decoded token speaks for, as the database and the denylist say *now*."""
+    if claims["exp"] < time.time():
+        raise ApiError(401, "token expired", code="token_expired")
+    user_id = uuid.UUID(claims["sub"])
     # Columns only: every authenticated request runs this, so skip the ORM identity map.
     row = session.execute(select(User.username, User.role, User.is_active, User.token_version)
                           .where(User.id == user_id)).first()
@@ -75,6 +83,11 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
     if is_revoked(claims.get("jti")):
         raise ApiError(401, "token has been revoked (logged out)", code="invalid_token")
     return Principal(user_id, row.username, row.role)
+
+
+def principal_from_token(session: Session, token: str | None) -> Principal:
+    """Decode and check a bearer token; raise 401 with a reason a client can act on."""
+    return principal_for_claims(session, decode_token(token))
 
 
 def _denylist_key(jti: str) -> str:

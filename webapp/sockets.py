@@ -7,14 +7,20 @@ that (re)connects never misses the state it subscribed to; live events follow, o
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, g, request
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
+from limits import parse
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 from marshmallow import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from models import TERMINAL_STATUSES, AnnotationSession, DetectionEvent, Job, TestSession, VideoAnnotation
 from tasks.lifecycle import job_snapshot
@@ -28,13 +34,26 @@ from .annotation_service import (
     load_session,
     update_annotation,
 )
-from .auth import WRITE_ROLES, Principal, can_see_job, principal_from_token, project_role
+from .auth import WRITE_ROLES, Principal, can_see_job, decode_token, principal_for_claims, project_role
 from .db import audit
 from .errors import ApiError, error_body
 from .extensions import socketio
+from .rights import EVERYONE, rights_version
 from .schemas import AnnotationCreate, AnnotationPatch
 
-_principals: dict[str, Principal] = {}
+NAMESPACE = "/"
+
+
+@dataclass
+class Connection:
+    """What a socket connected with, and the rights version its principal was last loaded at."""
+
+    claims: dict[str, Any]
+    principal: Principal
+    version: int | None
+
+
+_connections: dict[str, Connection] = {}
 
 
 def _session():
@@ -44,10 +63,28 @@ def _session():
 
 
 def _user() -> Principal:
-    user = _principals.get(request.sid)
+    """The caller as checked for the event being handled (see ``_event``)."""
+    user = g.get("socket_principal")
     if user is None:
         raise ApiError(401, "not authenticated")
     return user
+
+
+def _current(sid: str) -> Principal:
+    """The socket's user with the rights it has now: reloaded when its rights version moved
+    (or when Redis cannot say), so a logout, a new password, a deactivation or a new role
+    takes effect on the very next event."""
+    conn = _connections.get(sid)
+    if conn is None:
+        raise ApiError(401, "not authenticated")
+    version = rights_version(conn.principal.id)
+    if version is None or version != conn.version:
+        with _session() as db:
+            conn.principal = principal_for_claims(db, conn.claims)
+        conn.version = version
+    elif conn.claims["exp"] < time.time():
+        raise ApiError(401, "token expired", code="token_expired")
+    return conn.principal
 
 
 def _uuid(data: Any, key: str) -> uuid.UUID:
@@ -58,10 +95,60 @@ def _uuid(data: Any, key: str) -> uuid.UUID:
         raise ApiError(422, f"{key} must be a UUID", details={"fields": {key: ["Not a valid UUID."]}}) from None
 
 
-def _answer(fn):
-    """Handlers answer through the ack with the API's error shape instead of raising."""
+class SocketRateLimit:
+    """``RATE_LIMIT_SOCKET`` events per user over all sockets and web processes (counted in
+    Redis, like the HTTP limits; in this process's memory while Redis is down). A moving
+    window: no burst of twice the limit across a window's edge."""
+
+    def __init__(self) -> None:
+        self._limiters: tuple[MovingWindowRateLimiter, MovingWindowRateLimiter] | None = None
+
+    def retry_after(self, user: Principal) -> int | None:
+        """Count one event; ``None`` when it is within the limit, else seconds to wait."""
+        settings = current_app.config["SETTINGS"]
+        if self._limiters is None:
+            redis_storage = RedisStorage(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
+            self._limiters = (MovingWindowRateLimiter(redis_storage),
+                              MovingWindowRateLimiter(MemoryStorage()))
+        limit, key = parse(settings.rate_limit_socket), f"{settings.socketio_channel}:socket:{user.id}"
+        for limiter in self._limiters:
+            try:
+                if limiter.hit(limit, key):
+                    return None
+                reset, _ = limiter.get_window_stats(limit, key)
+                return max(1, math.ceil(reset - time.time()))
+            except Exception:  # noqa: BLE001 - Redis down: count in memory instead
+                continue
+        return None
+
+    def error(self, event: str, retry_after: int) -> dict[str, Any]:
+        limit = current_app.config["SETTINGS"].rate_limit_socket
+        body = error_body(429, f"too many Socket.IO events (limit: {limit}); retry later", "rate_limited",
+                          {"retry_after": retry_after, "event": event})
+        socketio.emit("event_error", body, to=request.sid, ignore_queue=True)
+        return body
+
+
+rate_limit = SocketRateLimit()
+
+
+def _event(fn, event: str):
+    """Every event acts with the rights the user has now, counts against the user's rate
+    limit, and answers through the ack with the API's error shape instead of raising."""
 
     def wrapper(data=None):
+        sid = request.sid
+        try:
+            g.socket_principal = _current(sid)
+            conn = _connections.get(sid)
+            g.socket_version = conn.version if conn else None
+        except ApiError as exc:
+            if exc.status == 401:  # the token is no longer good: answer, then hang up
+                socketio.start_background_task(_drop_later, current_app._get_current_object(), sid, exc)
+            return error_body(exc.status, exc.message, exc.code, exc.details)
+        retry_after = rate_limit.retry_after(g.socket_principal)
+        if retry_after is not None:
+            return rate_limit.error(event, retry_after)
         try:
             return fn(data or {})
         except ApiError as exc:
@@ -71,15 +158,32 @@ def _answer(fn):
     return wrapper
 
 
+#: Every client event the server handles (connect and disconnect aside).
+EVENTS: list[str] = []
+
+
+def _on(event: str):
+    """Register a client event handler behind ``_event``'s checks."""
+
+    def register(fn):
+        EVENTS.append(event)
+        return socketio.on(event)(_event(fn, event))
+
+    return register
+
+
 @socketio.on("connect")
 def on_connect(auth=None):
     token = auth.get("token") if isinstance(auth, dict) else None
-    with _session() as session:
-        try:
-            user = principal_from_token(session, token)
-        except ApiError as exc:
-            raise ConnectionRefusedError(error_body(exc.status, exc.message, exc.code)) from None
-    _principals[request.sid] = user
+    try:
+        claims = decode_token(token)
+        version = rights_version(claims["sub"])  # read first: a change after the check moves it
+        with _session() as session:
+            user = principal_for_claims(session, claims)
+    except ApiError as exc:
+        # The client gets ``{"message", "data": <the error shape>}`` as the connect error.
+        raise ConnectionRefusedError(exc.message, error_body(exc.status, exc.message, exc.code)) from None
+    _connections[request.sid] = Connection(claims, user, version)
     socketio.emit("connection_status", {"status": "connected", "sid": request.sid,
                                         "user": {"id": str(user.id), "username": user.username, "role": user.role}},
                   to=request.sid)
@@ -87,13 +191,91 @@ def on_connect(auth=None):
 
 @socketio.on("disconnect")
 def on_disconnect(*_args):
-    _principals.pop(request.sid, None)
+    _connections.pop(request.sid, None)
     for session_id in list(_joined.pop(request.sid, ())):
         _leave(request.sid, session_id)
 
 
-@socketio.on("subscribe_job")
-@_answer
+# ------------------------------------------------------------------------------ loss of rights
+
+
+def _may_stay(db: Session, user: Principal, room: str) -> bool:
+    """Whether the user may still be in one of the resource rooms."""
+    kind, _, raw = room.rpartition("_")
+    try:
+        resource_id = uuid.UUID(raw)
+    except ValueError:
+        return True  # not a resource room (a socket's own room)
+    if kind == "job":
+        job = db.get(Job, resource_id)
+        return job is not None and can_see_job(db, user, job)
+    if kind == "project":
+        return project_role(db, user, resource_id) is not None
+    owner = {"detection_stream": TestSession, "annotation": AnnotationSession}.get(kind)
+    if owner is None:
+        return True
+    row = db.get(owner, resource_id)
+    return row is not None and project_role(db, user, row.project_id) is not None
+
+
+def _drop(sid: str, exc: ApiError) -> None:
+    """Tell the socket why, then disconnect it (its token is no longer good)."""
+    if _connections.pop(sid, None) is None:
+        return
+    socketio.emit("connection_status", {"status": "revoked", **error_body(exc.status, exc.message, exc.code)},
+                  to=sid, namespace=NAMESPACE, ignore_queue=True)
+    socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+
+def _drop_later(app, sid: str, exc: ApiError) -> None:
+    socketio.sleep(0.2)  # let the refused event's ack go out first
+    with app.app_context():
+        _drop(sid, exc)
+
+
+def recheck_socket(sid: str) -> None:
+    """Reload the socket's user; leave every room it may no longer be in, or disconnect it."""
+    conn = _connections.get(sid)
+    if conn is None:
+        return
+    version = rights_version(conn.principal.id)
+    with _session() as db:
+        try:
+            user = principal_for_claims(db, conn.claims)
+        except ApiError as exc:
+            _drop(sid, exc)
+            return
+        conn.principal, conn.version = user, version
+        for room in socketio.server.rooms(sid, namespace=NAMESPACE):
+            if room == sid or _may_stay(db, user, room):
+                continue
+            socketio.server.leave_room(sid, room, namespace=NAMESPACE)
+            if room.startswith("annotation_"):
+                _leave(sid, room.removeprefix("annotation_"))
+            socketio.emit("room_left", {"room": room, "reason": "access_revoked"}, to=sid, namespace=NAMESPACE,
+                          ignore_queue=True)
+
+
+def recheck_user(user_id: str) -> None:
+    """What the rights listener calls for a notice: re-check this user's local sockets."""
+    for sid, conn in list(_connections.items()):
+        if user_id == EVERYONE or str(conn.principal.id) == user_id:
+            recheck_socket(sid)
+
+
+def _joined_room(room: str) -> None:
+    """Join, then make sure no change of rights slipped in between the check and the join."""
+    join_room(room)
+    checked_at = g.get("socket_version")
+    if checked_at is None or rights_version(_user().id) != checked_at:
+        recheck_socket(request.sid)
+        if request.sid not in _connections:
+            raise ApiError(401, "token no longer valid", code="invalid_token")
+        if room not in socketio.server.rooms(request.sid, namespace=NAMESPACE):
+            raise ApiError(403, "access to this room was revoked while joining")
+
+
+@_on("subscribe_job")
 def subscribe_job(data):
     user, job_id = _user(), _uuid(data, "job_id")
     with _session() as session:
@@ -102,22 +284,20 @@ def subscribe_job(data):
             raise ApiError(404, "job not found")
         if not can_see_job(session, user, job):
             raise ApiError(403, "not allowed to see this job")
-        join_room(f"job_{job_id}")
+        _joined_room(f"job_{job_id}")
         session.refresh(job)  # read after joining: nothing falls between snapshot and live events
         snapshot = job_snapshot(job)
     socketio.emit("job_snapshot", snapshot, to=request.sid)
     return {"ok": True, "job": snapshot}
 
 
-@socketio.on("unsubscribe_job")
-@_answer
+@_on("unsubscribe_job")
 def unsubscribe_job(data):
     leave_room(f"job_{_uuid(data, 'job_id')}")
     return {"ok": True}
 
 
-@socketio.on("detection_stream_subscribe")
-@_answer
+@_on("detection_stream_subscribe")
 def detection_stream_subscribe(data):
     """Join ``detection_stream_{id}``; the snapshot says how far the stored results go."""
     user, test_session_id = _user(), _uuid(data, "test_session_id")
@@ -127,7 +307,7 @@ def detection_stream_subscribe(data):
             raise ApiError(404, "test session not found")
         if project_role(session, user, ts.project_id) is None:
             raise ApiError(403, "not a member of this project")
-        join_room(f"detection_stream_{test_session_id}")
+        _joined_room(f"detection_stream_{test_session_id}")
         count, last = session.execute(
             select(func.count(DetectionEvent.id), func.max(DetectionEvent.frame_number))
             .where(DetectionEvent.test_session_id == test_session_id)).one()
@@ -139,15 +319,13 @@ def detection_stream_subscribe(data):
     return {"ok": True, **snapshot}
 
 
-@socketio.on("detection_stream_unsubscribe")
-@_answer
+@_on("detection_stream_unsubscribe")
 def detection_stream_unsubscribe(data):
     leave_room(f"detection_stream_{_uuid(data, 'test_session_id')}")
     return {"ok": True}
 
 
-@socketio.on("join_project")
-@_answer
+@_on("join_project")
 def join_project(data):
     user, project_id = _user(), _uuid(data, "project_id")
     with _session() as session:
@@ -157,7 +335,7 @@ def join_project(data):
             raise ApiError(404, "project not found")
         if project_role(session, user, project_id) is None:
             raise ApiError(403, "not a member of this project")
-        join_room(f"project_{project_id}")
+        _joined_room(f"project_{project_id}")
         active = session.scalars(
             select(Job).where(Job.project_id == project_id, Job.status.notin_(TERMINAL_STATUSES))
             .order_by(Job.created_at)
@@ -167,8 +345,7 @@ def join_project(data):
     return {"ok": True, **snapshot}
 
 
-@socketio.on("leave_project")
-@_answer
+@_on("leave_project")
 def leave_project(data):
     leave_room(f"project_{_uuid(data, 'project_id')}")
     return {"ok": True}
@@ -206,14 +383,13 @@ def _leave(sid: str, session_id: str) -> None:
                   to=f"annotation_{session_id}", skip_sid=sid)
 
 
-@socketio.on("join_annotation_session")
-@_answer
+@_on("join_annotation_session")
 def join_annotation_session(data):
     user, session_id = _user(), _uuid(data, "session_id")
     with _session() as db:
         load_session(db, user, session_id)  # read permission: any member
         role = project_role(db, user, db.get(AnnotationSession, session_id).project_id)
-        join_room(f"annotation_{session_id}")
+        _joined_room(f"annotation_{session_id}")
         annotations = db.scalars(select(VideoAnnotation)
                                  .where(VideoAnnotation.annotation_session_id == session_id)
                                  .order_by(VideoAnnotation.start_timestamp, VideoAnnotation.id)).all()
@@ -237,8 +413,7 @@ def join_annotation_session(data):
     return answer
 
 
-@socketio.on("leave_annotation_session")
-@_answer
+@_on("leave_annotation_session")
 def leave_annotation_session(data):
     session_id = str(_uuid(data, "session_id"))
     leave_room(f"annotation_{session_id}")
@@ -246,8 +421,7 @@ def leave_annotation_session(data):
     return {"ok": True}
 
 
-@socketio.on("real_time_annotation")
-@_answer
+@_on("real_time_annotation")
 def real_time_annotation(data):
     """Persist one edit with optimistic concurrency, then relay it to the other collaborators."""
     user, session_id = _user(), _uuid(data, "session_id")

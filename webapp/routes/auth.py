@@ -12,6 +12,7 @@ from ..auth import bearer_token, current_user, issue_token, revoke, token_claims
 from ..db import audit, database, db_session
 from ..errors import ApiError
 from ..extensions import limiter
+from ..rights import rights_changed
 from ..schemas import TokenIn, TokenOut
 
 bp = Blueprint("auth", __name__, url_prefix="/api", description="Authentication and health")
@@ -57,6 +58,7 @@ def refresh():
     user = current_user()
     session = db_session()
     revoke(token_claims(bearer_token()))
+    rights_changed(user.id)  # sockets opened with the old token are disconnected
     return issue_token(session.get(User, user.id))
 
 
@@ -67,6 +69,7 @@ def logout():
     revoke(token_claims(bearer_token()))
     audit(db_session(), "logout", "user", current_user().id)
     db_session().commit()
+    rights_changed(current_user().id)  # sockets opened with this token are disconnected
 
 
 @bp.route("/health", methods=["GET"])

@@ -9,6 +9,7 @@ from models import DEFAULT_LABELS, Project, ProjectMember, User
 from ..auth import current_user, get_project_for, project_role, require_writer
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
+from ..rights import rights_changed
 from ..schemas import MemberIn, MemberOut, PageArgs, ProjectCreate, ProjectOut, ProjectPatch, page_schema
 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects", description="Projects and membership")
@@ -80,8 +81,10 @@ def delete_project(project_id):
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"), manage=True)
     audit(session, "delete", "project", project.id, {"name": project.name})
+    members = session.scalars(select(ProjectMember.user_id).where(ProjectMember.project_id == project.id)).all()
     session.delete(project)
     session.commit()
+    rights_changed(*members)
 
 
 @bp.route("/<project_id>/members", methods=["POST"])
@@ -108,6 +111,7 @@ def add_member(data, project_id):
         member.role = data["role"]
     audit(session, "membership", "project", project.id, {"user_id": str(member_user.id), "role": data["role"]})
     session.commit()
+    rights_changed(member_user.id)
     return {"project_id": project.id, "user_id": member_user.id, "username": member_user.username,
             "role": member.role}
 
@@ -135,7 +139,9 @@ def remove_member(project_id, user_id):
     if member is None:
         raise ApiError(404, "member not found")
     audit(session, "membership", "project", project.id, {"user_id": user_id, "removed": True})
+    member_id = member.user_id
     session.delete(member)
     session.commit()
+    rights_changed(member_id)  # its sockets leave the project's rooms
 
 

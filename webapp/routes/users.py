@@ -10,6 +10,7 @@ from models import User
 from ..auth import current_user, hash_password, require_admin
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
+from ..rights import rights_changed
 from ..schemas import PageArgs, UserCreate, UserOut, UserPatch, page_schema
 
 bp = Blueprint("users", __name__, url_prefix="/api/users", description="Users and roles")
@@ -66,4 +67,5 @@ def patch_user(data, user_id):
         setattr(user, key, value)
     audit(session, "update", "user", user.id, {k: v for k, v in data.items()})
     session.commit()
+    rights_changed(user.id)  # open sockets re-check at once, on every web process
     return user

@@ -41,6 +41,8 @@ async function logout() {
   showLogin();
 }
 
+const TOKEN_REFUSED = ["unauthorized", "invalid_token", "token_expired"];
+
 function connectSocket() {
   if (socket) socket.disconnect();
   // The token is read at every (re)connection, so a refreshed token is used after a drop.
@@ -62,7 +64,10 @@ function connectSocket() {
     pill.textContent = "offline";
     pill.className = "pill pill-off";
     const data = err && err.data;
-    if (data && data.error && data.error.code === "unauthorized") showLogin("Your session expired; log in again.");
+    if (data && data.error && TOKEN_REFUSED.includes(data.error.code)) showLogin("Your session expired; log in again.");
+  });
+  socket.on("connection_status", (status) => {  // the token was revoked while connected
+    if (status && status.status === "revoked") showLogin("Your session ended; log in again.");
   });
   for (const view of [jobs, viewer, annotations]) view.bindSocket(socket);
 }
