@@ -52,8 +52,11 @@ def validate(fmt: str, path: Any, *, video: VideoInfo | None = None, classes: Se
 
 def write(fmt: str, dest: Any, records: Any, *, video: VideoInfo | None = None,
           videos: Sequence[VideoInfo] | None = None, classes: Sequence[str] = (), kind: Kind = "annotations",
-          frames: Any = None) -> int:
-    """Write ``records`` in ``fmt``; single-sequence formats (yolo, mot, cvat_video) need ``video``."""
+          frames: Any = None, images: Any = None) -> int:
+    """Write ``records`` in ``fmt``; single-sequence formats (yolo, mot, cvat_video) need ``video``.
+
+    ``images`` (yolo only): frame number -> JPEG bytes, for a dataset with its images.
+    """
     if fmt == "csv":
         return csvfile.write(dest, records, kind=kind)
     if fmt == "coco":
@@ -62,7 +65,7 @@ def write(fmt: str, dest: Any, records: Any, *, video: VideoInfo | None = None,
     if video is None:
         raise ValueError(f"{fmt} holds one video: give video=")
     if fmt == "yolo":
-        return yolo.write(dest, records, video=video, classes=classes, frames=frames, kind=kind)
+        return yolo.write(dest, records, video=video, classes=classes, frames=frames, kind=kind, images=images)
     if fmt == "mot":
         return mot.write(dest, records, video=video, classes=classes, kind=kind)
     if fmt == "cvat_video":

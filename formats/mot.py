@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from .base import ReadContext, Reader, ReadOptions, fmt_num
+from .base import ReadContext, Reader, ReadOptions, fmt_num, option, option_hint
 from .errors import FRAME_RANGE, REFERENCE, STRUCTURE, TYPE, UNKNOWN_CLASS, VIDEO_MISMATCH, WRONG_FORMAT
 from .records import Annotation, Detection, Kind, Record, VideoInfo
 
@@ -37,7 +37,8 @@ def _pick(ctx: ReadContext) -> tuple[str, Kind]:
     if ctx.options.video_id and len(gts) > 1:
         gts = [n for n in gts if ctx.options.video_id in PurePosixPath(n).parts]
     if len(gts) > 1:
-        raise ctx.log.fatal(STRUCTURE, f"several sequences ({', '.join(gts)}); choose one with video_id")
+        raise ctx.log.fatal(STRUCTURE, f"several sequences ({', '.join(gts)}); choose one with "
+                                             f"{option('source_video_id')}")
     if gts:
         return gts[0], forced or "annotations"
     txts = [n for n in names if n.endswith(".txt") and PurePosixPath(n).name not in ("labels.txt",)]
@@ -173,7 +174,8 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
                 else:
                     if cls <= 0:
                         if default is None:
-                            ctx.log.error(UNKNOWN_CLASS, f"line has no class ({cls}); set default_label", file=member,
+                            ctx.log.error(UNKNOWN_CLASS, f"line has no class ({cls}); " + option_hint(
+                                "default_label", "set default_label", "give it a class (column 8)"), file=member,
                                           line=lineno, field="class")
                             continue
                         name = default
@@ -201,7 +203,13 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
 def write(dest: Any, records: Iterable[Record], *, video: VideoInfo, classes: Sequence[str],
           kind: Kind = "annotations") -> int:
     """Write a zipped MOT sequence: ``<name>/gt/gt.txt`` + labels + seqinfo, or ``<name>.txt`` for results."""
-    cls = {c: i + 1 for i, c in enumerate(classes)}
+    mot17 = {c.casefold().replace(" ", "_"): i + 1 for i, c in enumerate(MOT17_CLASSES)}
+    if classes and all(c.casefold().replace(" ", "_") in mot17 for c in classes):
+        # MOT17's own labels keep MOT17's numbers (pedestrian 1, car 3...), and labels.txt lists them all
+        cls = {c: mot17[c.casefold().replace(" ", "_")] for c in classes}
+        classes = MOT17_CLASSES
+    else:
+        cls = {c: i + 1 for i, c in enumerate(classes)}
     seq = video.name
     n = 0
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:

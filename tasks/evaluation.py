@@ -192,7 +192,8 @@ def load_ground_truth(db: Session, annotation_session_id: uuid.UUID, class_index
                 .where(AnnotationKeyframe.annotation_id.in_(ids[start:start + 500]))):
             box = (data or {}).get("bounding_box")
             if isinstance(box, dict) and all(isinstance(box.get(c), int | float) for c in COORDS):
-                keyframes.setdefault(ann_id, []).append(Keyframe(int(frame), tuple(float(box[c]) for c in COORDS)))
+                keyframes.setdefault(ann_id, []).append(Keyframe(int(frame), tuple(float(box[c]) for c in COORDS),
+                                                                 bool(data.get("outside"))))
     tracks, annotation_ids = [], []
     for r in rows:
         box = r.bounding_box
