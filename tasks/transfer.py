@@ -53,8 +53,8 @@ from .lifecycle import JobCancelled, JobContext, JobLost, run_job
 
 EXPORT_TYPES = ("project", "annotations", "results", "full")
 IMPORT_TYPES = ("project", "annotations", "results")
-RECORD_FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot")
-SINGLE_VIDEO = ("yolo", "mot", "cvat_video")
+RECORD_FORMATS = tuple(f for f in formats.FORMATS if f != "json")
+SINGLE_VIDEO = formats.SINGLE_VIDEO
 BATCH = 2000
 MAX_STORED_ISSUES = 1000
 # The document's sections in dependency order: an import creates rows in this order.
@@ -471,7 +471,7 @@ def write_export(ctx: JobContext, conn: Connection, exp: ExportJob, dest: Path) 
             for _, ts in infos:
                 yield from counter.wrap(stream(ts))
         return formats.write(fmt, dest, all_results(), videos=[i for i, _ in infos], classes=classes, kind="results")
-    videos, stream, total = _annotation_streams(conn, scope, by_track=fmt == "cvat_video")
+    videos, stream, total = _annotation_streams(conn, scope, by_track=fmt in formats.BY_TRACK)
     if not videos:
         raise ValueError("the scope holds no annotation sessions")
     counter = Counter(ctx, total * 10, "writing annotations")
