@@ -24,6 +24,7 @@ from typing import Any
 
 from .base import ReadContext, Reader, ReadOptions, fmt_num, frame_from_name, open_text_out, option
 from .errors import STRUCTURE, TYPE, UNSUPPORTED, WRONG_FORMAT
+from .mot import _looks_numeric as _is_num
 from .records import Annotation, Detection, Kind, Record, VideoInfo
 
 _NUMERIC = ("truncated", "occluded", "alpha", "left", "top", "right", "bottom", "h", "w", "l", "x", "y", "z",
@@ -160,14 +161,6 @@ def _line(ctx: ReadContext, parts: list[str], member: str, lineno: int, tracking
              "dimensions": [nums["h"], nums["w"], nums["l"]], "location": [nums["x"], nums["y"], nums["z"]],
              "rotation_y": nums["rotation_y"]}
     yield Annotation(frame, label, box, track, None, True, False, occ in (1, 2), 1.0, None, {"kitti": attrs}, vid)
-
-
-def _is_num(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _num(v: float) -> int | float:
