@@ -645,7 +645,8 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
     """Tracks become annotations spanning their visible frames; every box is kept as a keyframe row
     (``keyframe: false`` where the source interpolated it) and an ``outside`` record inside the span
     becomes a gap marker, so the track has no box until it is visible again."""
-    tracks: dict[Any, list[Any]] = {}  # key -> [annotation id, min frame, max frame, last box]
+    # key -> [annotation id, min frame, max frame, last box, outside record waiting for the track to reappear]
+    tracks: dict[Any, list[Any]] = {}
     ann_table, kf_table = VideoAnnotation.__table__, AnnotationKeyframe.__table__
     now = utcnow()
     untracked = 0
@@ -671,9 +672,8 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
         w.tick()
         if isinstance(rec, Annotation) and rec.outside:
             entry = tracks.get(("t", rec.track_id)) if rec.track_id is not None else None
-            if entry is not None:  # before a track's first visible box, absence says nothing
-                w.flush(ann_table)
-                w.add(kf_table, key_row(entry[0], rec, entry[3], outside=True))
+            if entry is not None and entry[4] is None:  # before a track's first box, absence says nothing
+                entry[4] = rec  # a gap only if the track comes back: after its last box the span ends anyway
             continue
         if rec.track_id is None:
             untracked += 1
@@ -683,7 +683,7 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
         entry = tracks.get(key)
         if entry is None:
             ann_id = uuid.uuid4()
-            entry = tracks[key] = [ann_id, rec.frame_number, rec.frame_number, rec.box]
+            entry = tracks[key] = [ann_id, rec.frame_number, rec.frame_number, rec.box, None]
             x1, y1, x2, y2 = rec.box
             t = float(timeline.time_of(rec.frame_number))
             w.add(ann_table, {"id": ann_id, "annotation_session_id": session_id, "video_id": video.id,
@@ -694,6 +694,11 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
                               "validation_status": validation_status, "version": 1, "created_at": now,
                               "updated_at": now})
         else:
+            gone = entry[4]
+            if gone is not None and entry[2] < gone.frame_number <= rec.frame_number:
+                w.flush(ann_table)
+                w.add(kf_table, key_row(entry[0], gone, entry[3], outside=True))
+            entry[4] = None
             entry[1] = min(entry[1], rec.frame_number)
             entry[2] = max(entry[2], rec.frame_number)
             entry[3] = rec.box
