@@ -301,3 +301,27 @@ def test_mot_export_keeps_track_ids_and_mot17_classes(tmp_path):
     assert {(r[1], r[7]) for r in rows} == {("7", "1"), ("42", "3")}  # MOT17: pedestrian 1, car 3
     back = list(formats.open_reader("mot", tmp_path / "m.zip", video=VIDEO, classes=["pedestrian", "car"]))
     _same(_ours(back), _ours(recs))
+
+
+def test_yolo_export_passes_ultralytics_own_dataset_checker(tmp_path, monkeypatch):
+    """Runs where Ultralytics is importable (it is not in the dev extra: see the README's matrix)."""
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
+    pytest.importorskip("ultralytics")
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    timeline = Timeline.constant(VIDEO.frame_count, VIDEO.fps)
+    recs = [r for r in records_by_frame(_gapped_tracks(), timeline) if not r.outside]
+    formats.write("yolo", tmp_path / "y.zip", iter(recs), video=VIDEO, classes=CLASSES, images=_jpeg)
+    root = _unzip(tmp_path / "y.zip", tmp_path / "y")
+    data = check_det_dataset(str(root / "data.yaml"), autodownload=False)
+    assert data["nc"] == len(CLASSES) and data["names"] == dict(enumerate(CLASSES))
+    ds = YOLODataset(img_path=data["train"], data=data, task="detect", imgsz=64, augment=False)
+    theirs = []
+    for lab in ds.labels:
+        frame = int(Path(lab["im_file"]).stem.rsplit("_", 1)[-1])
+        for c, (cx, cy, w, h) in zip(lab["cls"].ravel().tolist(), lab["bboxes"].tolist(), strict=True):
+            theirs.append((frame, CLASSES[int(c)], (cx - w / 2) * VIDEO.width, (cy - h / 2) * VIDEO.height,
+                           (cx + w / 2) * VIDEO.width, (cy + h / 2) * VIDEO.height, None))
+    _same(sorted(theirs, key=lambda t: (t[0], t[1], t[2])), _ours(recs), tracks=False)
