@@ -43,6 +43,8 @@ def read(path: Any, *, video: VideoInfo | None = None, classes: Sequence[str] | 
 def _files(ctx: ReadContext) -> tuple[list[str], bool]:
     """(label files, tracking layout?) of the source."""
     names = [n for n in ctx.source.names() if n.lower().endswith(".txt")]
+    if not names and len(ctx.source.names()) == 1:  # one file, whatever its name
+        names = ctx.source.names()
     tracking = [n for n in names if "label_02" in PurePosixPath(n).parts[:-1]]
     objects = [n for n in names if "label_2" in PurePosixPath(n).parts[:-1]]
     if tracking:

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from .base import ReadContext, Reader, ReadOptions, fmt_num, is_number, open_text_out, option
 from .errors import FRAME_BASE, STRUCTURE, TYPE, UNSUPPORTED, WRONG_FORMAT
-from .jsonstream import JsonArrayWriter, JsonStream, JsonSyntaxError, pointer
+from .jsonstream import JsonStream, JsonSyntaxError, pointer
 from .records import Annotation, Detection, Kind, Record, VideoInfo
 
 
@@ -54,6 +54,23 @@ def _task_names(task_id: Any, data: Any) -> set[str]:
     return names
 
 
+def _skip(js: JsonStream, key: str | None = None) -> None:
+    """Skip the value here element by element: an annotation holding every track is never one value
+    (a keyframe ``sequence`` is a list of small objects, skipped by the fast path)."""
+    ch = js.peek()
+    if ch == "[" and key == "sequence":
+        for _ in js.values():
+            pass
+    elif ch == "[":
+        for _ in js.array():
+            _skip(js)
+    elif ch == "{":
+        for k in js.object():
+            _skip(js, k)
+    else:
+        js.value()
+
+
 def _tasks(js: JsonStream) -> Iterator[int]:
     """Each task's index with the stream on it; a single task object is a list of one."""
     if js.peek() == "{":
@@ -73,7 +90,7 @@ def _choose(ctx: ReadContext, member: str) -> int | None:
         for i in _tasks(js):
             if js.peek() != "{":
                 ctx.log.error(TYPE, "a task must be an object", file=member, pointer=pointer(i))
-                js.skip()
+                _skip(js)
                 continue
             task_id = data = None
             for key in js.object():
@@ -82,7 +99,7 @@ def _choose(ctx: ReadContext, member: str) -> int | None:
                 elif key == "data":
                     data = js.value()
                 else:
-                    js.skip()
+                    _skip(js)
             found.append((i, _task_names(task_id, data)))
     if want is not None:
         picked = [i for i, names in found if str(want) in names]
@@ -113,25 +130,26 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
             js = JsonStream(fp)
             for i in _tasks(js):
                 if i != chosen or js.peek() != "{":
-                    js.skip()
+                    _skip(js)
                     continue
                 for key in js.object():
                     if key != section or js.peek() != "[":
-                        js.skip()
+                        _skip(js)
                         continue
                     for a in js.array():
                         if js.peek() != "{":
-                            js.skip()
+                            _skip(js)
                             continue
                         score = None
                         for akey in js.object():
                             if akey == "score":
                                 score = js.value()
                             elif akey == "result" and js.peek() == "[":
-                                for r, region in js.values():
-                                    yield from reader.region(region, pointer(i, section, a, "result", r), score)
+                                for r in js.array():
+                                    ptr = pointer(i, section, a, "result", r)
+                                    yield from reader.region(*reader.walk(js, ptr), ptr, score)
                             else:
-                                js.skip()
+                                _skip(js)
         if reader.frames_seen:
             ctx.log.warning(FRAME_BASE, "Label Studio numbers frames from 1: frame N was read as video frame N - 1",
                             file=member)
@@ -168,7 +186,30 @@ class _RegionReader:
         self.used.add(tid)
         return tid
 
-    def region(self, region: Any, ptr: str, task_score: Any) -> Iterator[Record]:
+    def walk(self, js: JsonStream, ptr: str) -> tuple[Any, list | None]:
+        """A region with its keyframes parsed one at a time (a track's sequence is never one big value)."""
+        if js.peek() != "{":
+            return js.value(), None
+        region: dict[str, Any] = {}
+        keys: list | None = None
+        for key in js.object():
+            if key != "value" or js.peek() != "{":
+                region[key] = js.value()
+                continue
+            value: dict[str, Any] = {}
+            for vkey in js.object():
+                if vkey == "sequence" and js.peek() == "[":
+                    keys = []
+                    for k, kf in js.values():
+                        got = self._keyframe(kf, {"file": self.member, "pointer": f"{ptr}/value/sequence/{k}"})
+                        if got is not None:
+                            keys.append((*got, k))
+                else:
+                    value[vkey] = js.value()
+            region["value"] = value
+        return region, keys
+
+    def region(self, region: Any, keys: list | None, ptr: str, task_score: Any) -> Iterator[Record]:
         ctx, where = self.ctx, {"file": self.member, "pointer": ptr}
         if not isinstance(region, dict):
             ctx.log.error(TYPE, "a result must be an object", **where)
@@ -179,7 +220,7 @@ class _RegionReader:
                                          "videorectangle results are imported", **where, field="type")
             return
         value = region.get("value")
-        if not isinstance(value, dict) or not isinstance(value.get("sequence"), list):
+        if not isinstance(value, dict) or keys is None:
             ctx.log.error(STRUCTURE, "value.sequence (the keyframes) is missing", **where, field="value")
             return
         labels = value.get("labels")
@@ -196,21 +237,16 @@ class _RegionReader:
                 ctx.log.error(STRUCTURE, "a prediction needs a finite score", **where, field="score")
                 return
         tid = self._track(region.get("id"))
-        keys = []
-        for k, key in enumerate(value["sequence"]):
-            kwhere = {**where, "pointer": f"{ptr}/value/sequence/{k}"}
-            got = self._keyframe(key, kwhere)
-            if got is not None:
-                keys.append((got, kwhere))
         if label is None:
             return
-        keys.sort(key=lambda t: t[0][0])
+        keys.sort(key=lambda t: t[0])
         last_frame = ctx.video.frame_count - 1 if ctx.video and ctx.video.frame_count else None
-        for n, ((frame, box, enabled), kwhere) in enumerate(keys):
+        for n, (frame, box, enabled, k) in enumerate(keys):
+            kwhere = {**where, "pointer": f"{ptr}/value/sequence/{k}"}
             if not ctx.frame(frame, **kwhere, field="frame") or not ctx.box(*box, **kwhere, field="x,y,width,height"):
                 continue
             yield self._record(frame, label, box, tid, score, True, False)
-            following = keys[n + 1][0][0] if n + 1 < len(keys) else None
+            following = keys[n + 1][0] if n + 1 < len(keys) else None
             if not enabled and following is not None and following > frame + 1:
                 yield self._record(frame + 1, label, box, tid, score, True, True)  # gone until the next keyframe
             elif enabled and following is None and last_frame is not None and last_frame > frame:
@@ -272,53 +308,62 @@ def write(dest: str | IO[str] | Any, records: Iterable[Record], *, video: VideoI
     n = 0
     try:
         meta = json.dumps({"video_id": video.video_id})
-        fp.write(f'[{{"data":{json.dumps({"video": video.name})},"meta":{meta},"{section}":[{{"result":')
-        out = JsonArrayWriter(fp)
-        region: dict[str, Any] | None = None
-        seq: list[str] = []
+        fp.write(f'[{{"data":{json.dumps({"video": video.name})},"meta":{meta},"{section}":[{{"result":[')
+        buf: list[str] = []
+        current: str | None = None  # the open region's id
+        pending: str | None = None  # its latest keyframe, held back until we know whether a segment ends there
         finished: set[int] = set()
         untracked = 0
+        first = True
+
+        def put(key: str | None, enabled: bool) -> None:
+            if key is not None:
+                buf.append(key.replace("@", "true" if enabled else "false", 1))
 
         def close_region() -> None:
-            if region is None:
-                return
-            if seq:
-                seq[-1] = seq[-1].replace('"enabled":true', '"enabled":false')
-            value = (f'{{"framesCount":{count},"duration":{fmt_num(count / fps) if fps else 0},'
-                     f'"sequence":[{",".join(seq)}],"labels":{json.dumps([region["label"]])}}}')
-            score = f',"score":{fmt_num(region["score"])}' if region["score"] is not None else ""
-            out.add_encoded(f'{{"id":{json.dumps(region["id"])},"type":"videorectangle","from_name":"box",'
-                            f'"to_name":"video","origin":"manual","value":{value}{score}}}')
+            put(pending, False)  # a region's last box ends it: it does not run to the end of the video
+            if current is not None:
+                buf.append("]}}")
 
         for r in records:
             tid = r.track_id
             if tid is None:
                 untracked += 1
                 rid = f"u{untracked}"
-            elif tid in finished and (region is None or region["track"] != tid):
+            elif tid in finished and str(tid) != current:
                 raise ValueError(f"track {tid} appears again after other tracks: order records by track")
             else:
                 rid = str(tid)
-            if region is None or region["id"] != rid:
+            if rid != current:
                 close_region()
+                if current is not None:
+                    buf.append(",")
                 if tid is not None:
                     finished.add(tid)
-                seq = []
-                region = {"id": rid, "track": tid, "label": r.label,
-                          "score": r.score if isinstance(r, Detection) else None}
+                current, pending, first = rid, None, True
+                score = f',"score":{fmt_num(r.score)}' if isinstance(r, Detection) else ""
+                buf.append(f'{{"id":{json.dumps(rid)},"type":"videorectangle","from_name":"box","to_name":"video",'
+                           f'"origin":"manual"{score},"value":{{"framesCount":{count},'
+                           f'"duration":{fmt_num(count / fps) if fps else 0},"labels":{json.dumps([r.label])},'
+                           '"sequence":[')
             if isinstance(r, Annotation) and r.outside:
-                if seq:
-                    seq[-1] = seq[-1].replace('"enabled":true', '"enabled":false')
+                put(pending, False)  # the segment ends on its last box
+                pending = None
                 continue
+            put(pending, True)
             x1, y1, x2, y2 = r.box
             t = f',"time":{fmt_num(r.frame_number / fps)}' if fps else ""
-            seq.append(f'{{"frame":{r.frame_number + 1},"enabled":true,"rotation":0,"x":{fmt_num(x1 / W * 100)},'
+            sep, first = ("" if first else ","), False
+            pending = (f'{sep}{{"frame":{r.frame_number + 1},"enabled":@,"rotation":0,"x":{fmt_num(x1 / W * 100)},'
                        f'"y":{fmt_num(y1 / H * 100)},"width":{fmt_num((x2 - x1) / W * 100)},'
                        f'"height":{fmt_num((y2 - y1) / H * 100)}{t}}}')
             n += 1
+            if len(buf) >= 4096:
+                fp.write("".join(buf))
+                buf.clear()
         close_region()
-        out.close()
-        fp.write("}]}]\n")
+        buf.append("]}]}]\n")
+        fp.write("".join(buf))
         return n
     finally:
         if close:
