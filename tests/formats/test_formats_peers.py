@@ -325,3 +325,16 @@ def test_yolo_export_passes_ultralytics_own_dataset_checker(tmp_path, monkeypatc
             theirs.append((frame, CLASSES[int(c)], (cx - w / 2) * VIDEO.width, (cy - h / 2) * VIDEO.height,
                            (cx + w / 2) * VIDEO.width, (cy + h / 2) * VIDEO.height, None))
     _same(sorted(theirs, key=lambda t: (t[0], t[1], t[2])), _ours(recs), tracks=False)
+
+
+def test_mot_export_loads_in_datumaro_with_track_ids(tmp_path):
+    timeline = Timeline.constant(VIDEO.frame_count, VIDEO.fps)
+    recs = [r for r in records_by_frame(_gapped_tracks(), timeline) if not r.outside]
+    formats.write("mot", tmp_path / "m.zip", iter(recs), video=VIDEO, classes=CLASSES)
+    root = _unzip(tmp_path / "m.zip", tmp_path / "m") / "clip"
+    ds = dm.Dataset.import_from(str(root), "mot_seq")
+    names = ds.categories()[dm.AnnotationType.label]
+    # datumaro numbers MOT frames from 1 as the file does; its item ids are those numbers
+    theirs = sorted(((int(i.id) - 1, names[a.label].name, a.x, a.y, a.x + a.w, a.y + a.h, a.attributes["track_id"])
+                     for i in ds for a in i.annotations), key=lambda t: (t[0], t[1], t[2]))
+    _same(theirs, _ours(recs))
