@@ -265,7 +265,8 @@ def annotation_boxes(args, annotation_id):
     boxes = interpolate(keyframes, frames, timeline, None if box is None else [box[c] for c in ("x1", "y1", "x2",
                                                                                               "y2")])
     times = timeline.time_of(frames)
-    keyed = {k.frame_number for k in keyframes}
+    keyed = {k.frame_number for k in annotation.keyframes  # boxes an import kept from an interpolating tool are not
+             if k.frame_data.get("keyframe", True) and not k.frame_data.get("outside")}
     return {"annotation_id": str(annotation.id), "version": annotation.version, "boxes": [
         {"frame_number": int(f), "timestamp": round(float(t), 6), "keyframe": int(f) in keyed,
          "bounding_box": dict(zip(("x1", "y1", "x2", "y2"), (round(float(v), 3) for v in b), strict=True))}
