@@ -10,6 +10,7 @@ external references are refused, and memory does not grow with the file.
 """
 from __future__ import annotations
 
+import json
 import xml.sax
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
@@ -367,7 +368,8 @@ def write(dest: str | IO[str] | Any, records: Iterable[Record], *, video: VideoI
                        f'keyframe="{int(r.keyframe)}" xtl="{fmt_num(x1)}" ytl="{fmt_num(y1)}" xbr="{fmt_num(x2)}" '
                        f'ybr="{fmt_num(y2)}" z_order="0">\n')
             for k, v in r.attributes.items():
-                buf.append(f"      <attribute name={quoteattr(str(k))}>{escape(str(v))}</attribute>\n")
+                text = json.dumps(v, allow_nan=False) if isinstance(v, dict | list) else str(v)  # KITTI's 3D fields
+                buf.append(f"      <attribute name={quoteattr(str(k))}>{escape(text)}</attribute>\n")
             buf.append("    </box>\n")
             n += 1
             if len(buf) >= 4096:

@@ -31,8 +31,6 @@ WRONG_FORMAT = "wrong_format"      # content does not look like the declared for
 DUPLICATE = "duplicate"
 CLASS_MAPPED = "class_mapped"      # warning: a class taken by number, or renamed, on the way in
 FRAME_BASE = "frame_base"          # warning: frame numbers converted from another numbering
-DEFAULT_LABEL = "default_label"    # warning: records without a class given the default label
-BOX_CLIPPED = "box_clipped"        # warning: a box cut to the frame
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,7 +186,8 @@ def write(dest: Any, records: Iterable[Record], *, video: VideoInfo, kind: Kind 
         for r in records:
             if isinstance(r, Annotation) and r.outside:
                 continue
-            k = (r.attributes.get("kitti") if isinstance(r, Annotation) else None) or {}
+            k = r.attributes.get("kitti") if isinstance(r, Annotation) else None
+            k = k if isinstance(k, dict) else {}
             occluded = k.get("occluded", 1 if getattr(r, "occluded", False) else 0)
             dims = k.get("dimensions", _UNKNOWN["dimensions"])
             loc = k.get("location", _UNKNOWN["location"])
