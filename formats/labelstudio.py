@@ -232,19 +232,23 @@ class _RegionReader:
                             **where, field="value.labels")
         label = ctx.label(labels[0], **where, field="value.labels")
         score = region.get("score", task_score)
-        if self.kind == "results":
-            if not is_number(score) or not math.isfinite(score):
-                ctx.log.error(STRUCTURE, "a prediction needs a finite score", **where, field="score")
-                return
         tid = self._track(region.get("id"))
         if label is None:
             return
         keys.sort(key=lambda t: t[0])
         last_frame = ctx.video.frame_count - 1 if ctx.video and ctx.video.frame_count else None
-        for n, (frame, box, enabled, k) in enumerate(keys):
+        for n, (frame, box, enabled, own_score, k) in enumerate(keys):
             kwhere = {**where, "pointer": f"{ptr}/value/sequence/{k}"}
             if not ctx.frame(frame, **kwhere, field="frame") or not ctx.box(*box, **kwhere, field="x,y,width,height"):
                 continue
+            if self.kind == "results":
+                s = own_score if own_score is not None else score
+                if not is_number(s) or not math.isfinite(s):
+                    ctx.log.error(STRUCTURE, "a prediction needs a finite score (the keyframe's or its region's)",
+                                  **kwhere, field="score")
+                    continue
+                yield self._record(frame, label, box, tid, s, True, False)
+                continue  # a prediction is its keyframes: no absence or extension to mark
             yield self._record(frame, label, box, tid, score, True, False)
             following = keys[n + 1][0] if n + 1 < len(keys) else None
             if not enabled and following is not None and following > frame + 1:
@@ -258,7 +262,7 @@ class _RegionReader:
             return Detection(frame, label, box, float(score), tid, None, self.ctx.options.video_id)
         return Annotation(frame, label, box, tid, None, key, outside, False, 1.0, None, {}, self.ctx.options.video_id)
 
-    def _keyframe(self, key: Any, where: dict[str, Any]) -> tuple[int, tuple, bool] | None:
+    def _keyframe(self, key: Any, where: dict[str, Any]) -> tuple[int, tuple, bool, float | None] | None:
         ctx = self.ctx
         if not isinstance(key, dict):
             ctx.log.error(TYPE, "a keyframe must be an object", **where)
@@ -285,7 +289,8 @@ class _RegionReader:
             return None
         x, y, w, h = nums
         box = (x / 100 * self.W, y / 100 * self.H, (x + w) / 100 * self.W, (y + h) / 100 * self.H)
-        return frame - 1, box, enabled
+        own = key.get("score")  # written by our export: each detection's own score
+        return frame - 1, box, enabled, float(own) if is_number(own) and math.isfinite(own) else None
 
 
 # ----------------------------------------------------------------------------- writing
@@ -298,7 +303,9 @@ def write(dest: str | IO[str] | Any, records: Iterable[Record], *, video: VideoI
     Records must come grouped by track (``records_by_track``). Each segment's last box is
     written ``enabled: false`` (so Label Studio neither bridges a gap nor runs a track to the
     end of the video); ``outside`` records only mark where segments end. Untracked records
-    become one-frame regions. Results are written as the task's ``predictions``.
+    become one-frame regions. Results are written as the task's ``predictions``, each detection a
+    keyframe that ends its segment unless its track has one on the next frame (nothing in between
+    is invented).
     """
     fp, close = open_text_out(dest)
     W, H = float(video.width), float(video.height)  # noqa: N806
@@ -315,6 +322,7 @@ def write(dest: str | IO[str] | Any, records: Iterable[Record], *, video: VideoI
         finished: set[int] = set()
         untracked = 0
         first = True
+        pending_frame = -2
 
         def put(key: str | None, enabled: bool) -> None:
             if key is not None:
@@ -350,9 +358,13 @@ def write(dest: str | IO[str] | Any, records: Iterable[Record], *, video: VideoI
                 put(pending, False)  # the segment ends on its last box
                 pending = None
                 continue
-            put(pending, True)
+            # results hold no interpolation: a detection not followed by one on the next frame ends a segment
+            put(pending, kind != "results" or r.frame_number == pending_frame + 1)
+            pending_frame = r.frame_number
             x1, y1, x2, y2 = r.box
             t = f',"time":{fmt_num(r.frame_number / fps)}' if fps else ""
+            if isinstance(r, Detection):  # a region has one score; each detection keeps its own here
+                t += f',"score":{fmt_num(r.score)}'
             sep, first = ("" if first else ","), False
             pending = (f'{sep}{{"frame":{r.frame_number + 1},"enabled":@,"rotation":0,"x":{fmt_num(x1 / W * 100)},'
                        f'"y":{fmt_num(y1 / H * 100)},"width":{fmt_num((x2 - x1) / W * 100)},'

@@ -294,7 +294,7 @@ def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
     return videos, stream, total
 
 
-def _detection_streams(conn: Connection, scope: Scope
+def _detection_streams(conn: Connection, scope: Scope, by_track: bool = False
                        ) -> tuple[list[tuple[TestSession, Video]], Callable[[TestSession], Iterator[Detection]], int]:
     from sqlalchemy.orm import Session
 
@@ -307,13 +307,17 @@ def _detection_streams(conn: Connection, scope: Scope
     total = conn.scalar(select(func.count()).select_from(DetectionEvent)
                         .where(DetectionEvent.test_session_id.in_(ids), *scope.detection_filter())) or 0
 
+    order = [DetectionEvent.frame_number, DetectionEvent.detection_index]
+    if by_track:  # tracked detections track after track (untracked ones last), as CVAT and Label Studio hold them
+        order = [DetectionEvent.track_id.is_(None), DetectionEvent.track_id, *order]
+
     def stream(ts: TestSession) -> Iterator[Detection]:
         result = conn.execution_options(yield_per=BATCH).execute(
             select(DetectionEvent.frame_number, DetectionEvent.timestamp, DetectionEvent.class_label,
                    DetectionEvent.confidence, DetectionEvent.x1, DetectionEvent.y1, DetectionEvent.x2,
                    DetectionEvent.y2, DetectionEvent.track_id)
             .where(DetectionEvent.test_session_id == ts.id, *scope.detection_filter())
-            .order_by(DetectionEvent.frame_number, DetectionEvent.detection_index))
+            .order_by(*order))
         for r in result:
             yield Detection(r.frame_number, r.class_label, (r.x1, r.y1, r.x2, r.y2), r.confidence, r.track_id,
                             r.timestamp, str(ts.id))
@@ -458,7 +462,7 @@ def write_export(ctx: JobContext, conn: Connection, exp: ExportJob, dest: Path) 
                                         meta=meta)
         return sum(counts.values())
     if export_type == "results":
-        pairs, stream, total = _detection_streams(conn, scope)
+        pairs, stream, total = _detection_streams(conn, scope, by_track=fmt in formats.BY_TRACK)
         counter = Counter(ctx, total, "writing results")
         if not pairs:
             raise ValueError("the scope holds no test sessions")

@@ -226,13 +226,16 @@ def _test_session(stack, project, video) -> str:
     return str(ts_id)
 
 
-@pytest.mark.parametrize("fmt", ("csv", "mot", "coco", "yolo"))
+@pytest.mark.parametrize("fmt", ("csv", "mot", "coco", "yolo", "label_studio", "kitti_tracking"))
 def test_results_import_into_a_test_session_and_export(stack, tmp_path, fmt):
     project, video = project_with_video(stack, tmp_path)
     ts = _test_session(stack, project, video)
     dets = [formats.Detection(f, "pedestrian" if i % 2 else "cyclist", (10.0 + f, 20.0, 60.0 + f, 90.0 + i),
                               round(0.3 + 0.1 * i, 2), None, None, None)
             for f in (0, 3, 7, 39) for i in range(3)]
+    if fmt in formats.BY_TRACK:  # tracks, each in frame order
+        dets = [formats.Detection(d.frame_number, d.label, d.box, d.score, n % 3 + 1) for n, d in enumerate(dets)]
+        dets.sort(key=lambda d: (d.track_id, d.frame_number))
     src = tmp_path / f"results{formats.EXTENSIONS[fmt]}"
     info = VideoInfo(video["width"], video["height"], video["frame_count"], video["fps"], "clip")
     formats.write(fmt, src, dets, video=info, videos=[info], classes=project["labels"], kind="results")
@@ -268,6 +271,14 @@ def test_results_import_into_a_test_session_and_export(stack, tmp_path, fmt):
                                     options=formats.ReadOptions(kind="results")))
     assert sorted((d.frame_number, d.label, round(d.box[0], 3), round(d.box[3], 3), round(d.score, 3))
                   for d in back) == want  # (YOLO keeps 6 decimals of normalized coordinates)
+    if fmt in formats.BY_TRACK:  # and out in the same format, grouped by track as it needs
+        same = _export(stack, {"job_name": "r2", "export_type": "results", "format": fmt,
+                               "scope_filter": {"test_session_ids": [ts]}})
+        path = _download(stack, same, tmp_path / f"r2{formats.EXTENSIONS[fmt]}")
+        again = list(formats.open_reader(fmt, path, video=info, classes=project["labels"],
+                                         options=formats.ReadOptions(kind="results")))
+        assert sorted((d.track_id, d.frame_number, d.label, round(d.box[0], 3), round(d.score, 3)) for d in again) \
+            == sorted((d.track_id, d.frame_number, d.label, round(d.box[0], 3), round(d.score, 3)) for d in dets)
     engine.dispose()
 
 

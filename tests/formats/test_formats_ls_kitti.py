@@ -186,3 +186,18 @@ def test_kitti_object_labels_written_by_other_tools(fixtures_dir, tmp_path):
     got = list(formats.open_reader("kitti_tracking", tmp_path / "k", video=VIDEO, classes=CLASSES))
     assert [(r.frame_number, r.label) for r in got] == [(0, "car"), (1, "car"), (2, "car")]
     assert all(_close(r.box, (10.5 + r.frame_number, 20.25, 110.5 + r.frame_number, 70.25)) for r in got)
+
+
+def test_label_studio_predictions_come_back_as_the_detections_they_were(tmp_path):
+    from formats import Detection
+
+    dets = [Detection(f, "car", (10.0 + f, 20.0, 60.0 + f, 90.0), 0.5 + f / 100, 4) for f in (0, 1, 5, 9)]
+    formats.write("label_studio", tmp_path / "p.json", iter(dets), video=VIDEO, classes=CLASSES, kind="results")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    seq = doc[0]["predictions"][0]["result"][0]["value"]["sequence"]
+    # no box is invented between detections: every segment ends where the next frame has none
+    assert [(k["frame"], k["enabled"]) for k in seq] == [(1, True), (2, False), (6, False), (10, False)]
+    back = list(formats.open_reader("label_studio", tmp_path / "p.json", video=VIDEO, classes=CLASSES,
+                                    options=ReadOptions(kind="results")))
+    assert [(d.frame_number, d.track_id, d.score) for d in back] == [(0, 4, 0.5), (1, 4, 0.51), (5, 4, 0.55),
+                                                                      (9, 4, 0.59)]
