@@ -18,10 +18,14 @@ from formats import Annotation, Detection, ReadOptions, VideoInfo
 from keyframes import Keyframe, Timeline
 from keyframes.exchange import StoredTrack, records_by_frame, records_by_track
 
-dm = pytest.importorskip("datumaro")
-
 VIDEO = VideoInfo(64, 48, 20, 10.0, "clip", "v1")
 CLASSES = ["pedestrian", "cyclist", "motorcyclist", "car", "bicycle"]
+
+
+@pytest.fixture(scope="module")
+def dm():
+    """datumaro, the peer reader and writer (in the dev extra); only its tests skip without it."""
+    return pytest.importorskip("datumaro")
 
 
 def _jpeg(frame: int) -> bytes:
@@ -35,7 +39,7 @@ def _close(a, b, tol: float = 0.01) -> bool:
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
-def _dm_boxes(ds) -> list[tuple]:
+def _dm_boxes(dm, ds) -> list[tuple]:
     """(frame, label, x1, y1, x2, y2, track id or None) of every box datumaro read."""
     names = ds.categories()[dm.AnnotationType.label]
     out = []
@@ -108,7 +112,7 @@ def test_export_ends_each_segment_with_an_outside_shape():
     assert sorted(key) == sorted((r.track_id, r.frame_number, r.outside, r.box) for r in by_frame)
 
 
-def test_cvat_export_loads_in_datumaro_with_tracks_gaps_and_flags(tmp_path):
+def test_cvat_export_loads_in_datumaro_with_tracks_gaps_and_flags(tmp_path, dm):
     timeline = Timeline.constant(VIDEO.frame_count, VIDEO.fps)
     out = tmp_path / "cvat"
     out.mkdir()
@@ -116,7 +120,7 @@ def test_cvat_export_loads_in_datumaro_with_tracks_gaps_and_flags(tmp_path):
                   classes=CLASSES)
     ds = dm.Dataset.import_from(str(out), "cvat")
     ours = list(formats.open_reader("cvat_video", out / "annotations.xml", video=VIDEO, classes=CLASSES))
-    _same(_dm_boxes(ds), _ours(ours))
+    _same(_dm_boxes(dm, ds), _ours(ours))
     flags = {(int(i.id.rsplit("_", 1)[-1]), a.attributes["track_id"]): (a.attributes["outside"],
                                                                          a.attributes["occluded"],
                                                                          a.attributes["keyframe"])
@@ -187,7 +191,7 @@ def test_coco_vid_instance_id_is_the_track(tmp_path):
     assert all(r.frame_number == int(r.box[1]) for r in recs)
 
 
-def test_coco_export_loads_in_pycocotools_and_datumaro(tmp_path):
+def test_coco_export_loads_in_pycocotools_and_datumaro(tmp_path, dm):
     from pycocotools.coco import COCO
 
     timeline = Timeline.constant(VIDEO.frame_count, VIDEO.fps)
@@ -221,7 +225,7 @@ def test_coco_export_loads_in_pycocotools_and_datumaro(tmp_path):
     assert all(_close(g, w) for g, w in zip(got, want, strict=True))
 
 
-def test_coco_written_by_datumaro_imports(tmp_path):
+def test_coco_written_by_datumaro_imports(tmp_path, dm):
     ds = dm.Dataset.from_iterable([
         dm.DatasetItem(id=f"frame_{f:06d}", media=dm.Image.from_numpy(np.zeros((48, 64, 3), np.uint8)),
                        annotations=[dm.Bbox(1.5 + f, 2.25, 10, 20, label=0), dm.Bbox(30, 5, 4.5, 6, label=1)])
@@ -243,7 +247,7 @@ def _unzip(path: Path, dest: Path) -> Path:
     return dest
 
 
-def test_yolo_export_is_a_dataset_datumaro_loads(tmp_path):
+def test_yolo_export_is_a_dataset_datumaro_loads(tmp_path, dm):
     import yaml
 
     timeline = Timeline.constant(VIDEO.frame_count, VIDEO.fps)
@@ -257,10 +261,10 @@ def test_yolo_export_is_a_dataset_datumaro_loads(tmp_path):
     assert labels == sorted(p.stem for p in (root / "images/train").glob("*.jpg"))
     ds = dm.Dataset.import_from(str(root), "yolo")
     assert len(ds) == len(labels)
-    _same(_dm_boxes(ds), _ours(recs), tracks=False)
+    _same(_dm_boxes(dm, ds), _ours(recs), tracks=False)
 
 
-def test_yolo_written_by_datumaro_ultralytics_imports(tmp_path):
+def test_yolo_written_by_datumaro_ultralytics_imports(tmp_path, dm):
     ds = dm.Dataset.from_iterable([
         dm.DatasetItem(id=f"frame_{f:06d}", subset="train" if f < 2 else "val",
                        media=dm.Image.from_numpy(np.zeros((48, 64, 3), np.uint8)),
@@ -327,7 +331,7 @@ def test_yolo_export_passes_ultralytics_own_dataset_checker(tmp_path, monkeypatc
     _same(sorted(theirs, key=lambda t: (t[0], t[1], t[2])), _ours(recs), tracks=False)
 
 
-def test_mot_export_loads_in_datumaro_with_track_ids(tmp_path):
+def test_mot_export_loads_in_datumaro_with_track_ids(tmp_path, dm):
     timeline = Timeline.constant(VIDEO.frame_count, VIDEO.fps)
     recs = [r for r in records_by_frame(_gapped_tracks(), timeline) if not r.outside]
     formats.write("mot", tmp_path / "m.zip", iter(recs), video=VIDEO, classes=CLASSES)
