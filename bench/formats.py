@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 PER_FRAME = 10
 CLASSES = ["pedestrian", "cyclist", "motorcyclist", "wheelchair", "scooter"]
-FORMATS = ["coco", "csv", "mot", "yolo", "cvat_video", "json"]
+FORMATS = ["coco", "csv", "mot", "yolo", "cvat_video", "label_studio", "kitti_tracking", "json"]
 
 
 def _video(count: int):
@@ -48,7 +48,7 @@ def _annotations(count: int, by_track: bool = False):
     """Generated lazily: the data set itself never sits in memory."""
     from formats import Annotation
     frames = count // PER_FRAME + (count % PER_FRAME > 0)
-    if by_track:  # CVAT wants records ordered by track
+    if by_track:  # CVAT and Label Studio want records ordered by track
         order = ((f, t) for t in range(PER_FRAME) for f in range(frames))
     else:
         order = ((f, t) for f in range(frames) for t in range(PER_FRAME))
@@ -102,7 +102,7 @@ def child(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
         else:
             # COCO gets the evaluated frames up front, as an export job has them: images come first
             frames = (FrameInfo(f, f / 30, "v1") for f in range(video.frame_count)) if fmt == "coco" else None
-            n = formats.write(fmt, path, _annotations(count, by_track=fmt == "cvat_video"), video=video,
+            n = formats.write(fmt, path, _annotations(count, by_track=fmt in formats.BY_TRACK), video=video,
                               classes=CLASSES, frames=frames)
     elif phase == "import":
         if fmt == "json":
@@ -295,7 +295,7 @@ def main() -> None:
     base = run("baseline", "csv", 0, os.devnull)["rss_mb"]
     print(f"format engine: {args.count:,} annotations ({PER_FRAME} per frame), memory at {args.small:,} vs "
           f"{args.count:,}; peak RSS above the {base:.0f} MB interpreter baseline; python {sys.version.split()[0]}")
-    print(f"{'format':<11}{'approach':<10}{'export ann/s':>14}{'import ann/s':>14}{'file MB':>9}"
+    print(f"{'format':<15}{'approach':<10}{'export ann/s':>14}{'import ann/s':>14}{'file MB':>9}"
           f"{'exp MB small':>13}{'exp MB large':>13}{'imp MB small':>13}{'imp MB large':>13}")
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in fmts:
@@ -312,7 +312,7 @@ def main() -> None:
                     size = os.path.getsize(path) / 1e6
                     os.unlink(path)
                 ex, im = row["export_large"], row["import_large"]
-                print(f"{fmt:<11}{approach:<10}{ex['n'] / ex['seconds']:>14,.0f}{im['n'] / im['seconds']:>14,.0f}"
+                print(f"{fmt:<15}{approach:<10}{ex['n'] / ex['seconds']:>14,.0f}{im['n'] / im['seconds']:>14,.0f}"
                       f"{size:>9.1f}"
                       + "".join(f"{row[k]['rss_mb'] - base:>13.1f}"
                                 for k in ("export_small", "export_large", "import_small", "import_large")),

@@ -2,8 +2,9 @@
 
 Each annotation is a track over its time span; its box on every evaluated frame comes from
 its keyframes, interpolated linearly in time on the video's real timeline (the same rule as
-the annotation API's ``/boxes``). Frames are matched by frame number; rejected annotations are
-excluded, pending ones only when asked for.
+the annotation API's ``/boxes``); frames in a gap (after an outside keyframe) have no box.
+Frames are matched by frame number; rejected annotations are excluded, pending ones only when
+asked for.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keyframes import Keyframe, Timeline, interpolate
+from keyframes import Keyframe, Timeline, interpolate, visible
 
 from .boxes import Boxes
 
@@ -42,8 +43,11 @@ def ground_truth_boxes(tracks: Sequence[AnnotationTrack], timeline: Timeline, fr
             span = span[np.isin(span, wanted)]
         if span.size == 0:
             continue
+        boxes = interpolate(track.keyframes, span, timeline, track.box)
+        shown = visible(boxes)  # frames where the object is outside the view are no ground truth
+        span, boxes = span[shown], boxes[shown]
         columns["frame"].append(span)
-        columns["xyxy"].append(interpolate(track.keyframes, span, timeline, track.box))
+        columns["xyxy"].append(boxes)
         columns["class_id"].append(np.full(span.size, track.class_id))
         columns["track_id"].append(np.full(span.size, track.track_id))
     if not columns["frame"]:

@@ -15,20 +15,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import coco, csvfile, cvat, mot, native, yolo
+from . import coco, csvfile, cvat, kitti, labelstudio, mot, native, yolo
 from .base import LabelMapper, OnError, Reader, ReadOptions
 from .errors import FormatError, Issue, Report
 from .native import DocumentReader, Row, read_document, write_document
 from .records import Annotation, BoxXYXY, Detection, FrameInfo, Kind, Record, VideoInfo
 from .sources import Limits
 
-FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot", "json")
+FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot", "label_studio", "kitti_tracking", "json")
 _RECORD_READERS = {"csv": csvfile.read, "coco": coco.read, "yolo": yolo.read, "cvat_video": cvat.read,
-                   "mot": mot.read}
+                   "mot": mot.read, "label_studio": labelstudio.read, "kitti_tracking": kitti.read}
+# Formats that hold one video, and those whose writer needs records grouped by track.
+SINGLE_VIDEO = ("yolo", "mot", "cvat_video", "label_studio", "kitti_tracking")
+BY_TRACK = ("cvat_video", "label_studio")
 # What an export produces, for download names and content types.
-EXTENSIONS = {"csv": ".csv", "coco": ".json", "yolo": ".zip", "cvat_video": ".xml", "mot": ".zip", "json": ".json"}
+EXTENSIONS = {"csv": ".csv", "coco": ".json", "yolo": ".zip", "cvat_video": ".xml", "mot": ".zip", "json": ".json",
+              "label_studio": ".json", "kitti_tracking": ".txt"}
 CONTENT_TYPES = {"csv": "text/csv", "coco": "application/json", "yolo": "application/zip",
-                 "cvat_video": "application/xml", "mot": "application/zip", "json": "application/json"}
+                 "cvat_video": "application/xml", "mot": "application/zip", "json": "application/json",
+                 "label_studio": "application/json", "kitti_tracking": "text/plain"}
 
 
 def open_reader(fmt: str, path: Any, *, video: VideoInfo | None = None, classes: Sequence[str] | None = None,
@@ -52,8 +57,11 @@ def validate(fmt: str, path: Any, *, video: VideoInfo | None = None, classes: Se
 
 def write(fmt: str, dest: Any, records: Any, *, video: VideoInfo | None = None,
           videos: Sequence[VideoInfo] | None = None, classes: Sequence[str] = (), kind: Kind = "annotations",
-          frames: Any = None) -> int:
-    """Write ``records`` in ``fmt``; single-sequence formats (yolo, mot, cvat_video) need ``video``."""
+          frames: Any = None, images: Any = None) -> int:
+    """Write ``records`` in ``fmt``; single-sequence formats (yolo, mot, cvat_video) need ``video``.
+
+    ``images`` (yolo only): frame number -> JPEG bytes, for a dataset with its images.
+    """
     if fmt == "csv":
         return csvfile.write(dest, records, kind=kind)
     if fmt == "coco":
@@ -62,13 +70,17 @@ def write(fmt: str, dest: Any, records: Any, *, video: VideoInfo | None = None,
     if video is None:
         raise ValueError(f"{fmt} holds one video: give video=")
     if fmt == "yolo":
-        return yolo.write(dest, records, video=video, classes=classes, frames=frames, kind=kind)
+        return yolo.write(dest, records, video=video, classes=classes, frames=frames, kind=kind, images=images)
     if fmt == "mot":
         return mot.write(dest, records, video=video, classes=classes, kind=kind)
     if fmt == "cvat_video":
         if kind == "results":
             raise ValueError("CVAT for video holds annotations, not results")
         return cvat.write(dest, records, video=video, classes=classes)
+    if fmt == "label_studio":
+        return labelstudio.write(dest, records, video=video, classes=classes, kind=kind)
+    if fmt == "kitti_tracking":
+        return kitti.write(dest, records, video=video, kind=kind)
     raise ValueError(f"unknown format {fmt!r}; json documents are written with write_document()")
 
 
@@ -76,6 +88,8 @@ __all__ = [
     "CONTENT_TYPES",
     "EXTENSIONS",
     "FORMATS",
+    "BY_TRACK",
+    "SINGLE_VIDEO",
     "Annotation",
     "BoxXYXY",
     "Detection",
@@ -96,6 +110,8 @@ __all__ = [
     "coco",
     "csvfile",
     "cvat",
+    "kitti",
+    "labelstudio",
     "mot",
     "native",
     "open_reader",

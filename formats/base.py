@@ -33,6 +33,23 @@ from .sources import Limits, Source, open_source
 
 OnError = Literal["abort", "skip"]
 
+# The import options a user can give through the API (``POST /api/import/jobs``), by the names the
+# API uses. Messages that suggest an option name it through :func:`option`, so that no message
+# asks for an option that does not exist; an option added to the API is added here too.
+IMPORT_OPTIONS = ("label_map", "add_missing_labels", "on_error", "source_video_id", "frame_map", "default_label")
+
+
+def option(name: str) -> str:
+    """``name`` as a message may suggest it (only options of the API: see ``IMPORT_OPTIONS``)."""
+    if name not in IMPORT_OPTIONS:
+        raise ValueError(f"{name!r} is not an import option of the API")
+    return name
+
+
+def option_hint(name: str, hint: str, otherwise: str) -> str:
+    """``hint`` while ``name`` is an import option of the API, else ``otherwise``."""
+    return hint if name in IMPORT_OPTIONS else otherwise
+
 
 @dataclass(frozen=True)
 class ReadOptions:
@@ -132,7 +149,7 @@ class ReadContext:
             known = ", ".join(self.labels.classes or ())
             self.log.error(UNKNOWN_CLASS,
                            f"class {name!r} is not one of the project's classes ({known}); "
-                           "map it with label_map or set add_missing_labels", **where)
+                           f"map it with {option('label_map')} or set {option('add_missing_labels')}", **where)
         return resolved
 
     def frame(self, n: int, **where: Any) -> bool:

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import IO, Any
 
-from .base import ReadContext, Reader, ReadOptions, fmt_num, frame_from_name, open_text_out
+from .base import ReadContext, Reader, ReadOptions, fmt_num, frame_from_name, open_text_out, option
 from .errors import (
+    CLASS_MAPPED,
     DUPLICATE,
     REFERENCE,
     STRUCTURE,
@@ -163,7 +164,8 @@ def _image_frame(ctx: ReadContext, img: dict, name: str, ptr: str) -> int | None
     n = frame_from_name(file_name)
     if n is None:
         ctx.log.error(STRUCTURE, f"cannot tell which video frame {file_name!r} is: no frame_number field and no "
-                                 "number in the file name; give frame_map", file=name, pointer=ptr, field="file_name")
+                                 f"number in the file name; give {option('frame_map')}", file=name, pointer=ptr,
+                      field="file_name")
     return n
 
 
@@ -194,7 +196,8 @@ def _images(ctx: ReadContext, name: str, js: JsonStream, st: _State) -> None:
             if want_video is None and vid not in st.video_ids:
                 st.video_ids.add(vid)
                 if len(st.video_ids) == 2:
-                    ctx.log.refuse(STRUCTURE, "the file holds frames of several videos; choose one with video_id",
+                    ctx.log.refuse(STRUCTURE, "the file holds frames of several videos; choose one with "
+                                   f"{option('source_video_id')}",
                                    file=name, pointer=ptr, field="video_id")
         ok = True
         w, h = img.get("width"), img.get("height")
@@ -301,14 +304,14 @@ def _annotations(ctx: ReadContext, name: str, js: JsonStream, st: _State) -> Ite
         if score is not None and forced != "annotations":
             if not ctx.finite(score, file=name, pointer=ptr, field="score"):
                 continue
-            track = ann.get("track_id")
+            track = ann.get("track_id", ann.get("instance_id"))
             yield Detection(img[0], label, box, float(score), track if type(track) is int else None, img[3], vid)
             continue
         if forced == "results":
             ctx.log.error(STRUCTURE, "a result needs a score", file=name, pointer=ptr, field="score")
             continue
         if "attributes" not in ann and not ann.get("iscrowd"):
-            track = ann.get("track_id")
+            track = ann.get("track_id", ann.get("instance_id"))  # instance_id: COCO-VID (mmtracking, TAO)
             if track is None or type(track) is int:  # the common case, without per-field checks
                 yield Annotation(img[0], label, box, track, img[3], True, False, False, 1.0, None, {}, vid)
                 continue
@@ -325,7 +328,7 @@ def _annotation(ctx: ReadContext, ann: dict, name: str, ptr: str, img: tuple, la
         ctx.log.error(TYPE, "attributes must be an object", file=name, pointer=ptr, field="attributes")
         return None
     attrs = dict(attrs)
-    track = ann.get("track_id", attrs.get("track_id"))
+    track = ann.get("track_id", ann.get("instance_id", attrs.get("track_id")))
     attrs.pop("track_id", None)
     if track is not None and (not isinstance(track, int) or isinstance(track, bool)):
         ctx.log.error(TYPE, "track_id must be an integer", file=name, pointer=ptr, field="track_id")
@@ -351,7 +354,10 @@ def _results_list(ctx: ReadContext, name: str, js: JsonStream,
     classes = ctx.labels.classes
     if gt is None and classes is None:
         raise ctx.log.fatal(STRUCTURE, "a COCO results list refers to images and categories elsewhere: give the "
-                                       "project's classes or coco_gt", file=name)
+                                       "project's classes", file=name)
+    # category id -> the name it stands for, from label_map keys that are category ids ({"3": "car"})
+    by_id = {int(k): v for k, v in ctx.options.label_map.items() if k.strip().isdigit()}
+    told: set[int] = set()
     for i, res in js.values():
         ptr = f"/{i}"
         if not isinstance(res, dict):
@@ -371,14 +377,11 @@ def _results_list(ctx: ReadContext, name: str, js: JsonStream,
             img, label = gt[0][iid], gt[1][cid]
         else:
             assert classes is not None
-            if not 1 <= cid <= len(classes):
-                ctx.log.error(REFERENCE, f"unknown category_id {cid} (the project has {len(classes)} classes)",
-                              file=name, pointer=ptr, field="category_id")
-                continue
+            label = _result_category(ctx, cid, by_id, classes, told, name, ptr)
             frame = (iid - 1) % IMAGE_ID_STRIDE
             if iid < 1 or not ctx.frame(frame, file=name, pointer=ptr, field="image_id"):
                 continue
-            img, label = (frame, None, None, None), classes[cid - 1]
+            img = (frame, None, None, None)
         score = res.get("score")
         if score is None:
             ctx.log.error(STRUCTURE, "a result needs a score", file=name, pointer=ptr, field="score")
@@ -389,6 +392,36 @@ def _results_list(ctx: ReadContext, name: str, js: JsonStream,
         track = res.get("track_id")
         yield Detection(img[0], label, box, float(score), track if isinstance(track, int) else None, img[3],
                         ctx.options.video_id)
+
+
+def _result_category(ctx: ReadContext, cid: int, by_id: dict[int, str], classes: list[str], told: set[int],
+                     name: str, ptr: str) -> str | None:
+    """The project label of a bare results list's ``category_id``: never by position silently.
+
+    With category ids in ``label_map`` they are looked up there; without, the ids are the
+    platform's own COCO numbering (1..N in the project's label order, as its COCO export of the
+    video writes them), and each category read that way is reported once.
+    """
+    where = {"file": name, "pointer": ptr, "field": "category_id"}
+    if by_id:
+        if cid not in by_id:
+            ctx.log.error(REFERENCE, f"category_id {cid} is not among the category ids in label_map "
+                                     f"({', '.join(str(k) for k in sorted(by_id))}); add \"{cid}\": \"<label>\"",
+                          **where)
+            return None
+        return ctx.label(by_id[cid], **where)
+    if not 1 <= cid <= len(classes):
+        ctx.log.error(REFERENCE, f"unknown category_id {cid}: a results list without categories is read with the "
+                                 f"platform's COCO numbering (1..{len(classes)}, the project's labels in order); "
+                                 f"give label_map with category ids as keys, e.g. {{\"{cid}\": \"<label>\"}}", **where)
+        return None
+    label = classes[cid - 1]
+    if cid not in told:
+        told.add(cid)
+        ctx.log.warning(CLASS_MAPPED, f"category_id {cid} read as {label!r}, label {cid} of the project in the "
+                                      "platform's COCO numbering; if the file comes from another tool, give "
+                                      f"label_map with its category ids, e.g. {{\"{cid}\": \"<label>\"}}", **where)
+    return label
 
 
 def _load_gt(ctx: ReadContext, path: str) -> tuple[_Images, dict[int, str | None]]:
@@ -406,8 +439,8 @@ def _load_gt(ctx: ReadContext, path: str) -> tuple[_Images, dict[int, str | None
                     else:
                         js.skip()
             except JsonSyntaxError as exc:
-                raise ctx.log.fatal(WRONG_FORMAT, f"coco_gt is not COCO JSON: {exc.reason}", file=names[0],
-                                    line=exc.line) from None
+                raise ctx.log.fatal(WRONG_FORMAT, f"the ground truth file is not COCO JSON: {exc.reason}",
+                                    file=names[0], line=exc.line) from None
     return st.images, st.categories
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from math import isfinite
 from typing import IO, Any
 
-from .base import ReadContext, Reader, ReadOptions, open_text_out
+from .base import ReadContext, Reader, ReadOptions, open_text_out, option
 from .errors import NON_FINITE, STRUCTURE, TYPE, WRONG_FORMAT
 from .records import Annotation, Detection, Kind, Record, VideoInfo
 
@@ -159,7 +159,8 @@ def _rows(ctx: ReadContext, member: str, fp: IO[str]) -> Iterator[Record]:
         if want_video is None and vid is not None and vid not in videos:
             videos.add(vid)
             if len(videos) == 2:
-                ctx.log.refuse(STRUCTURE, "the file holds rows of several videos; choose one with video_id", **where,
+                ctx.log.refuse(STRUCTURE, "the file holds rows of several videos; choose one with "
+                               f"{option('source_video_id')}", **where,
                                field="video_id")
         try:
             frame = int(row[frame_col])

@@ -10,6 +10,7 @@ external references are refused, and memory does not grow with the file.
 """
 from __future__ import annotations
 
+import json
 import xml.sax
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
@@ -28,6 +29,7 @@ from .errors import (
     STRUCTURE,
     TYPE,
     UNSAFE_XML,
+    UNSUPPORTED,
     VIDEO_MISMATCH,
     WRONG_FORMAT,
 )
@@ -59,6 +61,16 @@ class _Handler(xml.sax.ContentHandler):
         self.attr_name: str | None = None
         self.locator: Any = None
         self.saw_root = False
+        self.unsupported = 0
+        self.skipped_tracks: set[int | None] = set()
+        self.track_label: str | None = None  # the open track's label as the file names it
+        self.track_where: dict[str, Any] = {}
+        self.label_resolved = False
+
+    def _skip(self, what: str) -> None:
+        """A shape or track of a kind we do not import: a warning where it is, and reading goes on."""
+        self.unsupported += 1
+        self.ctx.log.warning(UNSUPPORTED, f"{what}; skipped: only bounding boxes are imported", **self._where())
 
     def setDocumentLocator(self, locator: Any) -> None:  # noqa: N802 (SAX API)
         self.locator = locator
@@ -130,15 +142,18 @@ class _Handler(xml.sax.ContentHandler):
             if name == "track":
                 self._open_track(attrs)
             elif name in ("tag", "shape"):
-                self.ctx.skip_unsupported(f"CVAT <{name}> elements", **self._where())
+                self._skip(f"a <{name}> element (frame {attrs.get('frame')!r}, label {attrs.get('label')!r}) is not "
+                           "a track of boxes")
             return
         if depth == 2 and stack[1] == "track" and self.track is not None:
             if name == "box":
                 self.box = dict(attrs.items())
                 self.box["_line"] = self.locator.getLineNumber() if self.locator else None
                 self.box["_attrs"] = {}
-            elif name != "track":  # tracks nested in a skeleton track belong to the skeleton
-                self.ctx.skip_unsupported(f"CVAT {name} shapes", **self._where())
+            elif name != "track" and self.track[0] not in self.skipped_tracks:
+                # a skeleton's parts are tracks nested in it: skipped with it
+                self.skipped_tracks.add(self.track[0])
+                self._skip(f"track {self.track[0]} (label {self.track_label!r}) holds {name} shapes, not boxes")
             return
         if depth == 3 and self.box is not None and name == "attribute":
             self.attr_name = attrs.get("name")
@@ -180,25 +195,35 @@ class _Handler(xml.sax.ContentHandler):
         ctx = self.ctx
         where = self._where()
         tid_text, label_name = attrs.get("id"), attrs.get("label")
+        self.track_label, self.track_where, self.label_resolved = label_name, where, False
         try:
             tid = int(tid_text)
         except (TypeError, ValueError):
             ctx.log.error(TYPE, f"track id must be an integer, got {tid_text!r}", **{**where, "field": "id"})
             self.track = (None, None)
+            self.label_resolved = True
             return
         if tid in self.track_ids:
             ctx.log.error(DUPLICATE, f"track id {tid} appears twice", **{**where, "field": "id"})
         self.track_ids.add(tid)
+        self.track = (tid, None)  # the label is resolved at the track's first box: other kinds are skipped
+
+    def _track_label(self) -> str | None:
+        """The project class of the open track, checked once (tracks of skipped kinds never are)."""
+        assert self.track is not None
+        if self.label_resolved:
+            return self.track[1]
+        self.label_resolved = True
+        ctx, where, label_name = self.ctx, {**self.track_where, "field": "label"}, self.track_label
+        label: str | None = None
         if label_name is None:
-            ctx.log.error(STRUCTURE, "track has no label", **{**where, "field": "label"})
-            self.track = (tid, None)
-            return
-        if self.declared and label_name not in self.declared:
-            ctx.log.error(REFERENCE, f"label {label_name!r} is not declared in the task's labels",
-                          **{**where, "field": "label"})
-            self.track = (tid, None)
-            return
-        self.track = (tid, ctx.label(label_name, **{**where, "field": "label"}))
+            ctx.log.error(STRUCTURE, "track has no label", **where)
+        elif self.declared and label_name not in self.declared:
+            ctx.log.error(REFERENCE, f"label {label_name!r} is not declared in the task's labels", **where)
+        else:
+            label = ctx.label(label_name, **where)
+        self.track = (self.track[0], label)
+        return label
 
     def _close_box(self) -> None:
         box, self.box = self.box, None
@@ -206,7 +231,8 @@ class _Handler(xml.sax.ContentHandler):
         ctx = self.ctx
         where = {"file": self.member, "line": box.pop("_line"), "field": None}
         attrs = box.pop("_attrs")
-        tid, label = self.track
+        label = self._track_label()
+        tid = self.track[0]
         nums: dict[str, float] = {}
         for key in ("xtl", "ytl", "xbr", "ybr"):
             try:
@@ -285,6 +311,9 @@ def _records(ctx: ReadContext) -> Iterator[Annotation]:
                             line=exc.getLineNumber()) from None
     yield from handler.out
     handler.out.clear()
+    if handler.unsupported and ctx.emitted == 0:
+        ctx.log.error(UNSUPPORTED, f"the file holds no boxes: {handler.unsupported} tracks or shapes of other kinds "
+                                   "were skipped; only bounding boxes can be imported", file=member)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -339,7 +368,8 @@ def write(dest: str | IO[str] | Any, records: Iterable[Record], *, video: VideoI
                        f'keyframe="{int(r.keyframe)}" xtl="{fmt_num(x1)}" ytl="{fmt_num(y1)}" xbr="{fmt_num(x2)}" '
                        f'ybr="{fmt_num(y2)}" z_order="0">\n')
             for k, v in r.attributes.items():
-                buf.append(f"      <attribute name={quoteattr(str(k))}>{escape(str(v))}</attribute>\n")
+                text = json.dumps(v, allow_nan=False) if isinstance(v, dict | list) else str(v)  # KITTI's 3D fields
+                buf.append(f"      <attribute name={quoteattr(str(k))}>{escape(text)}</attribute>\n")
             buf.append("    </box>\n")
             n += 1
             if len(buf) >= 4096:

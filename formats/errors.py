@@ -29,6 +29,8 @@ ARCHIVE_LIMIT = "archive_limit"    # expanded size, ratio or member count over t
 UNSAFE_XML = "unsafe_xml"          # entity declarations, external references
 WRONG_FORMAT = "wrong_format"      # content does not look like the declared format
 DUPLICATE = "duplicate"
+CLASS_MAPPED = "class_mapped"      # warning: a class taken by number, or renamed, on the way in
+FRAME_BASE = "frame_base"          # warning: frame numbers converted from another numbering
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from .base import ReadContext, Reader, ReadOptions, fmt_num
+from .base import ReadContext, Reader, ReadOptions, fmt_num, option
 from .errors import FRAME_RANGE, REFERENCE, STRUCTURE, TYPE, UNKNOWN_CLASS, VIDEO_MISMATCH, WRONG_FORMAT
 from .records import Annotation, Detection, Kind, Record, VideoInfo
 
@@ -69,7 +69,8 @@ def _pick(ctx: ReadContext) -> tuple[str, Kind]:
     if forced == "results" and txts:
         raise ctx.log.fatal(STRUCTURE, f"several result files ({', '.join(txts[:5])}); choose one with video_id")
     if len(gts) > 1:
-        raise ctx.log.fatal(STRUCTURE, f"several sequences ({', '.join(gts)}); choose one with video_id")
+        raise ctx.log.fatal(STRUCTURE, f"several sequences ({', '.join(gts)}); choose one with "
+                                             f"{option('source_video_id')}")
     if gts:
         return gts[0], forced or "annotations"
     if len(txts) == 1:
@@ -268,7 +269,13 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
 def write(dest: Any, records: Iterable[Record], *, video: VideoInfo, classes: Sequence[str],
           kind: Kind = "annotations") -> int:
     """Write a zipped MOT sequence: ``<name>/gt/gt.txt`` + labels + seqinfo, or ``<name>.txt`` for results."""
-    cls = {c: i + 1 for i, c in enumerate(classes)}
+    mot17 = {c.casefold().replace(" ", "_"): i + 1 for i, c in enumerate(MOT17_CLASSES)}
+    if classes and all(c.casefold().replace(" ", "_") in mot17 for c in classes):
+        # MOT17's own labels keep MOT17's numbers (pedestrian 1, car 3...), and labels.txt lists them all
+        cls = {c: mot17[c.casefold().replace(" ", "_")] for c in classes}
+        classes = MOT17_CLASSES
+    else:
+        cls = {c: i + 1 for i, c in enumerate(classes)}
     seq = video.name
     n = 0
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:

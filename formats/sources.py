@@ -163,7 +163,7 @@ class ZipSource(Source):
         self.label = path.name
         try:
             self.zf = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:  # e.g. a zip version we cannot read
             raise FormatError([Issue("error", WRONG_FORMAT, f"not a readable zip archive: {exc}", file=path.name)]) \
                 from None
         try:

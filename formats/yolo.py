@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
-from .base import ReadContext, Reader, ReadOptions, frame_from_name
+from .base import ReadContext, Reader, ReadOptions, frame_from_name, option
 from .errors import REFERENCE, STRUCTURE, TYPE, UNSUPPORTED, WRONG_FORMAT
 from .records import Annotation, Detection, FrameInfo, Kind, Record, VideoInfo
 
@@ -70,6 +70,16 @@ def _yaml_names(ctx: ReadContext, member: str) -> tuple[list[str] | None, bool]:
     return names, "kpt_shape" in doc
 
 
+def _is_image_list(ctx: ReadContext, member: str) -> bool:
+    """A subset list (``train.txt`` naming image files), not a label file."""
+    try:
+        with ctx.source.open_text(member) as fp:
+            first = fp.readline().strip()
+    except UnicodeDecodeError:
+        return False
+    return PurePosixPath(first).suffix.lower() in _IMAGE_EXT
+
+
 def _layout(ctx: ReadContext) -> tuple[list[str], list[str]]:
     """(class names, label files) for whichever layout the dataset uses."""
     names = ctx.source.names()
@@ -82,10 +92,17 @@ def _layout(ctx: ReadContext) -> tuple[list[str], list[str]]:
             raise ctx.log.fatal(UNSUPPORTED, "YOLO pose datasets (kpt_shape in the YAML) are not supported; only "
                                              "detection boxes can be imported", file=y, field="kpt_shape")
         labels = [n for n in names if n.endswith(".txt") and "labels" in PurePosixPath(n).parts[:-1]]
+        if not labels:  # label files in a folder of another name (Labels/, annotations/, obj_train_data/...)
+            labels = [n for n in names if n.endswith(".txt") and "/" in n and PurePosixPath(n).name not in _SIDE_FILES
+                      and not _is_image_list(ctx, n)]
+            if labels:
+                folders = sorted({str(PurePosixPath(n).parent) for n in labels})
+                ctx.log.warning(STRUCTURE, f"no labels/ folder: the .txt files in {', '.join(folders[:5])} are read "
+                                           "as detection labels", file=y)
         if not labels:
             if any(PurePosixPath(n).suffix.lower() in _IMAGE_EXT for n in names):
                 raise ctx.log.fatal(UNSUPPORTED, "a YOLO classification dataset (folders of images per class, no "
-                                                 "labels/) is not supported; only detection boxes", file=y)
+                                                 "label .txt files) is not supported; only detection boxes", file=y)
         return classes, sorted(labels)
     obj = [n for n in names if PurePosixPath(n).name == "obj.names"]
     if obj:
@@ -112,7 +129,8 @@ def _frame_of(ctx: ReadContext, member: str) -> int | None:
                 return int(fmap[p.stem + ext])
     n = frame_from_name(p.name)
     if n is None:
-        ctx.log.error(STRUCTURE, f"cannot tell which video frame {p.name!r} is: no number in the name; give frame_map",
+        ctx.log.error(STRUCTURE, f"cannot tell which video frame {p.name!r} is: no number in the name; give "
+                               f"{option('frame_map')}",
                       file=member)
     return n
 
@@ -196,27 +214,41 @@ def _norm(v: float) -> str:
     return f"{v:.6f}"
 
 
+FrameImages = Callable[[int], "bytes | None"]
+
+
 def write(dest: Any, records: Iterable[Record], *, video: VideoInfo, classes: Sequence[str],
-          frames: Iterable[FrameInfo] | None = None, kind: Kind = "annotations", split: str = "train") -> int:
+          frames: Iterable[FrameInfo] | None = None, kind: Kind = "annotations", split: str = "train",
+          images: FrameImages | None = None) -> int:
     """Write a zipped Ultralytics dataset; records must come ordered by frame.
 
-    Every frame in ``frames`` gets a label file, empty when it has no objects (a negative
-    frame in YOLO terms). Outside markers and track ids have no place in YOLO.
+    ``labels/<split>/frame_NNNNNN.txt`` per frame (empty for a listed frame without objects,
+    a negative frame in YOLO terms); with ``images`` (frame number -> encoded JPEG, asked in
+    frame order) ``images/<split>/frame_NNNNNN.jpg`` beside each, so that the dataset loads in
+    Ultralytics and datumaro as it is. ``data.yaml`` names the folders relative to itself
+    (no ``path`` key: Ultralytics then resolves them against the YAML's own folder) and the
+    classes in order. Outside markers and track ids have no place in YOLO.
     """
     cls = {c: i for i, c in enumerate(classes)}
     W, H = float(video.width), float(video.height)  # noqa: N806
-    header = {"path": ".", "train": f"images/{split}", "val": f"images/{split}", "nc": len(classes),
-              "names": {i: c for i, c in enumerate(classes)}}
+    header: dict[str, Any] = {"train": f"images/{split}", "val": f"images/{split}", "nc": len(classes),
+                              "names": {i: c for i, c in enumerate(classes)}}
     written: set[int] = set()
     n = 0
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("data.yaml", yaml.safe_dump(header, sort_keys=False, allow_unicode=True))
+        # the folder exists in the archive even when no frame has an image
+        zf.writestr(zipfile.ZipInfo(f"images/{split}/"), b"")
 
         def flush(frame: int, lines: list[str]) -> None:
             if frame in written:
                 raise ValueError(f"frame {frame} appears again after other frames: order records by frame")
             written.add(frame)
             zf.writestr(f"labels/{split}/frame_{frame:06d}.txt", "".join(lines))
+            if images is not None:
+                data = images(frame)
+                if data is not None:  # already JPEG: stored, not deflated again
+                    zf.writestr(f"images/{split}/frame_{frame:06d}.jpg", data, compress_type=zipfile.ZIP_STORED)
 
         current: int | None = None
         lines: list[str] = []

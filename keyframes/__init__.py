@@ -7,7 +7,7 @@ covering the whole 640x480 frame is ``[0, 0, 640, 480]``).
 from .boxes import box_errors, iou
 from .checks import CheckLimits, Finding, TrackSpec, check_track
 from .timeline import Timeline
-from .tracks import Keyframe, interpolate
+from .tracks import Keyframe, interpolate, visible
 
 __all__ = ["CheckLimits", "Finding", "Keyframe", "Timeline", "TrackSpec", "box_errors", "check_track",
-           "interpolate", "iou"]
+           "interpolate", "iou", "visible"]

@@ -63,6 +63,8 @@ def check_track(track: TrackSpec, others: Sequence[TrackSpec], timeline: Timelin
 
     ordered = sorted(track.keyframes, key=lambda k: k.frame_number)
     for a, b in zip(ordered, ordered[1:], strict=False):
+        if a.outside or b.outside:  # the object is out of view in between: no gap or jump to judge
+            continue
         ta, tb = (float(t) for t in timeline.time_of([a.frame_number, b.frame_number]))
         gap = tb - ta
         if gap > limits.max_keyframe_gap_seconds:
@@ -91,6 +93,10 @@ def check_track(track: TrackSpec, others: Sequence[TrackSpec], timeline: Timelin
             continue
         mine = boxes[np.searchsorted(frames, common)]
         theirs = interpolate(other.keyframes, common, timeline, other.box)
+        both = ~(np.isnan(mine[:, 0]) | np.isnan(theirs[:, 0]))  # frames where either is out of view do not count
+        if not both.any():
+            continue
+        mine, theirs, common = mine[both], theirs[both], common[both]
         overlap = iou(mine, theirs)
         if float(np.median(overlap)) >= limits.duplicate_iou:
             findings.append(Finding("duplicate", "error",

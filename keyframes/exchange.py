@@ -17,7 +17,7 @@ import numpy as np
 from formats.records import Annotation
 
 from .timeline import Timeline
-from .tracks import Keyframe, interpolate
+from .tracks import Keyframe, interpolate, visible
 
 
 @dataclass
@@ -40,25 +40,44 @@ class StoredTrack:
         return span
 
     def records(self, timeline: Timeline, lo: int = 0, hi: int | None = None) -> list[Annotation]:
-        """This track's boxes on the frames of its span inside ``[lo, hi)``."""
-        span = self.frames(timeline, lo, hi)
-        if span.size == 0 or (self.box is None and not self.keyframes):
+        """This track's boxes on the frames of its span inside ``[lo, hi)``.
+
+        After the last frame of each visible segment comes an ``outside`` record on the next
+        frame of the video (when the video has one), so that formats which mark absence (CVAT)
+        end the track there; frames in a gap get no record.
+        """
+        whole = self.frames(timeline)
+        if whole.size == 0 or (self.box is None and not self.keyframes):
             return []
-        keys = [Keyframe(f, tuple(float(c) for c in b)) for f, b, _ in self.keyframes]
-        boxes = interpolate(keys, span, timeline, self.box)
-        extras = {f: x for f, _, x in self.keyframes}
-        first = int(timeline.frames_between(self.start, self.end)[:1].sum()) if not self.keyframes else None
-        times = timeline.time_of(span)
+        first = int(whole[0]) if not self.keyframes else None
+        final = int(whole[-1])
+        top = timeline.frame_count if hi is None else hi
+        whole = whole[(whole >= lo - 1) & (whole <= top)]  # one frame either side: where segments end
+        keys = [Keyframe(f, tuple(float(c) for c in b), bool(x.get("outside"))) for f, b, x in self.keyframes]
+        boxes = interpolate(keys, whole, timeline, self.box)
+        shown = visible(boxes)
+        extras = {f: x for f, _, x in self.keyframes if not x.get("outside")}
+        times = timeline.time_of(whole)
         out = []
-        for i, frame in enumerate(span.tolist()):
-            extra = extras.get(frame)
-            is_key = extra is not None or frame == first
-            extra = extra or {}
-            out.append(Annotation(frame, self.label, (float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]),
-                                                      float(boxes[i, 3])),
-                                  self.track_id, float(times[i]), is_key, False, bool(extra.get("occluded", False)),
-                                  self.confidence, extra.get("visibility"), dict(extra.get("attributes") or {}),
-                                  self.video_id))
+        for i, frame in enumerate(whole.tolist()):
+            if not shown[i]:
+                continue
+            last = frame == final or (i + 1 < whole.size and not shown[i + 1])
+            if lo <= frame < top:
+                extra = extras.get(frame)
+                is_key = bool(extra.get("keyframe", True)) if extra is not None else frame == first
+                extra = extra or {}
+                out.append(Annotation(frame, self.label, (float(boxes[i, 0]), float(boxes[i, 1]),
+                                                          float(boxes[i, 2]), float(boxes[i, 3])),
+                                      self.track_id, float(times[i]), is_key, False,
+                                      bool(extra.get("occluded", False)), self.confidence, extra.get("visibility"),
+                                      dict(extra.get("attributes") or {}), self.video_id))
+            end = frame + 1
+            if last and lo <= end < top and (timeline.frame_count is None or end < timeline.frame_count):
+                out.append(Annotation(end, self.label, (float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]),
+                                                        float(boxes[i, 3])),
+                                      self.track_id, float(timeline.time_of(end)), True, True, False,
+                                      self.confidence, None, {}, self.video_id))
         return out
 
 
@@ -74,12 +93,12 @@ def records_by_frame(tracks: Sequence[StoredTrack], timeline: Timeline, window: 
         return
     spans = [(int(s[0]), int(s[-1])) if (s := t.frames(timeline)).size else (1, 0) for t in tracks]
     lo_all = min(a for a, b in spans if b >= a) if any(b >= a for a, b in spans) else 0
-    hi_all = max(b for a, b in spans) + 1
+    hi_all = max(b for a, b in spans) + 2  # the outside record after a track's last frame
     for lo in range(lo_all, hi_all, window):
         hi = lo + window
         batch: list[Annotation] = []
         for track, (a, b) in zip(tracks, spans, strict=True):
-            if b >= lo and a < hi:
+            if b + 1 >= lo and a < hi:
                 batch.extend(track.records(timeline, lo, hi))
         batch.sort(key=lambda r: (r.frame_number, r.track_id if r.track_id is not None else -1))
         yield from batch

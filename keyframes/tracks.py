@@ -11,8 +11,15 @@ from .timeline import Timeline
 
 @dataclass(frozen=True)
 class Keyframe:
+    """A box at a frame; ``outside`` marks the frame where the object leaves the view.
+
+    An outside keyframe starts a gap: the track has no box from that frame until its next
+    visible keyframe (a track that reappears stays one track). Its ``box`` is not used.
+    """
+
     frame_number: int
     box: tuple[float, float, float, float]
+    outside: bool = False
 
 
 def interpolate(keyframes: Sequence[Keyframe], frames: np.ndarray, timeline: Timeline,
@@ -21,16 +28,38 @@ def interpolate(keyframes: Sequence[Keyframe], frames: np.ndarray, timeline: Tim
 
     Between two keyframes the box moves linearly in *time* (not frame index), so a
     variable-frame-rate video moves at its real speed; before the first and after the last
-    keyframe it holds still. Without keyframes every frame gets ``default_box``.
+    keyframe it holds still. Without keyframes every frame gets ``default_box``. Frames in a gap
+    (from an outside keyframe to the next visible one) are NaN: callers drop them.
     """
     frames = np.asarray(frames, dtype=np.int64)
-    if not keyframes:
+    visible = [k for k in keyframes if not k.outside]
+    if not visible:
         if default_box is None:
             raise ValueError("no keyframes and no default box")
-        return np.tile(np.asarray(default_box, dtype=np.float64), (frames.size, 1))
-    ordered = sorted(keyframes, key=lambda k: k.frame_number)
+        boxes = np.tile(np.asarray(default_box, dtype=np.float64), (frames.size, 1))
+        return _gaps(boxes, keyframes, frames)
+    ordered = sorted(visible, key=lambda k: k.frame_number)
     key_times = timeline.time_of([k.frame_number for k in ordered]).astype(np.float64)
     key_boxes = np.asarray([k.box for k in ordered], dtype=np.float64)
     times = timeline.time_of(frames).astype(np.float64)
     # np.interp holds the end values outside the keyframe range, as wanted.
-    return np.stack([np.interp(times, key_times, key_boxes[:, c]) for c in range(4)], axis=1)
+    boxes = np.stack([np.interp(times, key_times, key_boxes[:, c]) for c in range(4)], axis=1)
+    return _gaps(boxes, keyframes, frames)
+
+
+def _gaps(boxes: np.ndarray, keyframes: Sequence[Keyframe], frames: np.ndarray) -> np.ndarray:
+    """NaN on the frames whose latest keyframe (at or before them) is an outside one."""
+    if not any(k.outside for k in keyframes):
+        return boxes
+    ordered = sorted(keyframes, key=lambda k: (k.frame_number, not k.outside))
+    key_frames = np.asarray([k.frame_number for k in ordered], dtype=np.int64)
+    outside = np.asarray([k.outside for k in ordered], dtype=bool)
+    latest = np.searchsorted(key_frames, frames, side="right") - 1
+    hidden = (latest >= 0) & outside[np.maximum(latest, 0)]
+    boxes[hidden] = np.nan
+    return boxes
+
+
+def visible(boxes: np.ndarray) -> np.ndarray:
+    """Which rows of :func:`interpolate`'s result hold a box (not in a gap)."""
+    return ~np.isnan(boxes[:, 0])

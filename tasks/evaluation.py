@@ -223,7 +223,8 @@ def load_ground_truth(db: Session, annotation_session_id: uuid.UUID, class_index
                 .order_by(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number)):
             box = (data or {}).get("bounding_box")
             if isinstance(box, dict) and all(isinstance(box.get(c), int | float) for c in COORDS):
-                keyframes.setdefault(ann_id, []).append(Keyframe(int(frame), tuple(float(box[c]) for c in COORDS)))
+                keyframes.setdefault(ann_id, []).append(Keyframe(int(frame), tuple(float(box[c]) for c in COORDS),
+                                                                 bool(data.get("outside"))))
                 if marks is not None:
                     attrs = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
                     vis = data.get("visibility")

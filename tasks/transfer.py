@@ -53,8 +53,8 @@ from .lifecycle import JobCancelled, JobContext, JobLost, public_error, run_job
 
 EXPORT_TYPES = ("project", "annotations", "results", "full")
 IMPORT_TYPES = ("project", "annotations", "results")
-RECORD_FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot")
-SINGLE_VIDEO = ("yolo", "mot", "cvat_video")
+RECORD_FORMATS = tuple(f for f in formats.FORMATS if f != "json")
+SINGLE_VIDEO = formats.SINGLE_VIDEO
 BATCH = 2000
 MAX_STORED_ISSUES = 1000
 # The document's sections in dependency order: an import creates rows in this order.
@@ -226,7 +226,7 @@ def _tracks_for_video(conn: Connection, session_ids: list[uuid.UUID], video: Vid
                       numbering: dict[uuid.UUID, int]) -> list[StoredTrack]:
     rows = conn.execute(select(VideoAnnotation.id, VideoAnnotation.class_label, VideoAnnotation.start_timestamp,
                                VideoAnnotation.end_timestamp, VideoAnnotation.bounding_box,
-                               VideoAnnotation.confidence)
+                               VideoAnnotation.confidence, VideoAnnotation.keyframe_data)
                         .where(VideoAnnotation.annotation_session_id.in_(session_ids),
                                VideoAnnotation.video_id == video.id, *scope.annotation_filter())
                         .order_by(VideoAnnotation.created_at, VideoAnnotation.id)).all()
@@ -242,6 +242,7 @@ def _tracks_for_video(conn: Connection, session_ids: list[uuid.UUID], video: Vid
                 extras = {k: v for k, v in kf.frame_data.items() if k != "bounding_box"}
                 keys[kf.annotation_id].append((kf.frame_number, [box["x1"], box["y1"], box["x2"], box["y2"]],
                                                extras))
+    _number_tracks(rows, numbering)
     tracks = []
     for r in rows:
         box = r.bounding_box
@@ -250,11 +251,26 @@ def _tracks_for_video(conn: Connection, session_ids: list[uuid.UUID], video: Vid
             start = max(start, scope.time_from)
         if scope.time_to is not None:
             end = min(end, scope.time_to)
-        numbering.setdefault(r.id, len(numbering) + 1)
         tracks.append(StoredTrack(numbering[r.id], r.class_label, start, end,
                                   None if box is None else [box["x1"], box["y1"], box["x2"], box["y2"]],
                                   keys[r.id], float(r.confidence), str(video.id)))
     return tracks
+
+
+def _number_tracks(rows: list[Any], numbering: dict[Any, int]) -> None:
+    """Track ids for an export: the id the track had in the file it was imported from where that id
+    is still free in this export, else the next number after the largest one used."""
+    used = set(numbering.values())
+    for r in rows:
+        source = (r.keyframe_data or {}).get("source_track_id")
+        if isinstance(source, int) and not isinstance(source, bool) and source >= 0 and source not in used:
+            numbering[r.id] = source
+            used.add(source)
+    free = max(used, default=0) + 1
+    for r in rows:
+        if r.id not in numbering:
+            numbering[r.id] = free
+            free += 1
 
 
 def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
@@ -269,8 +285,7 @@ def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
     with Session(bind=conn) as s:
         videos = list(s.scalars(select(Video).where(Video.id.in_(list(by_video))).order_by(Video.created_at,
                                                                                              Video.id)))
-        for v in videos:
-            s.expunge(v)
+        s.expunge_all()
     total = conn.scalar(select(func.count()).select_from(VideoAnnotation)
                         .where(VideoAnnotation.annotation_session_id.in_([s for s, _ in sessions]),
                                *scope.annotation_filter())) or 0
@@ -284,7 +299,7 @@ def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
     return videos, stream, total
 
 
-def _detection_streams(conn: Connection, scope: Scope
+def _detection_streams(conn: Connection, scope: Scope, by_track: bool = False
                        ) -> tuple[list[tuple[TestSession, Video]], Callable[[TestSession], Iterator[Detection]], int]:
     from sqlalchemy.orm import Session
 
@@ -292,12 +307,14 @@ def _detection_streams(conn: Connection, scope: Scope
         pairs = list(s.execute(select(TestSession, Video).join(Video, Video.id == TestSession.video_id)
                                .where(*scope.test_session_filter())
                                .order_by(TestSession.created_at, TestSession.id)).tuples())
-        for ts, v in pairs:
-            s.expunge(ts)
-            s.expunge(v)
+        s.expunge_all()  # sessions of one video share its Video object: expunge each object once
     ids = [ts.id for ts, _ in pairs]
     total = conn.scalar(select(func.count()).select_from(DetectionEvent)
                         .where(DetectionEvent.test_session_id.in_(ids), *scope.detection_filter())) or 0
+
+    order = [DetectionEvent.frame_number, DetectionEvent.detection_index]
+    if by_track:  # tracked detections track after track (untracked ones last), as CVAT and Label Studio hold them
+        order = [DetectionEvent.track_id.is_(None), DetectionEvent.track_id, *order]
 
     def stream(ts: TestSession) -> Iterator[Detection]:
         result = conn.execution_options(yield_per=BATCH).execute(
@@ -305,7 +322,7 @@ def _detection_streams(conn: Connection, scope: Scope
                    DetectionEvent.confidence, DetectionEvent.x1, DetectionEvent.y1, DetectionEvent.x2,
                    DetectionEvent.y2, DetectionEvent.track_id)
             .where(DetectionEvent.test_session_id == ts.id, *scope.detection_filter())
-            .order_by(DetectionEvent.frame_number, DetectionEvent.detection_index))
+            .order_by(*order))
         for r in result:
             yield Detection(r.frame_number, r.class_label, (r.x1, r.y1, r.x2, r.y2), r.confidence, r.track_id,
                             r.timestamp, str(ts.id))
@@ -313,19 +330,63 @@ def _detection_streams(conn: Connection, scope: Scope
     return pairs, stream, total
 
 
-def _write_per_video(fmt: str, dest: Path, items: list[tuple[VideoInfo, Callable[[], Iterator[Any]]]],
-                     classes: list[str], kind: str) -> int:
-    """One file for one video; several videos: one member per video in a zip."""
+class FrameJpegs:
+    """A video's frames as JPEG for a YOLO dataset, decoded forward as the writer asks for them."""
+
+    def __init__(self, path: Path, quality: int = 95) -> None:
+        self.path, self.quality = path, quality
+        self.cap: Any = None
+        self.position = 0
+
+    def __call__(self, frame: int) -> bytes | None:
+        import cv2
+
+        if self.cap is None or frame < self.position:  # a frame behind us: start again
+            self.close()
+            self.cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+            self.position = 0
+        while self.position < frame:
+            if not self.cap.grab():
+                return None
+            self.position += 1
+        ok, image = self.cap.read()
+        if not ok or image is None:
+            return None
+        self.position += 1
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        return data.tobytes() if ok else None
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+PerVideo = tuple[VideoInfo, Callable[[], Iterator[Any]], "Video | None"]
+
+
+def _write_per_video(fmt: str, dest: Path, items: list[PerVideo], classes: list[str], kind: str,
+                     with_images: bool = False) -> int:
+    """One file for one video; several videos: one member per video in a zip. A YOLO dataset
+    carries its frames as JPEG unless ``with_images`` is off."""
+    def write_one(path: Path, info: VideoInfo, make: Callable[[], Iterator[Any]], video: Video | None) -> int:
+        images = FrameJpegs(Path(runtime.settings().storage_dir) / video.storage_path) \
+            if with_images and fmt == "yolo" and video is not None else None
+        try:
+            return formats.write(fmt, path, make(), video=info, classes=classes, kind=kind, images=images)
+        finally:
+            if images is not None:
+                images.close()
+
     if len(items) == 1:
-        info, make = items[0]
-        return formats.write(fmt, dest, make(), video=info, classes=classes, kind=kind)
+        return write_one(dest, *items[0])
     n = 0
     # Named after the partial file, so that what a killed worker leaves is found and removed with it.
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f"{dest.name}.") as tmp, \
             zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        for info, make in items:
+        for info, make, video in items:
             member = Path(tmp) / f"{info.name}{formats.EXTENSIONS[fmt]}"
-            n += formats.write(fmt, member, make(), video=info, classes=classes, kind=kind)
+            n += write_one(member, info, make, video)
             zf.write(member, member.name)
             member.unlink()
     return n
@@ -406,27 +467,28 @@ def write_export(ctx: JobContext, conn: Connection, exp: ExportJob, dest: Path) 
                                         meta=meta)
         return sum(counts.values())
     if export_type == "results":
-        pairs, stream, total = _detection_streams(conn, scope)
+        pairs, stream, total = _detection_streams(conn, scope, by_track=fmt in formats.BY_TRACK)
         counter = Counter(ctx, total, "writing results")
         if not pairs:
             raise ValueError("the scope holds no test sessions")
         infos = [(video_info(v, f"{video_name(v)}-{str(ts.id)[:8]}", str(ts.id)), ts) for ts, v in pairs]
         if fmt in SINGLE_VIDEO:
-            return _write_per_video(fmt, dest, [(i, lambda ts=ts: counter.wrap(stream(ts))) for i, ts in infos],
-                                    classes, "results")
+            return _write_per_video(fmt, dest, [(i, lambda ts=ts: counter.wrap(stream(ts)), None)
+                                                for i, ts in infos], classes, "results")
 
         def all_results() -> Iterator[Detection]:
             for _, ts in infos:
                 yield from counter.wrap(stream(ts))
         return formats.write(fmt, dest, all_results(), videos=[i for i, _ in infos], classes=classes, kind="results")
-    videos, stream, total = _annotation_streams(conn, scope, by_track=fmt == "cvat_video")
+    videos, stream, total = _annotation_streams(conn, scope, by_track=fmt in formats.BY_TRACK)
     if not videos:
         raise ValueError("the scope holds no annotation sessions")
     counter = Counter(ctx, total * 10, "writing annotations")
     infos = [(video_info(v), v) for v in videos]
     if fmt in SINGLE_VIDEO:
-        return _write_per_video(fmt, dest, [(i, lambda v=v: counter.wrap(stream(v))) for i, v in infos], classes,
-                                "annotations")
+        params = getattr(ctx, "params", None) or {}
+        return _write_per_video(fmt, dest, [(i, lambda v=v: counter.wrap(stream(v)), v) for i, v in infos], classes,
+                                "annotations", with_images=bool(params.get("include_images", True)))
 
     def all_annotations() -> Iterator[Annotation]:
         for _, v in infos:
@@ -434,14 +496,11 @@ def write_export(ctx: JobContext, conn: Connection, exp: ExportJob, dest: Path) 
     return formats.write(fmt, dest, all_annotations(), videos=[i for i, _ in infos], classes=classes)
 
 
-def export_file_name(exp: ExportJob) -> str:
-    fmt = exp.format
-    scope = exp.scope_filter or {}
-    several = fmt in SINGLE_VIDEO and (len(scope.get("test_session_ids") or ()) != 1
-                                       and len(scope.get("video_ids") or ()) != 1
-                                       and len(scope.get("annotation_session_ids") or ()) != 1)
-    ext = formats.EXTENSIONS[fmt]
-    return f"{exp.id}{'.zip' if several and ext != '.zip' else ext}"
+def export_file_name(exp: ExportJob, written: Path) -> str:
+    """Named after what was written: one video's file keeps its format's extension, several
+    videos in one zip (or a zipped format) end in ``.zip``."""
+    ext = formats.EXTENSIONS[exp.format]
+    return f"{exp.id}{'.zip' if zipfile.is_zipfile(written) else ext}"
 
 
 def remove_partial_export(export_id: uuid.UUID) -> None:
@@ -474,9 +533,7 @@ def export_body(ctx: JobContext) -> dict[str, Any]:
             count = write_export(ctx, conn, exp, tmp)
         ctx.progress(96, "finalizing")
         digest, size = sha256_file(tmp)
-        name = export_file_name(exp)
-        if zipfile.is_zipfile(tmp) and not name.endswith(".zip"):
-            name = f"{exp.id}.zip"
+        name = export_file_name(exp, tmp)
         final = exports_dir() / name
         ctx.check_cancel()  # the last point where a cancel lands: after it the file is in place
         os.replace(tmp, final)
@@ -595,27 +652,38 @@ def _copy_rows(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
 
 def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timeline: Timeline,
                         session_id: uuid.UUID, validation_status: str) -> int:
-    """Tracks become annotations spanning their frames; frames flagged as keyframes become keyframes."""
-    tracks: dict[Any, list[Any]] = {}  # key -> [annotation id, min frame, max frame, has keyframe, first record]
+    """Tracks become annotations spanning their visible frames; every box is kept as a keyframe row
+    (``keyframe: false`` where the source interpolated it) and an ``outside`` record inside the span
+    becomes a gap marker, so the track has no box until it is visible again."""
+    # key -> [annotation id, min frame, max frame, last box, outside record waiting for the track to reappear]
+    tracks: dict[Any, list[Any]] = {}
     ann_table, kf_table = VideoAnnotation.__table__, AnnotationKeyframe.__table__
     now = utcnow()
     untracked = 0
 
-    def key_row(ann_id: uuid.UUID, rec: Annotation) -> dict[str, Any]:
-        x1, y1, x2, y2 = rec.box
+    def key_row(ann_id: uuid.UUID, rec: Annotation, box: Any, outside: bool = False) -> dict[str, Any]:
+        x1, y1, x2, y2 = box
         data: dict[str, Any] = {"bounding_box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}}
-        if rec.occluded:
-            data["occluded"] = True
-        if rec.visibility is not None:
-            data["visibility"] = rec.visibility
-        if rec.attributes:
-            data["attributes"] = rec.attributes
+        if outside:
+            data["outside"] = True
+        else:
+            if not getattr(rec, "keyframe", True):
+                data["keyframe"] = False
+            if getattr(rec, "occluded", False):
+                data["occluded"] = True
+            if getattr(rec, "visibility", None) is not None:
+                data["visibility"] = rec.visibility
+            if getattr(rec, "attributes", None):
+                data["attributes"] = rec.attributes
         return {"id": uuid.uuid4(), "annotation_id": ann_id, "frame_number": rec.frame_number,
                 "timestamp": float(timeline.time_of(rec.frame_number)), "frame_data": data, "created_at": now}
 
     for rec in records:
         w.tick()
         if isinstance(rec, Annotation) and rec.outside:
+            entry = tracks.get(("t", rec.track_id)) if rec.track_id is not None else None
+            if entry is not None and entry[4] is None:  # before a track's first box, absence says nothing
+                entry[4] = rec  # a gap only if the track comes back: after its last box the span ends anyway
             continue
         if rec.track_id is None:
             untracked += 1
@@ -625,7 +693,7 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
         entry = tracks.get(key)
         if entry is None:
             ann_id = uuid.uuid4()
-            entry = tracks[key] = [ann_id, rec.frame_number, rec.frame_number, False, rec]
+            entry = tracks[key] = [ann_id, rec.frame_number, rec.frame_number, rec.box, None]
             x1, y1, x2, y2 = rec.box
             t = float(timeline.time_of(rec.frame_number))
             w.add(ann_table, {"id": ann_id, "annotation_session_id": session_id, "video_id": video.id,
@@ -636,16 +704,16 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
                               "validation_status": validation_status, "version": 1, "created_at": now,
                               "updated_at": now})
         else:
+            gone = entry[4]
+            if gone is not None and entry[2] < gone.frame_number <= rec.frame_number:
+                w.flush(ann_table)
+                w.add(kf_table, key_row(entry[0], gone, entry[3], outside=True))
+            entry[4] = None
             entry[1] = min(entry[1], rec.frame_number)
             entry[2] = max(entry[2], rec.frame_number)
-        if getattr(rec, "keyframe", True):
-            entry[3] = True
-            w.flush(ann_table)
-            w.add(kf_table, key_row(entry[0], rec))
-    w.flush(ann_table)
-    for entry in tracks.values():
-        if not entry[3]:
-            w.add(kf_table, key_row(entry[0], entry[4]))
+            entry[3] = rec.box
+        w.flush(ann_table)
+        w.add(kf_table, key_row(entry[0], rec, rec.box))
     w.flush()
     spans = [{"b_id": e[0], "b_start": float(timeline.time_of(e[1])), "b_end": float(timeline.time_of(e[2]))}
              for e in tracks.values() if e[1] != e[2]]
@@ -681,7 +749,8 @@ def _options(params: dict[str, Any], kind: str | None) -> ReadOptions:
     return ReadOptions(kind=kind, label_map=params.get("label_map") or {},
                        add_missing_labels=bool(params.get("add_missing_labels")),
                        on_error=params.get("on_error", "abort"), video_id=params.get("source_video_id"),
-                       default_label=params.get("default_label"))
+                       default_label=params.get("default_label"),
+                       frame_map=params.get("frame_map") or None)
 
 
 def import_body(ctx: JobContext) -> dict[str, Any]:
@@ -803,6 +872,8 @@ def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[st
             skipped = [i for i in reader.issues if i.severity == "error"]
             result["records_processed"] = w.processed
             result["skipped"] = len(skipped)
+            # what the import changed or left out on the way in, each with where it is
+            result["warnings"] = _issue_dicts(i for i in reader.issues if i.severity == "warning")
             ctx.check_cancel()
             conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
                 import_status="completed", progress_percent=100, records_processed=w.processed,

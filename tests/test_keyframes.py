@@ -58,3 +58,15 @@ def test_checks_find_gaps_jumps_duplicates_and_outside():
     clean = TrackSpec("e", "pedestrian", 1.0, 2.0, (0, 0, 5, 5), (Keyframe(10, (0, 0, 5, 5)),
                                                                  Keyframe(20, (5, 0, 10, 5))))
     assert check_track(clean, [], timeline, 320, 240, 10.0) == []
+
+
+def test_checks_do_not_judge_across_a_gap():
+    timeline = Timeline.constant(100, 10.0)
+    gone = TrackSpec("a", "pedestrian", 0.0, 6.0, None, (
+        Keyframe(0, (0, 0, 10, 10)), Keyframe(5, (0, 0, 10, 10), True), Keyframe(50, (500, 300, 510, 310))))
+    # out of view from 0.5 s to 5 s, back far away: neither a keyframe gap nor an implausible jump
+    assert check_track(gone, [gone], timeline, 640, 480, 10.0) == []
+    stays = TrackSpec("b", "pedestrian", 0.0, 6.0, None, (Keyframe(0, (0, 0, 10, 10)),
+                                                          Keyframe(50, (500, 300, 510, 310))))
+    assert {f.check for f in check_track(stays, [stays], timeline, 640, 480, 10.0)} == {"keyframe_gap",
+                                                                                        "implausible_jump"}

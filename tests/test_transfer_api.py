@@ -128,8 +128,9 @@ def test_import_round_trip_into_another_project(stack, tmp_path, fmt):
     assert _records_as_boxes(read[0]) == _records_as_boxes(read[1]) == _expected_boxes(stack, anns)
     if fmt in ("csv", "cvat_video"):  # keyframe flags travel: the same keyframes come back
         new_anns = stack.api("GET", f"/api/annotations/temporal?session_id={new_session}").json()["items"]
-        assert sorted(len(stack.api("GET", f"/api/annotations/{a['id']}/keyframes").json()) for a in new_anns) == \
-            [1, 1, 2]
+        rows = [stack.api("GET", f"/api/annotations/{a['id']}/keyframes").json() for a in new_anns]
+        # every box is kept; those the source did not mark as keyframes say so
+        assert sorted(sum(k["frame_data"].get("keyframe", True) for k in r) for r in rows) == [1, 1, 2]
 
 
 def test_invalid_file_lists_every_problem_and_imports_nothing(stack, tmp_path):
@@ -225,13 +226,16 @@ def _test_session(stack, project, video) -> str:
     return str(ts_id)
 
 
-@pytest.mark.parametrize("fmt", ("csv", "mot", "coco", "yolo"))
+@pytest.mark.parametrize("fmt", ("csv", "mot", "coco", "yolo", "label_studio", "kitti_tracking"))
 def test_results_import_into_a_test_session_and_export(stack, tmp_path, fmt):
     project, video = project_with_video(stack, tmp_path)
     ts = _test_session(stack, project, video)
     dets = [formats.Detection(f, "pedestrian" if i % 2 else "cyclist", (10.0 + f, 20.0, 60.0 + f, 90.0 + i),
                               round(0.3 + 0.1 * i, 2), None, None, None)
             for f in (0, 3, 7, 39) for i in range(3)]
+    if fmt in formats.BY_TRACK:  # tracks, each in frame order
+        dets = [formats.Detection(d.frame_number, d.label, d.box, d.score, n % 3 + 1) for n, d in enumerate(dets)]
+        dets.sort(key=lambda d: (d.track_id, d.frame_number))
     src = tmp_path / f"results{formats.EXTENSIONS[fmt]}"
     info = VideoInfo(video["width"], video["height"], video["frame_count"], video["fps"], "clip")
     formats.write(fmt, src, dets, video=info, videos=[info], classes=project["labels"], kind="results")
@@ -267,6 +271,14 @@ def test_results_import_into_a_test_session_and_export(stack, tmp_path, fmt):
                                     options=formats.ReadOptions(kind="results")))
     assert sorted((d.frame_number, d.label, round(d.box[0], 3), round(d.box[3], 3), round(d.score, 3))
                   for d in back) == want  # (YOLO keeps 6 decimals of normalized coordinates)
+    if fmt in formats.BY_TRACK:  # and out in the same format, grouped by track as it needs
+        same = _export(stack, {"job_name": "r2", "export_type": "results", "format": fmt,
+                               "scope_filter": {"test_session_ids": [ts]}})
+        path = _download(stack, same, tmp_path / f"r2{formats.EXTENSIONS[fmt]}")
+        again = list(formats.open_reader(fmt, path, video=info, classes=project["labels"],
+                                         options=formats.ReadOptions(kind="results")))
+        assert sorted((d.track_id, d.frame_number, d.label, round(d.box[0], 3), round(d.score, 3)) for d in again) \
+            == sorted((d.track_id, d.frame_number, d.label, round(d.box[0], 3), round(d.score, 3)) for d in dets)
     engine.dispose()
 
 
@@ -737,3 +749,212 @@ def test_mot15_ground_truth_takes_default_label_and_mot17_marks_survive_import(s
     assert marks == [("pedestrian", 0, 0.75, None),
                      ("pedestrian", 0, 1.0, {"mot_ignore": True, "mot_class": "static_person"}),
                      ("pedestrian", 1, 0.5, {"mot_ignore": True, "mot_class": "static_person"})]
+
+
+# ------------------------------------------------------------------------------ exact interchange
+
+
+CVAT_TASK = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta><task><size>40</size><mode>interpolation</mode><start_frame>0</start_frame><stop_frame>39</stop_frame>
+    <labels><label><name>pedestrian</name></label><label><name>cyclist</name></label>
+      <label><name>skeleton</name><type>skeleton</type></label><label><name>1</name></label></labels>
+    <original_size><width>320</width><height>240</height></original_size></task></meta>
+  <track id="7" label="pedestrian" source="manual">
+    <box frame="0" outside="0" occluded="0" keyframe="1" xtl="10" ytl="20" xbr="50" ybr="100" z_order="0"></box>
+    <box frame="1" outside="0" occluded="0" keyframe="0" xtl="12.5" ytl="20" xbr="52.5" ybr="100" z_order="0"></box>
+    <box frame="2" outside="0" occluded="1" keyframe="0" xtl="17.25" ytl="21" xbr="57.25" ybr="101" z_order="0"></box>
+    <box frame="3" outside="0" occluded="0" keyframe="1" xtl="19" ytl="22" xbr="59" ybr="102" z_order="0"></box>
+    <box frame="4" outside="1" occluded="0" keyframe="1" xtl="19" ytl="22" xbr="59" ybr="102" z_order="0"></box>
+    <box frame="10" outside="0" occluded="0" keyframe="1" xtl="100" ytl="50" xbr="140" ybr="130" z_order="0"></box>
+    <box frame="11" outside="0" occluded="1" keyframe="1" xtl="101" ytl="50" xbr="141" ybr="130" z_order="0"></box>
+    <box frame="12" outside="1" occluded="0" keyframe="1" xtl="101" ytl="50" xbr="141" ybr="130" z_order="0"></box>
+  </track>
+  <track id="3" label="skeleton" source="manual">
+    <skeleton frame="0" outside="0" occluded="0" keyframe="1" points="1,2;3,4" z_order="0"></skeleton>
+    <track id="0" label="1" source="manual">
+      <points frame="0" outside="0" occluded="0" keyframe="1" points="1,2" z_order="0"></points>
+    </track>
+  </track>
+  <track id="12" label="cyclist" source="manual">
+    <box frame="5" outside="0" occluded="0" keyframe="1" xtl="200.5" ytl="60" xbr="240" ybr="150.75" z_order="0"></box>
+    <box frame="6" outside="0" occluded="0" keyframe="1" xtl="201.5" ytl="60" xbr="241" ybr="150.75" z_order="0"></box>
+    <box frame="7" outside="1" occluded="0" keyframe="1" xtl="201.5" ytl="60" xbr="241" ybr="150.75" z_order="0"></box>
+  </track>
+</annotations>
+"""
+
+
+def _cvat_shapes(xml: bytes) -> set[tuple]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml)
+    return {(int(t.get("id")), t.get("label"), int(b.get("frame")), b.get("outside"), b.get("occluded"),
+             b.get("keyframe"), *(round(float(b.get(k)), 4) for k in ("xtl", "ytl", "xbr", "ybr")))
+            for t in root.findall("track") for b in t.findall("box")}
+
+
+def _import_file(stack, project, video, path: Path, fmt: str, **form) -> dict:
+    with open(path, "rb") as fh:
+        r = stack.api("POST", "/api/import/jobs", data={
+            "job_name": f"{fmt} in", "import_type": form.pop("import_type", "annotations"), "source_format": fmt,
+            "project_id": project["id"], "video_id": video["id"], **form}, files={"file": (path.name, fh)})
+    assert r.status_code == 202, r.text
+    return wait_until(lambda: (i := stack.api("GET", f"/api/import/jobs/{r.json()['id']}").json())
+                      ["status"] in ("completed", "failed", "cancelled") and i, 90, 0.2, "import")
+
+
+def test_cvat_video_comes_in_and_goes_out_exactly(stack, tmp_path):
+    project, video = project_with_video(stack, tmp_path)
+    src = tmp_path / "task.xml"
+    src.write_text(CVAT_TASK)
+    imp = _import_file(stack, project, video, src, "cvat_video")
+    assert imp["status"] == "completed", imp
+    # the skeleton track is skipped with a warning where it is, not a refusal of the whole file
+    (skipped,) = [w for w in imp["result"]["warnings"] if w["code"] == "unsupported"]
+    assert skipped["line"] == 19 and "skeleton" in skipped["message"]
+    session = imp["annotation_session_id"]
+    anns = stack.api("GET", f"/api/annotations/temporal?session_id={session}").json()["items"]
+    walker = next(a for a in anns if a["class_label"] == "pedestrian")
+    boxes = stack.api("GET", f"/api/annotations/{walker['id']}/boxes").json()["boxes"]
+    assert [b["frame_number"] for b in boxes] == [0, 1, 2, 3, 10, 11]  # no box while it is gone (4-9)
+    assert boxes[2]["bounding_box"] == {"x1": 17.25, "y1": 21.0, "x2": 57.25, "y2": 101.0}  # not re-interpolated
+    export = _export(stack, {"job_name": "cvat out", "export_type": "annotations", "format": "cvat_video",
+                             "scope_filter": {"project_ids": [project["id"]]}})
+    assert export["status"] == "completed", export
+    r = stack.api("GET", f"/api/export/jobs/{export['id']}/download")
+    assert r.headers["Content-Type"].startswith("application/xml")  # one video: plain XML, named so
+    assert r.headers["Content-Disposition"].endswith('.xml')
+    want = _cvat_shapes(CVAT_TASK.encode())
+    assert _cvat_shapes(r.content) == {s for s in want if s[1] != "skeleton"}
+    # track ids survive the formats that have one
+    for fmt, ids in (("mot", lambda p: {int(line.split(",")[1]) for line in _only_member(p, "gt.txt").splitlines()}),
+                     ("coco", lambda p: {a["track_id"] for a in json.loads(p.read_text())["annotations"]})):
+        out = _export(stack, {"job_name": fmt, "export_type": "annotations", "format": fmt,
+                              "scope_filter": {"annotation_session_ids": [session]}})
+        assert ids(_download(stack, out, tmp_path / f"ids{formats.EXTENSIONS[fmt]}")) == {7, 12}, fmt
+
+
+def _only_member(path: Path, name: str) -> str:
+    with zipfile.ZipFile(path) as zf:
+        (member,) = [n for n in zf.namelist() if n.endswith(name)]
+        return zf.read(member).decode()
+
+
+def test_results_export_of_two_test_sessions_of_one_video(stack, tmp_path):
+    project, video = project_with_video(stack, tmp_path)
+    sessions = [_test_session(stack, project, video) for _ in range(2)]
+    for n, ts in enumerate(sessions):
+        src = tmp_path / f"r{n}.csv"
+        formats.write("csv", src, [formats.Detection(f, "pedestrian", (10.0 + n, 20.0, 60.0, 90.0), 0.5)
+                                   for f in range(3)], kind="results")
+        assert _import_file(stack, project, video, src, "csv", import_type="results",
+                            test_session_id=ts)["status"] == "completed"
+    export = _export(stack, {"job_name": "both", "export_type": "results", "format": "coco",
+                             "scope_filter": {"project_ids": [project["id"]]}})
+    assert export["status"] == "completed", export
+    res = json.loads(_download(stack, export, tmp_path / "res.json").read_text())
+    assert sorted({round(d["bbox"][0]) for d in res}) == [10, 11] and len(res) == 6
+
+
+def test_coco_results_from_another_tool_are_mapped_by_id_and_the_mapping_is_said(stack, tmp_path):
+    project, video = project_with_video(stack, tmp_path)
+    ts = _test_session(stack, project, video)
+    src = tmp_path / "dets.json"  # COCO's own numbering: 2 bicycle, 3 car
+    src.write_text(json.dumps([{"image_id": 1, "category_id": 3, "bbox": [1, 2, 10, 20], "score": 0.9},
+                               {"image_id": 2, "category_id": 2, "bbox": [5, 5, 10, 10], "score": 0.8}]))
+    imp = _import_file(stack, project, video, src, "coco", import_type="results", test_session_id=ts,
+                       label_map=json.dumps({"3": "pedestrian", "2": "cyclist"}))
+    assert imp["status"] == "completed", imp
+    engine = create_engine(stack.database_url)
+    with engine.connect() as conn:
+        got = sorted((r.frame_number, r.class_label) for r in conn.execute(
+            select(DetectionEvent).where(DetectionEvent.test_session_id == uuid.UUID(ts))))
+    engine.dispose()
+    assert got == [(0, "pedestrian"), (1, "cyclist")]
+    unmapped = _import_file(stack, project, video, src, "coco", import_type="results", test_session_id=ts)
+    said = [w for w in unmapped["result"]["warnings"] if w["code"] == "class_mapped"]
+    assert [w["pointer"] for w in said] == ["/0", "/1"] and "label_map" in said[0]["message"]
+
+
+def test_yolo_export_is_an_ultralytics_dataset_with_its_frames(stack, tmp_path):
+    import yaml
+
+    project, video = project_with_video(stack, tmp_path)
+    session, anns = _annotate(stack, project, video)
+    expected = _expected_boxes(stack, anns)
+    for with_images in (True, False):
+        export = _export(stack, {"job_name": "y", "export_type": "annotations", "format": "yolo",
+                                 "include_images": with_images,
+                                 "scope_filter": {"annotation_session_ids": [session["id"]]}})
+        root = tmp_path / f"y{with_images}"
+        with zipfile.ZipFile(_download(stack, export, tmp_path / f"y{with_images}.zip")) as zf:
+            zf.extractall(root)
+        data = yaml.safe_load((root / "data.yaml").read_text())
+        assert (root / data["train"]).is_dir() and data["names"] == dict(enumerate(project["labels"]))
+        labels = sorted(p.stem for p in (root / "labels/train").glob("*.txt"))
+        images = sorted(p.stem for p in (root / "images/train").glob("*.jpg"))
+        assert images == (labels if with_images else [])
+    import cv2
+
+    frame = cv2.imread(str(tmp_path / "yTrue/images/train/frame_000005.jpg"))
+    assert frame.shape == (video["height"], video["width"], 3)
+    dm = pytest.importorskip("datumaro")
+    ds = dm.Dataset.import_from(str(tmp_path / "yTrue"), "yolo")
+    names = ds.categories()[dm.AnnotationType.label]
+    got = {(names[a.label].name, int(i.id.rsplit("_", 1)[-1]), *(round(v, 3) for v in (
+        a.x, a.y, a.x + a.w, a.y + a.h))) for i in ds for a in i.annotations}
+    assert len(got) == len(expected)
+    for g in got:
+        assert any(g[:2] == e[:2] and all(abs(x - y) <= 0.01 for x, y in zip(g[2:], e[2:], strict=True))
+                   for e in expected), g
+
+
+@pytest.mark.parametrize("fmt", ("label_studio", "kitti_tracking"))
+def test_new_formats_round_trip_through_the_platform(stack, tmp_path, fmt):
+    project, video = project_with_video(stack, tmp_path)
+    session, anns = _annotate(stack, project, video)
+    first = _export(stack, {"job_name": "a", "export_type": "annotations", "format": fmt,
+                            "scope_filter": {"annotation_session_ids": [session["id"]]}})
+    assert first["status"] == "completed", first
+    path = _download(stack, first, tmp_path / f"first{formats.EXTENSIONS[fmt]}")
+    other, other_video = project_with_video(stack, tmp_path)
+    imp = _import_file(stack, other, other_video, path, fmt)
+    assert imp["status"] == "completed" and imp["validation_status"] == "valid", imp
+    second = _export(stack, {"job_name": "b", "export_type": "annotations", "format": fmt,
+                             "scope_filter": {"annotation_session_ids": [imp["annotation_session_id"]]}})
+    again = _download(stack, second, tmp_path / f"second{formats.EXTENSIONS[fmt]}")
+    read = [formats.open_reader(fmt, p, video=_info(video), classes=project["labels"]) for p in (path, again)]
+    assert _records_as_boxes(read[0]) == _records_as_boxes(read[1]) == _expected_boxes(stack, anns)
+
+
+def test_messages_name_only_options_the_api_has(tmp_path):
+    from formats.base import IMPORT_OPTIONS
+    from webapp.routes.transfer import ImportForm
+
+    api = set(ImportForm().fields)
+    assert set(IMPORT_OPTIONS) <= api
+    engine_only = {"frame_map", "default_label", "coco_gt", "video_id", "kind", "limits", "max_issues"} - api
+    info = VideoInfo(64, 48, 10)
+    cases = {  # a file each that needs an option to be read
+        "coco": ('{"images":[{"id":1,"file_name":"a.jpg"},{"id":2,"file_name":"b.jpg","video_id":"x"},'
+                 '{"id":3,"file_name":"c1.jpg","video_id":"y"}],"categories":[{"id":1,"name":"bus"}],'
+                 '"annotations":[]}', ".json"),
+        "csv": ("video_id,frame_number,label,x1,y1,x2,y2\na,1,bus,1,1,5,5\nb,1,bus,1,1,5,5\n", ".csv"),
+        "label_studio": ('[{"id":1,"data":{}},{"id":2,"data":{}}]', ".json"),
+        "kitti_tracking": ("0 0 bus 0 0 0 1 1 5 5 1 1 1 1 1 1 0\n", ".txt"),
+    }
+    suggested: dict[str, set[str]] = {}
+    for fmt, (text, ext) in cases.items():
+        path = tmp_path / f"f{ext}"
+        path.write_text(text)
+        for issue in formats.validate(fmt, path, video=info, classes=["pedestrian"]).issues:
+            words = set(issue.message.replace(",", " ").replace(";", " ").replace("(", " ").replace(")", " ").split())
+            assert not words & engine_only, (fmt, issue.message)
+            suggested.setdefault(fmt, set()).update(words & set(IMPORT_OPTIONS))
+    # each file's message suggests the option that fixes it
+    assert suggested == {"coco": {"frame_map", "source_video_id", "label_map", "add_missing_labels"},
+                         "csv": {"source_video_id", "label_map", "add_missing_labels"},
+                         "label_studio": {"source_video_id"},
+                         "kitti_tracking": {"label_map", "add_missing_labels"}}

@@ -207,7 +207,8 @@ def keyframe_values(data: dict[str, Any], annotation: VideoAnnotation, video: Vi
 
 def _track(annotation: VideoAnnotation) -> TrackSpec:
     keyframes = tuple(
-        Keyframe(k.frame_number, tuple(float(k.frame_data["bounding_box"][c]) for c in ("x1", "y1", "x2", "y2")))
+        Keyframe(k.frame_number, tuple(float(k.frame_data["bounding_box"][c]) for c in ("x1", "y1", "x2", "y2")),
+                 bool(k.frame_data.get("outside")))
         for k in annotation.keyframes if isinstance(k.frame_data.get("bounding_box"), dict))
     return TrackSpec(str(annotation.id), annotation.class_label, annotation.start_timestamp,
                      annotation.end_timestamp, _box_list(annotation.bounding_box), keyframes)

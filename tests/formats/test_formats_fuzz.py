@@ -32,7 +32,7 @@ def _seed(fmt: str, tmp: Path) -> bytes:
             formats.write_document(path, [("annotations", iter([{"id": 1, "label": "pedestrian"}]))])
         else:
             records = make_annotations(3)
-            if fmt == "cvat_video":  # tracks, each in frame order
+            if fmt in formats.BY_TRACK:  # tracks, each in frame order
                 records.sort(key=lambda r: (r.track_id, r.frame_number))
             formats.write(fmt, path, records, video=VIDEO, videos=[VIDEO], classes=CLASSES)
         SEEDS[fmt] = path.read_bytes()

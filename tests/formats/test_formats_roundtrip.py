@@ -14,7 +14,7 @@ from formats import Annotation, Detection, FrameInfo, ReadOptions
 
 def _members(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
+        return {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}  # files, not folder entries
 
 
 def _read(fmt, path, video, classes, **opt):

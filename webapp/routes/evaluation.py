@@ -48,7 +48,8 @@ class EvaluateIn(StrictSchema):
                              metadata={"description": "default: every ground-truth row counts; motchallenge: "
                                                       "MOT16/17/20 rules (conf-0 rows and distractors ignored)"})
     benchmark = fields.String(validate=validate.OneOf(BENCHMARKS),
-                              metadata={"description": "motchallenge: whose distractor classes (MOT15 none, MOT16 and MOT17 the same, MOT20 more)"})
+                              metadata={"description": "motchallenge: whose distractor classes (MOT15 none, "
+                                                       "MOT16 and MOT17 the same, MOT20 more)"})
     min_visibility = FiniteFloat(validate=validate.Range(min=0.0, max=1.0),
                                  metadata={"description": "motchallenge: ground truth less visible is ignored"})
     voc_pixel_inclusive = fields.Boolean(metadata={"description": "VOC AP with the devkit's +1 pixel areas"})

@@ -65,6 +65,8 @@ class ExportIn(StrictSchema):
     export_type = fields.String(required=True, validate=validate.OneOf(EXPORT_TYPES))
     format = fields.String(required=True, validate=validate.OneOf(formats.FORMATS))
     scope_filter = fields.Nested(ScopeIn, load_default=dict)
+    include_images = fields.Boolean(load_default=True, metadata={
+        "description": "yolo: put the frames in the dataset as JPEG (images/), so that it loads in other tools"})
 
     @validates_schema
     def _combination(self, data, **_kwargs):
@@ -110,6 +112,10 @@ class ImportForm(StrictSchema):
     default_label = fields.String(validate=validate.Length(min=1, max=100),
                                   metadata={"description": "the class of boxes the file gives none (MOT results, "
                                                            "det.txt, MOT15 ground truth)"})
+    frame_map = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=1000)),
+                            values=fields.Integer(validate=validate.Range(min=0)), metadata={
+                                "description": "image or label file name -> video frame, where names carry no "
+                                               "frame number (COCO, YOLO)"})
     validation_status = fields.String(load_default="pending", validate=validate.OneOf(("pending", "validated")))
 
 
@@ -273,7 +279,7 @@ def _create_export(db, user, data: dict) -> tuple[ExportJob, Job]:
     exp = ExportJob(id=uuid.uuid4(), job_name=data["job_name"], export_type=data["export_type"],
                     format=data["format"], scope_filter=scope_data, status="pending", created_by=str(user.id))
     db.add(exp)
-    job = create_job(db, "export", {"export_id": str(exp.id)},
+    job = create_job(db, "export", {"export_id": str(exp.id), "include_images": data.get("include_images", True)},
                      project_id=projects[0] if len(projects) == 1 else None, created_by=user.id)
     exp.job_id = job.id
     audit(db, "create", "export_job", exp.id, {"format": exp.format, "export_type": exp.export_type})
@@ -425,13 +431,14 @@ def create_import():
     user = require_writer()
     db = db_session()
     form = request.form.to_dict()
-    if "label_map" in form:
-        import json
+    for key in ("label_map", "frame_map"):  # JSON objects inside the multipart form
+        if key in form:
+            import json
 
-        try:
-            form["label_map"] = json.loads(form["label_map"])
-        except ValueError:
-            raise _fields_error("form", {"label_map": ["must be a JSON object"]}) from None
+            try:
+                form[key] = json.loads(form[key])
+            except ValueError:
+                raise _fields_error("form", {key: ["must be a JSON object"]}) from None
     try:
         data = ImportForm().load(form)
     except ValidationError as exc:
@@ -480,6 +487,8 @@ def create_import():
     for key in ("session_id", "test_session_id", "source_video_id", "default_label"):
         if key in data:
             params[key] = str(data[key])
+    if data.get("frame_map"):
+        params["frame_map"] = data["frame_map"]
     return _enqueue_import(db, user, data, upload, params, project.id)
 
 
