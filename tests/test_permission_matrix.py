@@ -4,6 +4,8 @@ A route added without an entry here fails the test, so no route escapes the matr
 """
 from __future__ import annotations
 
+import os
+
 import time
 import uuid
 
@@ -338,7 +340,17 @@ def _lose_unannounced(stack, loss, user_id, token, project_id):
     finally:
         engine.dispose()
     app = flask.Flask("matrix")
-    app.config["SETTINGS"] = dataclasses.replace(load_settings(), socketio_channel=stack.env["SOCKETIO_CHANNEL"])
+    # The stack's own settings: its VAR_DIR holds the secret its tokens are signed with.
+    saved = os.environ.get("VAR_DIR")
+    os.environ["VAR_DIR"] = stack.env["VAR_DIR"]
+    try:
+        settings = load_settings()
+    finally:
+        if saved is None:
+            os.environ.pop("VAR_DIR")
+        else:
+            os.environ["VAR_DIR"] = saved
+    app.config["SETTINGS"] = dataclasses.replace(settings, socketio_channel=stack.env["SOCKETIO_CHANNEL"])
     app.extensions["redis"] = redis.Redis.from_url(stack.redis_url)
     with app.app_context():
         if loss == "logout":
