@@ -29,6 +29,8 @@ ARCHIVE_LIMIT = "archive_limit"    # expanded size, ratio or member count over t
 UNSAFE_XML = "unsafe_xml"          # entity declarations, external references
 WRONG_FORMAT = "wrong_format"      # content does not look like the declared format
 DUPLICATE = "duplicate"
+OUT_OF_RANGE = "out_of_range"      # a number outside what the field allows (scores, track ids)
+STORAGE_PATH = "storage_path"      # a path into the platform's storage: never taken from a file
 
 
 @dataclass(frozen=True, slots=True)

@@ -347,7 +347,8 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         **metrics,
         "tracking_note": tracking_note,
     }
-    results["plots"] = write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
+    # Found again from the session and job ids (never from a stored path): see the report route.
+    write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
     ctx.progress(95, "storing")
     if not _set_state(ts_id, ctx.job_id, "completed", results=results):
         return {"test_session_id": str(ts_id), "outcome": "superseded by a newer evaluation",

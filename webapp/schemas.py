@@ -1,29 +1,13 @@
 """Request and response schemas: validation at the edge and the OpenAPI document."""
 from __future__ import annotations
 
-import math
-
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate
 
 from models import JOB_STATUSES, ROLES
+from models.schemas import BoxSchema, FiniteFloat, JSONObject, Labels, StrictSchema
 
 NAME = validate.Length(min=1, max=255)
 MAX_FRAME = 10**9  # keeps every integer inside what both databases store
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class FiniteFloat(fields.Float):
-    """Floats without NaN or infinity (JSON allows neither, some clients send them anyway)."""
-
-    def _validated(self, value):
-        value = super()._validated(value)
-        if value is not None and not math.isfinite(value):
-            raise self.make_error("special")
-        return value
 
 
 # ------------------------------------------------------------------------------ common
@@ -92,21 +76,15 @@ class UserPatch(StrictSchema):
 class ProjectCreate(StrictSchema):
     name = fields.String(required=True, validate=NAME)
     description = fields.String(load_default="", validate=validate.Length(max=10000))
-    camera_metadata = fields.Dict(keys=fields.String(), load_default=dict)
-    labels = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
-                         validate=validate.Length(min=1, max=500))
+    camera_metadata = JSONObject(load_default=dict)
+    labels = Labels()
     wanted_videos = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=1_000_000))
-
-    @validates("labels")
-    def _unique_labels(self, value, **_kwargs):
-        if len(set(value)) != len(value):
-            raise ValidationError("labels must be unique")
 
 
 class ProjectPatch(ProjectCreate):
     name = fields.String(validate=NAME)
     description = fields.String(validate=validate.Length(max=10000))
-    camera_metadata = fields.Dict(keys=fields.String())
+    camera_metadata = JSONObject()
 
 
 class ProjectOut(Schema):
@@ -214,26 +192,17 @@ SESSION_STATUSES = ("active", "paused", "completed")
 VALIDATION_STATUSES = ("pending", "validated", "rejected")
 
 
-class BoxSchema(StrictSchema):
-    """Pixels, origin top-left; x2 > x1 and y2 > y1; must overlap the frame."""
-
-    x1 = FiniteFloat(required=True)
-    y1 = FiniteFloat(required=True)
-    x2 = FiniteFloat(required=True)
-    y2 = FiniteFloat(required=True)
-
-
 class AnnotationSessionCreate(StrictSchema):
     project_id = fields.UUID(required=True)
     video_id = fields.UUID(required=True)
     session_name = fields.String(required=True, validate=NAME)
     annotation_type = fields.String(required=True, validate=validate.OneOf(ANNOTATION_TYPES))
-    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+    metadata = JSONObject(load_default=dict)
 
 
 class AnnotationSessionPatch(StrictSchema):
     session_name = fields.String(validate=NAME)
-    metadata = fields.Dict(keys=fields.String())
+    metadata = JSONObject()
     status = fields.String(validate=validate.OneOf(SESSION_STATUSES))
 
 
@@ -268,7 +237,7 @@ class AnnotationFields(StrictSchema):
     bounding_box = fields.Nested(BoxSchema, allow_none=True, load_default=None)
     confidence = FiniteFloat(load_default=1.0, validate=validate.Range(min=0, max=1))
     annotator_notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=10000))
-    keyframe_data = fields.Dict(keys=fields.String(), load_default=dict)
+    keyframe_data = JSONObject(load_default=dict)
 
 
 class AnnotationCreate(AnnotationFields):
@@ -284,7 +253,7 @@ class AnnotationPatch(StrictSchema):
     bounding_box = fields.Nested(BoxSchema, allow_none=True)
     confidence = FiniteFloat(validate=validate.Range(min=0, max=1))
     annotator_notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
-    keyframe_data = fields.Dict(keys=fields.String())
+    keyframe_data = JSONObject()
     base_version = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1), load_only=True)
 
 
@@ -323,14 +292,14 @@ class AnnotationListArgs(PageArgs):
 class KeyframeCreate(StrictSchema):
     frame_number = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_FRAME))
     timestamp = FiniteFloat(validate=validate.Range(min=0))
-    frame_data = fields.Dict(keys=fields.String(), required=True)
+    frame_data = JSONObject(required=True)
     screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
 class KeyframePatch(StrictSchema):
     frame_number = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
     timestamp = FiniteFloat(validate=validate.Range(min=0))
-    frame_data = fields.Dict(keys=fields.String())
+    frame_data = JSONObject()
     screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 

@@ -1,0 +1,152 @@
+"""What the JSON columns of stored rows may hold: one definition for every way a row comes in.
+
+The API's request schemas (``webapp.schemas``) are built from these fields, and an import
+checks each row of a document with :func:`column_problems` before it writes anything, so a
+value the API would refuse cannot reach the database through a file either (where every list
+that serializes it would then fail).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class FiniteFloat(fields.Float):
+    """Floats without NaN or infinity (JSON allows neither, some clients send them anyway)."""
+
+    def _validated(self, value):
+        value = super()._validated(value)
+        if value is not None and not math.isfinite(value):
+            raise self.make_error("special")
+        return value
+
+
+class BoxSchema(StrictSchema):
+    """Pixels, origin top-left; x2 > x1 and y2 > y1; must overlap the frame."""
+
+    x1 = FiniteFloat(required=True)
+    y1 = FiniteFloat(required=True)
+    x2 = FiniteFloat(required=True)
+    y2 = FiniteFloat(required=True)
+
+
+class JSONObject(fields.Dict):
+    """A JSON object with string keys (what every ``*_data``, ``metadata`` and ``config`` column holds)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("keys", fields.String())
+        super().__init__(**kwargs)
+
+
+class Labels(fields.List):
+    """A project's class labels: 1 to 500 distinct names of 1 to 100 characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.String(validate=validate.Length(min=1, max=100)),
+                         validate=validate.Length(min=1, max=500), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        out = super()._deserialize(value, attr, data, **kwargs)
+        if len(set(out)) != len(out):
+            raise ValidationError("labels must be unique")
+        return out
+
+
+class FrameData(JSONObject):
+    """A keyframe's data: an object whose ``bounding_box``, when given, is a box."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        out = super()._deserialize(value, attr, data, **kwargs)
+        if out.get("bounding_box") is not None:
+            try:
+                BoxSchema().load(out["bounding_box"])
+            except ValidationError as exc:
+                raise ValidationError({"bounding_box": exc.messages}) from None
+        return out
+
+
+class Metrics(JSONObject):
+    """A test session's evaluation state and results: an object of objects."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        out = super()._deserialize(value, attr, data, **kwargs)
+        for key in ("evaluation", "results"):
+            if out.get(key) is not None and not isinstance(out[key], dict):
+                raise ValidationError({key: ["Not a valid mapping type."]})
+        return out
+
+
+class _Columns(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class ProjectColumns(_Columns):
+    camera_metadata = JSONObject(required=True)
+    labels = Labels(required=True)
+
+
+class MetadataColumns(_Columns):
+    metadata = JSONObject(required=True)
+
+
+class AnnotationColumns(_Columns):
+    bounding_box = fields.Nested(BoxSchema, allow_none=True)
+    keyframe_data = JSONObject(required=True)
+
+
+class KeyframeColumns(_Columns):
+    frame_data = FrameData(required=True)
+
+
+class TestSessionColumns(_Columns):
+    __test__ = False
+    model = JSONObject(required=True)
+    config = JSONObject(required=True)
+    metrics = Metrics(allow_none=True)
+
+
+#: The JSON columns of each section of a platform document, and the schema they pass.
+COLUMN_SCHEMAS: dict[str, type[Schema]] = {
+    "projects": ProjectColumns, "assignments": MetadataColumns, "annotation_sessions": MetadataColumns,
+    "annotations": AnnotationColumns, "keyframes": KeyframeColumns, "test_sessions": TestSessionColumns,
+}
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(messages, dict):
+        out: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            out.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [(prefix, "; ".join(messages))]
+    if isinstance(messages, list):
+        return [p for m in messages for p in _flatten(m, prefix)]
+    return [(prefix, str(messages))]
+
+
+def column_problems(section: str, row: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` for each JSON column of ``row`` the API would refuse (empty: all fine).
+
+    The field is the column, with the path inside it after a dot (``frame_data.bounding_box.x1``).
+    """
+    schema = COLUMN_SCHEMAS.get(section)
+    if schema is None:
+        return []
+    try:
+        schema().load({name: row[name] for name in schema._declared_fields if name in row})
+    except ValidationError as exc:
+        return [(field or "_schema", message) for field, message in _flatten(exc.messages)]
+    return []
+
+
+__all__ = ["COLUMN_SCHEMAS", "BoxSchema", "FiniteFloat", "FrameData", "JSONObject", "Labels", "StrictSchema",
+           "column_problems"]
