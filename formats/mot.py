@@ -190,6 +190,8 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
                 track = None if tid < 0 else int(tid)
                 box = (x, y, x + w, y + h)
                 if kind == "results":
+                    if not ctx.result_values(conf, track, "conf", file=member, line=lineno):
+                        continue
                     yield Detection(fn, label, box, conf, track, None, vid)
                 else:
                     yield Annotation(fn, label, box, track, None, True, False, False, conf,
