@@ -64,6 +64,7 @@ class Settings:
     rate_limit_login: str
     rate_limit_upload: str
     export_ttl_seconds: int
+    import_retention_seconds: int
     model_dir: Path
     detection_device: str
     detection_half: bool
@@ -105,6 +106,8 @@ def load_settings() -> Settings:
         rate_limit_login=_env("RATE_LIMIT_LOGIN", "10 per minute"),
         rate_limit_upload=_env("RATE_LIMIT_UPLOAD", "120 per hour"),
         export_ttl_seconds=_env_int("EXPORT_TTL_SECONDS", 7 * 24 * 3600),
+        # How long an import's uploaded file is kept once the import ended (0: deleted at once).
+        import_retention_seconds=_env_int("IMPORT_RETENTION_SECONDS", 0),
         model_dir=Path(_env("VISION_MODEL_DIR", str(var_dir / "models"))).resolve(),
         detection_device=_env("DETECTION_DEVICE", "auto"),
         detection_half=_env("DETECTION_HALF", "false").lower() in ("1", "true", "yes"),

@@ -7,7 +7,7 @@ from sqlalchemy import or_, select, update
 
 from models import TERMINAL_STATUSES, Job, ProjectMember, utcnow
 from tasks.dispatch import create_job
-from tasks.lifecycle import job_snapshot
+from tasks.lifecycle import hint_cancel, job_snapshot
 
 from ..auth import can_change_job, can_see_job, current_user, get_project_for, require_admin
 from ..db import audit, db_session, paginate, parse_uuid
@@ -63,6 +63,11 @@ def cancel_job(job_id):
         raise ApiError(403, "not allowed to cancel this job")
     if job.status in TERMINAL_STATUSES:
         raise ApiError(409, f"job already {job.status}", details={"status": job.status})
+    if job.status == "processing":  # first, so that a job holding SQLite's write lock learns of it
+        try:
+            hint_cancel(current_app.extensions["redis"], job.id)
+        except Exception:  # noqa: BLE001 - the database flag is what the task obeys
+            current_app.logger.warning("could not announce the cancel of job %s", job.id)
     now = utcnow()
     stopped = session.execute(
         update(Job).where(Job.id == job.id, Job.status == "pending")
