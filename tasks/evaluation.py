@@ -244,14 +244,18 @@ def _set_state(test_session_id: uuid.UUID, job_id: uuid.UUID, status: str, error
         return True
 
 
+def plot_path(storage_dir: Path, test_session_id: uuid.UUID, job_id: uuid.UUID, name: str) -> Path:
+    """Where evaluation job ``job_id`` of a test session writes plot ``name``: built from the ids."""
+    return Path(storage_dir) / REPORT_DIR / str(test_session_id) / str(job_id) / f"{name}.png"
+
+
 def write_plots(storage_dir: Path, test_session_id: uuid.UUID, job_id: uuid.UUID,
                 plots: dict[str, bytes]) -> dict[str, str]:
     """PNG files under ``reports/<test session>/<job>/``, each written to a temporary name and renamed."""
-    folder = storage_dir / REPORT_DIR / str(test_session_id) / str(job_id)
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, data in plots.items():
-        path = folder / f"{name}.png"
+        path = plot_path(storage_dir, test_session_id, job_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(data)
         os.replace(tmp, path)

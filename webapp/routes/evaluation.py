@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from evaluation.session import compare_metrics
 from models import AnnotationSession, Job, TestSession
-from tasks.evaluation import REPORT_DIR, EvaluationError, queue_evaluation
+from tasks.evaluation import REPORT_DIR, EvaluationError, plot_path, queue_evaluation
 
 from ..auth import current_user, get_project_for
 from ..db import audit, db_session
@@ -149,7 +149,7 @@ def plot_file(storage_dir: str | Path, ts: TestSession, results: dict[str, Any],
     if name not in PLOT_NAMES:
         return None
     folder = (Path(storage_dir) / REPORT_DIR / str(ts.id)).resolve()
-    path = (folder / str(job_id) / f"{name}.png").resolve()
+    path = plot_path(Path(storage_dir), ts.id, job_id, name).resolve()
     return path if path.is_relative_to(folder) else None
 
 
