@@ -908,17 +908,19 @@ def expire_exports(now=None) -> int:
     return len(rows)
 
 
-def remove_import_file(rel: str) -> None:
+def remove_import_file(rel: str, storage_dir: Path | None = None) -> None:
     """Delete an import's upload (its folder ``imports/<import id>/``)."""
-    folder = (imports_dir() / Path(rel).parent).resolve()
-    if folder.parent == imports_dir().resolve():
+    base = (Path(storage_dir) / "imports" if storage_dir is not None else imports_dir()).resolve()
+    folder = (base / Path(rel).parent).resolve()
+    if folder.parent == base:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def release_import_file(rel: str) -> None:
+def release_import_file(rel: str, settings=None) -> None:
     """An import ended: its file goes now, or at the sweep after ``IMPORT_RETENTION_SECONDS``."""
-    if runtime.settings().import_retention_seconds <= 0:
-        remove_import_file(rel)
+    settings = settings or runtime.settings()
+    if settings.import_retention_seconds <= 0:
+        remove_import_file(rel, settings.storage_dir)
 
 
 #: An upload folder with no import row is left this long (the row is committed just after the move).

@@ -275,6 +275,31 @@ def test_import_uploads_are_rate_limited(tmp_path):
         redis.Redis.from_url(UNIT_REDIS_URL).flushdb()
 
 
+def test_an_import_cancelled_before_it_ran_leaves_no_file(stack, tmp_path):
+    from sqlalchemy.orm import Session
+
+    from tasks.dispatch import create_job
+
+    import_id = uuid.uuid4()
+    folder = _storage(stack) / "imports" / str(import_id)
+    folder.mkdir(parents=True)
+    (folder / "a.csv").write_text("x")
+    engine = create_engine(stack.database_url)
+    with Session(engine) as s:  # queued: marked as sent, so that no outbox sends it to a worker
+        job = create_job(s, "import", {"import_id": str(import_id)})
+        job.dispatched_at = utcnow()
+        s.add(ImportJob(id=import_id, job_name="never", import_type="annotations", source_format="csv",
+                        file_path=f"{import_id}/a.csv", created_by="test", job_id=job.id))
+        s.commit()
+        job_id = job.id
+    r = stack.api("POST", f"/api/jobs/{job_id}/cancel")
+    assert r.status_code == 202 and r.json()["status"] == "cancelled", r.text
+    assert not folder.exists()
+    with engine.connect() as conn:
+        assert conn.scalar(select(ImportJob.import_status).where(ImportJob.id == import_id)) == "cancelled"
+    engine.dispose()
+
+
 @pytest.mark.usefixtures("worker_env")
 def test_the_sweep_deletes_import_files_after_their_retention(stack, tmp_path, monkeypatch):
     import settings
