@@ -33,6 +33,8 @@ from .errors import (
     DUPLICATE,
     END_BEFORE_START,
     FRAME_RANGE,
+    NON_FINITE,
+    OUT_OF_RANGE,
     REFERENCE,
     STRUCTURE,
     TYPE,
@@ -71,11 +73,16 @@ _KINDS: dict[str, tuple[type, ...]] = {"uuid": (uuid.UUID,), "datetime": (dt.dat
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """What a column accepts: ``kind`` is uuid, datetime, str, int, float, bool or json (anything)."""
+    """What a column accepts: ``kind`` is uuid, datetime, str, int, float, bool or json (anything).
+
+    Floats are finite, and so is every number inside a json value; an int fits in ``bits``
+    (signed) when given.
+    """
 
     kind: str
     nullable: bool = False
     max_length: int | None = None
+    bits: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,24 @@ def _report(log: IssueLog, total: int) -> Report:
 def _uuid(key: Any) -> uuid.UUID:
     """A 16-byte key back as a UUID (numpy drops trailing zero bytes)."""
     return uuid.UUID(bytes=bytes(key).ljust(16, b"\0"))
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond every float
+        return False
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a json value holds NaN or an infinity anywhere (JSON itself has neither)."""
+    if type(value) is float:
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _box_problem(box: Any) -> tuple[str, str] | None:
@@ -231,6 +256,9 @@ class _Checker:
                     ok = False
                 continue
             if col.kind == "json":
+                if _non_finite(value):
+                    self.err(NON_FINITE, "holds NaN or an infinite number", ptr, name)
+                    ok = False
                 continue
             kinds = _KINDS[col.kind]
             if not isinstance(value, kinds) or (isinstance(value, bool) and col.kind != "bool"):
@@ -242,6 +270,12 @@ class _Checker:
                 ok = False
             elif col.kind == "datetime" and value.tzinfo is None:
                 self.err(TYPE, "a time needs its time zone", ptr, name)
+                ok = False
+            elif col.kind == "float" and not _finite(value):
+                self.err(NON_FINITE, f"{value!r} is not a finite number", ptr, name)
+                ok = False
+            elif col.kind == "int" and col.bits and not -(1 << (col.bits - 1)) <= value < 1 << (col.bits - 1):
+                self.err(OUT_OF_RANGE, f"{value} does not fit the column's {col.bits}-bit integers", ptr, name)
                 ok = False
         if ok and self.row_check is not None:
             for severity, code, fld, message in self.row_check(section, data):

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Float, Integer, String, Text, Uuid, insert, or_, select, update
+from sqlalchemy import BigInteger, Boolean, Connection, Float, Integer, String, Text, Uuid, insert, or_, select, update
 from sqlalchemy.types import JSON
 
 import formats
@@ -86,7 +86,8 @@ def _column(col) -> Column:
         kind = "str"
     else:  # pragma: no cover - a new column type must be given a kind here
         raise TypeError(f"no document kind for {col.table.name}.{col.name} ({t!r})")
-    return Column(kind, bool(col.nullable), getattr(t, "length", None) if kind == "str" else None)
+    return Column(kind, bool(col.nullable), getattr(t, "length", None) if kind == "str" else None,
+                  (64 if isinstance(t, BigInteger) else 32) if kind == "int" else None)
 
 
 def document_columns() -> dict[str, dict[str, Column]]:

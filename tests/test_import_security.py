@@ -135,7 +135,11 @@ def test_malformed_json_columns_are_located_errors_and_every_list_still_answers(
     s["annotations"][1]["bounding_box"] = {"x1": 1, "y1": 1, "x2": 5, "y2": 5, "z": 3}
     s["keyframes"][0]["frame_data"] = "box"
     s["test_sessions"][0]["config"] = "str"
-    s["test_sessions"][0]["model"] = {"name": "x", "weights": "../../etc/passwd"}
+    # numbers the database columns cannot hold, or JSON cannot say
+    s["annotations"][2]["confidence"] = float("nan")
+    s["keyframes"][1]["frame_data"]["visibility"] = float("inf")
+    s["detections"][0]["track_id"] = 2**31
+    s["detections"][2]["x1"] = float("-inf")
     bad = tmp_path / "malformed.json"
     bad.write_text(json.dumps(doc))
     engine = create_engine(stack.database_url)
@@ -149,6 +153,8 @@ def test_malformed_json_columns_are_located_errors_and_every_list_still_answers(
         ("type", "/sections/assignments/0", "metadata"), ("type", "/sections/annotation_sessions/0", "metadata"),
         ("type", "/sections/annotations/0", "keyframe_data"), ("type", "/sections/annotations/1", "bounding_box.z"),
         ("type", "/sections/keyframes/0", "frame_data"), ("type", "/sections/test_sessions/0", "config"),
+        ("non_finite", "/sections/annotations/2", "confidence"), ("non_finite", "/sections/keyframes/1", "frame_data"),
+        ("out_of_range", "/sections/detections/0", "track_id"), ("non_finite", "/sections/detections/2", "x1"),
     }, imp["validation_errors"]
     assert _counts(engine) == before
     # the model's weights are checked once the row's columns have the right shapes
