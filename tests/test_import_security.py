@@ -256,6 +256,7 @@ def test_an_import_file_is_deleted_when_the_import_ends(stack, tmp_path):
         assert r.status_code == 202, r.text
         imp = _wait_import(stack, r.json()["id"])
         outcomes[src.name] = imp["status"]
+        stack.wait_job(imp["job_id"])  # the job ends after its import, once the file is released
         assert not (_storage(stack) / "imports" / imp["id"]).exists(), (src.name, imp)
     assert outcomes == {"good.csv": "completed", "bad.csv": "failed", "bomb.zip": "failed"}
 
@@ -381,6 +382,7 @@ def test_a_cancel_while_the_import_writes_leaves_nothing(stack, tmp_path):
                      video_id=video["id"], session_id=session["id"])
     done = _wait_import(stack, r.json()["id"])
     assert done["status"] == "completed", done
+    stack.wait_job(done["job_id"])  # its worker is done with the job row
     engine = create_engine(stack.database_url)
     with engine.connect() as conn:
         params = conn.scalar(select(Job.params).where(Job.id == uuid.UUID(done["job_id"])))

@@ -418,6 +418,7 @@ def test_cancelled_export_and_import_leave_nothing(stack, tmp_path, worker_env):
     second = uuid.uuid4()
     from tasks.transfer import imports_dir
 
+    stack.wait_job(done["job_id"])  # the job ends after its import, once the file is released
     assert not (imports_dir() / done["id"]).exists()  # the completed import's file is gone
     (imports_dir() / str(second)).mkdir()
     (imports_dir() / str(second) / "big.csv").write_bytes(src.read_bytes())
