@@ -74,12 +74,12 @@ def test_a_project_document_cannot_make_the_report_route_serve_storage_files(sta
     ts = stack.api("GET", f"/api/test-sessions?project_id={project['id']}", token=attacker).json()["items"][0]
     r = stack.api("POST", f"/api/test-sessions/{ts['id']}/evaluate", token=attacker, json={})
     assert r.status_code == 202, r.text
-    assert stack.wait_job(r.json()["id"])["status"] == "completed"
+    assert stack.wait_job(r.json()["id"], timeout=300)["status"] == "completed"  # (a loaded machine is slow)
     export = stack.api("POST", "/api/export/jobs", token=attacker, json={
         "job_name": "evaluated", "export_type": "project", "format": "json",
         "scope_filter": {"project_ids": [project["id"]]}}).json()
     wait_until(lambda: stack.api("GET", f"/api/export/jobs/{export['id']}", token=attacker).json()["status"]
-               == "completed", 90, 0.2, "export")
+               == "completed", 300, 0.2, "export")
     doc = json.loads(stack.api("GET", f"/api/export/jobs/{export['id']}/download", token=attacker).content)
     results = doc["sections"]["test_sessions"][0]["metrics"]["results"]
     exported_plots = "plots" in results
