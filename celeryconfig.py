@@ -85,6 +85,8 @@ beat_schedule = {
     "dispatch-outbox": {"task": "maintenance.dispatch_outbox", "schedule": 10.0},
     "reap-stale-jobs": {"task": "maintenance.reap_stale_jobs", "schedule": max(5.0, _settings.stale_after_seconds / 2)},
     "expire-exports": {"task": "maintenance.expire_exports", "schedule": 3600.0},
+    "sweep-import-files": {"task": "maintenance.sweep_import_files",
+                           "schedule": float(min(3600, max(60, _settings.import_retention_seconds)))},
 }
 beat_schedule_filename = str(_settings.var_dir / "celerybeat-schedule")
 

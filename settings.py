@@ -66,6 +66,7 @@ class Settings:
     rate_limit_upload: str
     rate_limit_socket: str
     export_ttl_seconds: int
+    import_retention_seconds: int
     model_dir: Path
     detection_device: str
     detection_half: bool
@@ -116,6 +117,8 @@ def load_settings() -> Settings:
         # Socket.IO events per user, all events and web processes together; HTTP's limit by default.
         rate_limit_socket=_env("RATE_LIMIT_SOCKET", _env("RATE_LIMIT_DEFAULT", "3000 per minute")),
         export_ttl_seconds=_env_int("EXPORT_TTL_SECONDS", 7 * 24 * 3600),
+        # How long an import's uploaded file is kept once the import ended (0: deleted at once).
+        import_retention_seconds=_env_int("IMPORT_RETENTION_SECONDS", 0),
         model_dir=Path(_env("VISION_MODEL_DIR", str(var_dir / "models"))).resolve(),
         detection_device=_env("DETECTION_DEVICE", "auto"),
         detection_half=_env("DETECTION_HALF", "false").lower() in ("1", "true", "yes"),

@@ -20,6 +20,7 @@ from .errors import (
     BOX_SIZE,
     FRAME_RANGE,
     NON_FINITE,
+    OUT_OF_RANGE,
     TYPE,
     UNKNOWN_CLASS,
     UNSUPPORTED,
@@ -32,6 +33,8 @@ from .records import Kind, Record, VideoInfo
 from .sources import Limits, Source, open_source
 
 OnError = Literal["abort", "skip"]
+#: Track ids are stored in a signed 32-bit column.
+MAX_TRACK_ID = 2**31 - 1
 
 # The import options a user can give through the API (``POST /api/import/jobs``), by the names the
 # API uses. Messages that suggest an option name it through :func:`option`, so that no message
@@ -189,6 +192,26 @@ class ReadContext:
             return False
         if not math.isfinite(value):
             self.log.error(NON_FINITE, f"{value!r} is not a finite number", **where)
+            return False
+        return True
+
+    def result_values(self, score: Any, track_id: Any, score_field: str = "score", no_score: float | None = None,
+                      **where: Any) -> bool:
+        """A result's score and track id, checked where the file gives them (True: both usable).
+
+        The one range check every results reader applies: the score is a finite number in
+        [0, 1] (or the format's own ``no_score`` mark, MOTChallenge's -1); the track id, when
+        given, an integer in [0, MAX_TRACK_ID] (what the database's 32-bit column holds).
+        """
+        if not self.finite(score, **{**where, "field": score_field}):
+            return False
+        if not 0.0 <= score <= 1.0 and not (no_score is not None and score == no_score):
+            self.log.error(OUT_OF_RANGE, f"score {score!r} is outside [0, 1]", **{**where, "field": score_field})
+            return False
+        if track_id is not None and (isinstance(track_id, bool) or not isinstance(track_id, int)
+                                     or not 0 <= track_id <= MAX_TRACK_ID):
+            self.log.error(OUT_OF_RANGE, f"track id {track_id!r} is not an integer in [0, {MAX_TRACK_ID}]",
+                           **{**where, "field": "track_id"})
             return False
         return True
 

@@ -302,10 +302,11 @@ def _annotations(ctx: ReadContext, name: str, js: JsonStream, st: _State) -> Ite
             continue
         score = ann.get("score")
         if score is not None and forced != "annotations":
-            if not ctx.finite(score, file=name, pointer=ptr, field="score"):
-                continue
             track = ann.get("track_id", ann.get("instance_id"))
-            yield Detection(img[0], label, box, float(score), track if type(track) is int else None, img[3], vid)
+            track = track if type(track) is int else None
+            if not ctx.result_values(score, track, file=name, pointer=ptr):
+                continue
+            yield Detection(img[0], label, box, float(score), track, img[3], vid)
             continue
         if forced == "results":
             ctx.log.error(STRUCTURE, "a result needs a score", file=name, pointer=ptr, field="score")
@@ -387,11 +388,11 @@ def _results_list(ctx: ReadContext, name: str, js: JsonStream,
             ctx.log.error(STRUCTURE, "a result needs a score", file=name, pointer=ptr, field="score")
             continue
         box = _box(ctx, res, name, ptr, img[1] if img else None, img[2] if img else None)
-        if img is None or label is None or box is None or not ctx.finite(score, file=name, pointer=ptr, field="score"):
-            continue
         track = res.get("track_id")
-        yield Detection(img[0], label, box, float(score), track if isinstance(track, int) else None, img[3],
-                        ctx.options.video_id)
+        track = track if type(track) is int else None
+        if img is None or label is None or box is None or not ctx.result_values(score, track, file=name, pointer=ptr):
+            continue
+        yield Detection(img[0], label, box, float(score), track, img[3], ctx.options.video_id)
 
 
 def _result_category(ctx: ReadContext, cid: int, by_id: dict[int, str], classes: list[str], told: set[int],

@@ -209,6 +209,8 @@ def _rows(ctx: ReadContext, member: str, fp: IO[str]) -> Iterator[Record]:
         if label is None:
             continue
         if results:
+            if not ctx.result_values(nums["score"], track, **where):
+                continue
             yield Detection(frame, label, box, nums["score"], track, nums["timestamp"], vid)  # type: ignore[arg-type]
             continue
         flags: dict[str, bool] = {}

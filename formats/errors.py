@@ -31,6 +31,8 @@ WRONG_FORMAT = "wrong_format"      # content does not look like the declared for
 DUPLICATE = "duplicate"
 CLASS_MAPPED = "class_mapped"      # warning: a class taken by number, or renamed, on the way in
 FRAME_BASE = "frame_base"          # warning: frame numbers converted from another numbering
+OUT_OF_RANGE = "out_of_range"      # a number outside what the field allows (scores, track ids)
+STORAGE_PATH = "storage_path"      # a path into the platform's storage: never taken from a file
 
 
 @dataclass(frozen=True, slots=True)

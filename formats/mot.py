@@ -247,6 +247,8 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
                 track = None if tid < 0 else int(tid)
                 box = (x, y, x + w, y + h)
                 if kind == "results":
+                    if not ctx.result_values(conf, track, "conf", no_score=NO_SCORE, file=member, line=lineno):
+                        continue
                     if conf == NO_SCORE:
                         no_score.append(lineno)
                     yield Detection(fn, label, box, conf, track, None, vid)

@@ -20,7 +20,7 @@ import datetime as dt
 import math
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,14 @@ from .errors import (
     DUPLICATE,
     END_BEFORE_START,
     FRAME_RANGE,
+    NON_FINITE,
+    OUT_OF_RANGE,
     REFERENCE,
     STRUCTURE,
     TYPE,
     UNKNOWN_CLASS,
     FormatError,
+    Issue,
     IssueLog,
     Report,
 )
@@ -62,17 +65,24 @@ REFERENCES: dict[str, dict[str, str]] = {
 BIG = ("annotations", "keyframes")
 UUID_SPACE = 1 << 128
 _CHUNK = 65_536
+#: The caller's own checks of one row: ``(severity, code, field, message)`` for each problem.
+RowCheck = Callable[[str, dict[str, Any]], Iterable[tuple[str, str, str, str]]]
 _KINDS: dict[str, tuple[type, ...]] = {"uuid": (uuid.UUID,), "datetime": (dt.datetime,), "str": (str,),
                                         "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """What a column accepts: ``kind`` is uuid, datetime, str, int, float, bool or json (anything)."""
+    """What a column accepts: ``kind`` is uuid, datetime, str, int, float, bool or json (anything).
+
+    Floats are finite, and so is every number inside a json value; an int fits in ``bits``
+    (signed) when given.
+    """
 
     kind: str
     nullable: bool = False
     max_length: int | None = None
+    bits: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,7 @@ class VideoRow:
     filename: str
     project_id: uuid.UUID | None
     in_document: bool  # owned by a project of the document (else it belongs to some other project)
+    storage_path: str | None = None  # as the document gives it (never used to find the file)
 
 
 @dataclass
@@ -108,6 +119,11 @@ class ProjectCheck:
         self.log.error(code, message, file=self.file, **where)
         self.report = _report(self.log, self.report.records_total)
 
+    def add_warning(self, code: str, message: str, **where: Any) -> None:
+        """A warning found by the caller (a value it leaves out); the report is rebuilt."""
+        self.log.warning(code, message, file=self.file, **where)
+        self.report = _report(self.log, self.report.records_total)
+
 
 def _report(log: IssueLog, total: int) -> Report:
     return Report(log.issues, total, log.errors, log.warnings, log.dropped, [], dict(log.counts))
@@ -116,6 +132,24 @@ def _report(log: IssueLog, total: int) -> Report:
 def _uuid(key: Any) -> uuid.UUID:
     """A 16-byte key back as a UUID (numpy drops trailing zero bytes)."""
     return uuid.UUID(bytes=bytes(key).ljust(16, b"\0"))
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond every float
+        return False
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a json value holds NaN or an infinity anywhere (JSON itself has neither)."""
+    if type(value) is float:
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _box_problem(box: Any) -> tuple[str, str] | None:
@@ -168,8 +202,9 @@ class _Ids:
 
 
 class _Checker:
-    def __init__(self, columns: Mapping[str, Mapping[str, Column]], file: str, log: IssueLog) -> None:
-        self.columns, self.file, self.log = columns, file, log
+    def __init__(self, columns: Mapping[str, Mapping[str, Column]], file: str, log: IssueLog,
+                 row_check: RowCheck | None = None) -> None:
+        self.columns, self.file, self.log, self.row_check = columns, file, log, row_check
         self.counts: dict[str, int] = {}
         self.last = -1
         self.reported_order: set[str] = set()
@@ -221,6 +256,9 @@ class _Checker:
                     ok = False
                 continue
             if col.kind == "json":
+                if _non_finite(value):
+                    self.err(NON_FINITE, "holds NaN or an infinite number", ptr, name)
+                    ok = False
                 continue
             kinds = _KINDS[col.kind]
             if not isinstance(value, kinds) or (isinstance(value, bool) and col.kind != "bool"):
@@ -233,6 +271,16 @@ class _Checker:
             elif col.kind == "datetime" and value.tzinfo is None:
                 self.err(TYPE, "a time needs its time zone", ptr, name)
                 ok = False
+            elif col.kind == "float" and not _finite(value):
+                self.err(NON_FINITE, f"{value!r} is not a finite number", ptr, name)
+                ok = False
+            elif col.kind == "int" and col.bits and not -(1 << (col.bits - 1)) <= value < 1 << (col.bits - 1):
+                self.err(OUT_OF_RANGE, f"{value} does not fit the column's {col.bits}-bit integers", ptr, name)
+                ok = False
+        if ok and self.row_check is not None:
+            for severity, code, fld, message in self.row_check(section, data):
+                self.log.add(Issue(severity, code, message, file=self.file, pointer=ptr, field=fld))
+                ok = ok and severity != "error"
         if not ok:  # still known by its id, so that rows referring to it are not reported as well
             self._register(section, data, index)
             return
@@ -281,7 +329,7 @@ class _Checker:
         frames = data.get("frame_count") or 0
         self._unique("videos", data, ptr, frames)
         self.videos.append(VideoRow(index, data["id"], data["checksum"], data["filename"], owner,
-                                    owner is not None and owner in self.small["projects"]))
+                                    owner is not None and owner in self.small["projects"], data.get("storage_path")))
 
     def _assignments(self, data: dict[str, Any], index: int, ptr: str) -> None:
         self._unique("assignments", data, ptr, None)
@@ -400,11 +448,16 @@ def _offset(lo: int, hi: int) -> int | None:
     return 1 + secrets.randbelow(up) if up >= down else -(1 + secrets.randbelow(down))
 
 
-def check(path: Any, columns: Mapping[str, Mapping[str, Column]], options: ReadOptions | None = None) -> ProjectCheck:
-    """Read a whole project document and report every problem (nothing is imported here)."""
+def check(path: Any, columns: Mapping[str, Mapping[str, Column]], options: ReadOptions | None = None,
+          row_check: RowCheck | None = None) -> ProjectCheck:
+    """Read a whole project document and report every problem (nothing is imported here).
+
+    ``row_check`` adds the caller's checks of each well-typed row (what its JSON columns may
+    hold); an error it reports makes the row invalid, a warning is listed with the rest.
+    """
     file = Path(str(path)).name
     log = IssueLog(max_issues=(options or ReadOptions()).max_issues)
-    checker = _Checker(columns, file, log)
+    checker = _Checker(columns, file, log, row_check)
     reader = read_document(path, ReadOptions(on_error="skip", limits=(options or ReadOptions()).limits))
     total = 0
     try:
@@ -426,4 +479,4 @@ def check(path: Any, columns: Mapping[str, Mapping[str, Column]], options: ReadO
                         offset, file, log)
 
 
-__all__ = ["BIG", "REFERENCES", "SECTIONS", "Column", "ProjectCheck", "VideoRow", "check"]
+__all__ = ["BIG", "REFERENCES", "SECTIONS", "Column", "ProjectCheck", "RowCheck", "VideoRow", "check"]

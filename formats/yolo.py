@@ -198,6 +198,8 @@ def _records(ctx: ReadContext) -> Iterator[Record]:
                     if not ctx.box(*box, **where, field="cx,cy,w,h"):
                         continue
                     if conf is not None and forced != "annotations":
+                        if not ctx.result_values(conf, None, **where):
+                            continue
                         yield Detection(frame, label, box, conf, None, None, vid)
                     elif forced == "results":
                         ctx.log.error(STRUCTURE, "a result needs a confidence (6th value)", **where, field="conf")

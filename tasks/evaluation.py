@@ -318,14 +318,18 @@ def _set_state(test_session_id: uuid.UUID, job_id: uuid.UUID, status: str, error
         return True
 
 
+def plot_path(storage_dir: Path, test_session_id: uuid.UUID, job_id: uuid.UUID, name: str) -> Path:
+    """Where evaluation job ``job_id`` of a test session writes plot ``name``: built from the ids."""
+    return Path(storage_dir) / REPORT_DIR / str(test_session_id) / str(job_id) / f"{name}.png"
+
+
 def write_plots(storage_dir: Path, test_session_id: uuid.UUID, job_id: uuid.UUID,
                 plots: dict[str, bytes]) -> dict[str, str]:
     """PNG files under ``reports/<test session>/<job>/``, each written to a temporary name and renamed."""
-    folder = storage_dir / REPORT_DIR / str(test_session_id) / str(job_id)
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, data in plots.items():
-        path = folder / f"{name}.png"
+        path = plot_path(storage_dir, test_session_id, job_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(data)
         os.replace(tmp, path)
@@ -455,7 +459,8 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         **metrics,
         "tracking_note": tracking_note,
     }
-    results["plots"] = write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
+    # Found again from the session and job ids (never from a stored path): see the report route.
+    write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
     ctx.progress(95, "storing")
     if not _set_state(ts_id, ctx.job_id, "completed", results=results):
         return {"test_session_id": str(ts_id), "outcome": "superseded by a newer evaluation",

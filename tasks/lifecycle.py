@@ -44,6 +44,27 @@ class JobLost(Exception):
     """Another attempt owns the job now; this one must stop without writing."""
 
 
+#: Redis key set when a user cancels a running job, before the database is told. A job that
+#: holds SQLite's one write lock in a long transaction cannot learn of the cancel through the
+#: database (the cancel's write waits for that transaction), so it also reads this key.
+CANCEL_HINT_KEY = "job-cancel:{}"
+CANCEL_HINT_SECONDS = 24 * 3600
+
+
+def hint_cancel(client, job_id: uuid.UUID | str) -> None:
+    """Tell a running job through Redis that it was cancelled (the database flag follows)."""
+    client.set(CANCEL_HINT_KEY.format(job_id), 1, ex=CANCEL_HINT_SECONDS)
+
+
+def cancel_hinted(job_id: uuid.UUID | str) -> bool:
+    """Whether a cancel of this job was announced through Redis (False when Redis is unreachable)."""
+    try:
+        return bool(runtime.redis_client().exists(CANCEL_HINT_KEY.format(job_id)))
+    except Exception as exc:  # noqa: BLE001 - best effort: the database flag still stops the job
+        log.warning("could not read the cancel hint of job %s: %s", job_id, exc)
+        return False
+
+
 def job_snapshot(job: Job) -> dict[str, Any]:
     """The progress fields clients reconcile with live events (same keys as ``job_progress``)."""
     return {

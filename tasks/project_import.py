@@ -13,6 +13,13 @@ file); one that belongs to some other project is referred to as it is. A video t
 does not have (or the user may not read) is an error located at its row: upload it, then
 import again. Users are kept where they exist here (else left empty, as when a user is
 deleted); test sessions lose their link to the detection job, which is not part of a project.
+
+Every JSON column passes the same schema as the API's (:mod:`models.schemas`; requirements
+the same parser), so a malformed value is an error at its row and nothing is written. A
+document never brings a path into the platform's storage: a video's ``storage_path`` is the
+found file's, a keyframe's ``screenshot_path`` and a test session's report plots
+(``metrics.results.plots``) are dropped, each with a warning at its row; the report route
+serves only what the session's own evaluation job wrote.
 """
 from __future__ import annotations
 
@@ -20,11 +27,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Float, Integer, String, Text, Uuid, insert, or_, select, update
+from sqlalchemy import BigInteger, Boolean, Connection, Float, Integer, String, Text, Uuid, insert, or_, select, update
 from sqlalchemy.types import JSON
 
 import formats
+from formats.errors import STORAGE_PATH, TYPE
 from formats.project import Column, ProjectCheck
+from matching import RequirementError, parse_requirement
 from models import (
     AnnotationKeyframe,
     AnnotationSession,
@@ -41,7 +50,9 @@ from models import (
     VideoAnnotation,
     utcnow,
 )
+from models.schemas import column_problems
 from models.types import UTCDateTime
+from vision.detectors import safe_file_name
 
 from . import runtime
 from .lifecycle import JobContext
@@ -75,12 +86,51 @@ def _column(col) -> Column:
         kind = "str"
     else:  # pragma: no cover - a new column type must be given a kind here
         raise TypeError(f"no document kind for {col.table.name}.{col.name} ({t!r})")
-    return Column(kind, bool(col.nullable), getattr(t, "length", None) if kind == "str" else None)
+    return Column(kind, bool(col.nullable), getattr(t, "length", None) if kind == "str" else None,
+                  (64 if isinstance(t, BigInteger) else 32) if kind == "int" else None)
 
 
 def document_columns() -> dict[str, dict[str, Column]]:
     """The document's columns per section, from the tables (what an export writes)."""
     return {section: {c.name: _column(c) for c in table.columns} for section, table in TABLES.items()}
+
+
+def _plots(data: dict[str, Any]) -> bool:
+    """Whether a test session row names report files (``metrics.results.plots``)."""
+    results = (data.get("metrics") or {}).get("results")
+    return isinstance(results, dict) and "plots" in results
+
+
+def row_problems(section: str, data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """What the API would refuse in this row's JSON columns (errors), and the paths left out (warnings)."""
+    problems = [("error", TYPE, name, message) for name, message in column_problems(section, data)]
+    if section == "requirements":
+        try:
+            parse_requirement(data.get("requirement_type"), data.get("requirement_value"), data.get("weight"))
+        except RequirementError as exc:
+            problems.append(("error", TYPE, exc.field, str(exc)))
+    elif section == "keyframes" and data.get("screenshot_path") is not None:
+        problems.append(("warning", STORAGE_PATH, "screenshot_path",
+                         "a path into the platform's storage is not imported; left empty"))
+    elif section == "test_sessions" and not problems:
+        weights = (data.get("model") or {}).get("weights")
+        if weights is not None and not (isinstance(weights, str) and safe_file_name(weights)):
+            problems.append(("error", TYPE, "model.weights", "weights must be a file name inside the model "
+                                                             "directory"))
+        if _plots(data):
+            problems.append(("warning", STORAGE_PATH, "metrics.results.plots",
+                             "report files are not imported: the report is drawn again from the stored numbers"))
+    return problems
+
+
+def _imported_row(section: str, out: dict[str, Any]) -> dict[str, Any]:
+    """The row as written: what :func:`row_problems` warned about is left out."""
+    if section == "keyframes":
+        out["screenshot_path"] = None
+    elif section == "test_sessions" and _plots(out):
+        results = {k: v for k, v in out["metrics"]["results"].items() if k != "plots"}
+        out["metrics"] = {**out["metrics"], "results": results}
+    return out
 
 
 def _find_videos(conn: Connection, check: ProjectCheck, user: User | None) -> dict[uuid.UUID, Video]:
@@ -105,7 +155,11 @@ def _find_videos(conn: Connection, check: ProjectCheck, user: User | None) -> di
         options = candidates.get(row.checksum, [])
         same = [v for v in options if v.id == row.id]
         if same or options:
-            found[row.id] = (same or options)[0]
+            found[row.id] = video = (same or options)[0]
+            if row.in_document and row.storage_path != video.storage_path:
+                check.add_warning(STORAGE_PATH, "the document's storage_path is not imported: the file is this "
+                                                "platform's video with the same sha256",
+                                  pointer=f"/sections/videos/{row.index}", field="storage_path")
         else:
             check.add_error("reference", f"video {row.filename!r} (sha256 {row.checksum}) is not on this platform "
                                          "where you may read it: upload it, then import again",
@@ -114,7 +168,7 @@ def _find_videos(conn: Connection, check: ProjectCheck, user: User | None) -> di
 
 
 def validate(conn: Connection, path: Path, user: User | None) -> tuple[ProjectCheck, dict[uuid.UUID, Video]]:
-    check = formats.project.check(path, document_columns())
+    check = formats.project.check(path, document_columns(), row_check=row_problems)
     videos = _find_videos(conn, check, user) if check.videos else {}
     return check, videos
 
@@ -160,7 +214,7 @@ def write(ctx: JobContext, w: Any, path: Path, check: ProjectCheck, videos: dict
         for name in formats.project.REFERENCES.get(current, {}):
             if out[name] is not None:
                 out[name] = video_ids[out[name]] if name == "video_id" else remap(out[name])
-        w.add(TABLES[current], out)
+        w.add(TABLES[current], _imported_row(current, out))
     w.flush()
     if importer is not None and importer in users:
         for project_id in new_projects:
@@ -183,4 +237,4 @@ def _is_uuid(value: str | None) -> bool:
     return True
 
 
-__all__ = ["TABLES", "document_columns", "validate", "write"]
+__all__ = ["TABLES", "document_columns", "row_problems", "validate", "write"]

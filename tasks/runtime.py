@@ -48,6 +48,17 @@ def heartbeats(service_class):
     return state["heartbeats"]
 
 
+def redis_client():
+    """The process's Redis client (the broker's server), for short best-effort reads."""
+    state = _fresh()
+    if "redis" not in state:
+        import redis
+
+        url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        state["redis"] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return state["redis"]
+
+
 def emitter():
     """A write-only Socket.IO client manager: emits reach the web app through Redis."""
     state = _fresh()

@@ -30,6 +30,7 @@ from formats import Annotation, Detection, FormatError, ReadOptions, VideoInfo
 from keyframes import Timeline
 from keyframes.exchange import StoredTrack, records_by_frame, records_by_track
 from models import (
+    TERMINAL_STATUSES,
     AnnotationKeyframe,
     AnnotationSession,
     AuditLog,
@@ -49,7 +50,7 @@ from models import (
 
 from . import runtime
 from .app import app
-from .lifecycle import JobCancelled, JobContext, JobLost, public_error, run_job
+from .lifecycle import JobCancelled, JobContext, JobLost, cancel_hinted, public_error, run_job
 
 EXPORT_TYPES = ("project", "annotations", "results", "full")
 IMPORT_TYPES = ("project", "annotations", "results")
@@ -601,10 +602,17 @@ class Writer:
                     self.conn.execute(insert(t), rows)
                 self.pending[t] = []
 
+    def check_cancel(self) -> None:
+        """Inside the transaction: a cancel asked in the database or announced through Redis
+        (where SQLite's write lock, held by this transaction, keeps the database from hearing of it)."""
+        self.ctx.check_cancel()
+        if cancel_hinted(self.ctx.job_id):
+            raise JobCancelled(str(self.ctx.job_id))
+
     def tick(self) -> None:
         self.processed += 1
         if self.processed % BATCH == 0:
-            self.ctx.check_cancel()
+            self.check_cancel()
             if self.report:
                 self.ctx.progress(50 + 50 * min(1.0, self.processed / self.total), "importing")
                 _set_import(runtime.database(), self.import_id, records_processed=self.processed,
@@ -763,6 +771,7 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
             raise ValueError(f"import {import_id} no longer exists")
         s.expunge(imp)
     if imp.import_status == "completed":  # a redelivery after the commit: nothing more to write
+        release_import_file(imp.file_path)
         return _job_result(db, ctx.job_id) or _committed_import_result(db, imp, params)
     path = imports_dir() / imp.file_path
     _set_import(db, import_id, import_status="processing", error_message=None)
@@ -776,7 +785,10 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
                                           else f"{type(exc).__name__}: {exc}")
         _set_import(db, import_id, import_status="cancelled" if cancelled else "failed",
                     error_message=message and public_error(message, runtime.settings().storage_dir)[:2000])
+        if isinstance(exc, Exception):  # not a worker shutting down: its redelivery needs the file
+            release_import_file(imp.file_path)
         raise
+    release_import_file(imp.file_path)
     if imp.import_type == "results" and result.get("test_session_id") and "duplicate_of" not in result:
         from .evaluation import results_ready
 
@@ -874,7 +886,7 @@ def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[st
             result["skipped"] = len(skipped)
             # what the import changed or left out on the way in, each with where it is
             result["warnings"] = _issue_dicts(i for i in reader.issues if i.severity == "warning")
-            ctx.check_cancel()
+            w.check_cancel()
             conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
                 import_status="completed", progress_percent=100, records_processed=w.processed,
                 import_errors=_issue_dicts(skipped), completed_at=utcnow()))
@@ -916,7 +928,7 @@ def _run_project_import(ctx: JobContext, db, imp: ImportJob, path: Path) -> dict
             result: dict[str, Any] = {"import_id": str(imp.id), "validation": summary}
             result.update(project_import.write(ctx, w, path, check, videos, imp))
             result["records_processed"] = w.processed
-            ctx.check_cancel()
+            w.check_cancel()
             conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
                 import_status="completed", progress_percent=100, records_processed=w.processed,
                 import_errors=[], completed_at=utcnow()))
@@ -974,8 +986,55 @@ def expire_exports(now=None) -> int:
     return len(rows)
 
 
-def remove_import_file(rel: str) -> None:
-    shutil.rmtree(imports_dir() / Path(rel).parent, ignore_errors=True)
+def remove_import_file(rel: str, storage_dir: Path | None = None) -> None:
+    """Delete an import's upload (its folder ``imports/<import id>/``)."""
+    base = (Path(storage_dir) / "imports" if storage_dir is not None else imports_dir()).resolve()
+    folder = (base / Path(rel).parent).resolve()
+    if folder.parent == base:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def release_import_file(rel: str, settings=None) -> None:
+    """An import ended: its file goes now, or at the sweep after ``IMPORT_RETENTION_SECONDS``."""
+    settings = settings or runtime.settings()
+    if settings.import_retention_seconds <= 0:
+        remove_import_file(rel, settings.storage_dir)
+
+
+#: An upload folder with no import row is left this long (the row is committed just after the move).
+ORPHAN_UPLOAD_SECONDS = 3600
+
+
+def sweep_import_files(now=None) -> int:
+    """Delete the files of imports that ended more than ``IMPORT_RETENTION_SECONDS`` ago, of imports
+    that never ran (cancelled while pending), and folders no import owns (beat runs this)."""
+    db = runtime.database()
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=runtime.settings().import_retention_seconds)
+    removed = 0
+    for folder in list(imports_dir().iterdir()):
+        try:
+            import_id = uuid.UUID(folder.name)
+        except ValueError:
+            import_id = None
+        row = None
+        if import_id is not None:
+            with db.session() as s:
+                row = s.execute(select(ImportJob.import_status, ImportJob.completed_at, ImportJob.created_at,
+                                       Job.status, Job.finished_at)
+                                .outerjoin(Job, Job.id == ImportJob.job_id)
+                                .where(ImportJob.id == import_id)).first()
+        if row is None:
+            age = now.timestamp() - folder.stat().st_mtime
+            if age > max(ORPHAN_UPLOAD_SECONDS, runtime.settings().import_retention_seconds):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+            continue
+        ended = row.import_status in TERMINAL_STATUSES or row.status in TERMINAL_STATUSES
+        if ended and (row.finished_at or row.completed_at or row.created_at) <= cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 @app.task(name="jobs.export", bind=True)
@@ -993,5 +1052,10 @@ def expire_exports_task() -> int:
     return expire_exports()
 
 
+@app.task(name="maintenance.sweep_import_files")
+def sweep_import_files_task() -> int:
+    return sweep_import_files()
+
+
 __all__ = ["EXPORT_TYPES", "IMPORT_TYPES", "SECTIONS", "FormatError", "ImportRefused", "Scope", "export_body",
-           "expire_exports", "import_body"]
+           "expire_exports", "import_body", "release_import_file", "sweep_import_files"]

@@ -5,7 +5,6 @@ A route added without an entry here fails the test, so no route escapes the matr
 from __future__ import annotations
 
 import os
-
 import time
 import uuid
 

@@ -389,6 +389,7 @@ def worker_env(stack, monkeypatch):
 
     monkeypatch.setenv("DATABASE_URL", stack.database_url)
     monkeypatch.setenv("STORAGE_DIR", str(Path(stack.workdir) / "storage"))
+    monkeypatch.setenv("REDIS_URL", stack.redis_url)
     import settings
 
     monkeypatch.setattr(settings, "_cached", None)
@@ -427,10 +428,16 @@ def test_cancelled_export_and_import_leave_nothing(stack, tmp_path, worker_env):
     from models import ImportJob
 
     second = uuid.uuid4()
+    from tasks.transfer import imports_dir
+
+    stack.wait_job(done["job_id"])  # the job ends after its import, once the file is released
+    assert not (imports_dir() / done["id"]).exists()  # the completed import's file is gone
+    (imports_dir() / str(second)).mkdir()
+    (imports_dir() / str(second) / "big.csv").write_bytes(src.read_bytes())
     with engine.begin() as conn:
         conn.execute(ImportJob.__table__.insert().values(
             id=second, job_name="again", import_type="annotations", source_format="csv",
-            file_path=f"{done['id']}/big.csv", created_by="test"))
+            file_path=f"{second}/big.csv", created_by="test"))
     # Posted again, the same file into the same session is recognized and adds nothing.
     with open(src, "rb") as fh:
         r = stack.api("POST", "/api/import/jobs", data={

@@ -1,70 +1,15 @@
 """Request and response schemas: validation at the edge and the OpenAPI document."""
 from __future__ import annotations
 
-import json
-import math
-
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate
 
 from models import JOB_STATUSES, ROLES
+from models.schemas import BoxSchema, FiniteFloat, JSONObject, JSONValue, Labels, StrictSchema
 
 from .uploads import display_name
 
 NAME = validate.Length(min=1, max=255)
 MAX_FRAME = 10**9  # keeps every integer inside what both databases store
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class FiniteFloat(fields.Float):
-    """Floats without NaN or infinity (JSON allows neither, some clients send them anyway)."""
-
-    def _validated(self, value):
-        value = super()._validated(value)
-        if value is not None and not math.isfinite(value):
-            raise self.make_error("special")
-        return value
-
-
-def _field_cap() -> int:
-    from flask import current_app, has_app_context
-
-    from settings import cached_settings
-
-    if has_app_context() and "SETTINGS" in current_app.config:
-        return current_app.config["SETTINGS"].max_json_field_bytes
-    return cached_settings().max_json_field_bytes
-
-
-class _Bounded:
-    """Free-form JSON whose serialized size is at most ``MAX_JSON_FIELD_BYTES`` (a field error)."""
-
-    def _check_size(self, value):
-        cap = _field_cap()
-        try:
-            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-        except (TypeError, ValueError, RecursionError):
-            raise ValidationError("must be plain JSON") from None
-        if size > cap:
-            raise ValidationError(f"holds {size} bytes as JSON; at most {cap} are allowed (MAX_JSON_FIELD_BYTES)")
-        return value
-
-
-class JsonObject(_Bounded, fields.Dict):
-    """A free-form JSON object (metadata, keyframe data), bounded in size."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        return self._check_size(super()._deserialize(value, attr, data, **kwargs))
-
-
-class JsonValue(_Bounded, fields.Raw):
-    """Any free-form JSON value, bounded in size."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        return self._check_size(super()._deserialize(value, attr, data, **kwargs))
 
 
 # ------------------------------------------------------------------------------ common
@@ -133,21 +78,15 @@ class UserPatch(StrictSchema):
 class ProjectCreate(StrictSchema):
     name = fields.String(required=True, validate=NAME)
     description = fields.String(load_default="", validate=validate.Length(max=10000))
-    camera_metadata = JsonObject(keys=fields.String(), load_default=dict)
-    labels = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
-                         validate=validate.Length(min=1, max=500))
+    camera_metadata = JSONObject(load_default=dict)
+    labels = Labels()
     wanted_videos = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=1_000_000))
-
-    @validates("labels")
-    def _unique_labels(self, value, **_kwargs):
-        if len(set(value)) != len(value):
-            raise ValidationError("labels must be unique")
 
 
 class ProjectPatch(ProjectCreate):
     name = fields.String(validate=NAME)
     description = fields.String(validate=validate.Length(max=10000))
-    camera_metadata = JsonObject(keys=fields.String())
+    camera_metadata = JSONObject()
 
 
 class ProjectOut(Schema):
@@ -256,26 +195,17 @@ SESSION_STATUSES = ("active", "paused", "completed")
 VALIDATION_STATUSES = ("pending", "validated", "rejected")
 
 
-class BoxSchema(StrictSchema):
-    """Pixels, origin top-left; x2 > x1 and y2 > y1; must overlap the frame."""
-
-    x1 = FiniteFloat(required=True)
-    y1 = FiniteFloat(required=True)
-    x2 = FiniteFloat(required=True)
-    y2 = FiniteFloat(required=True)
-
-
 class AnnotationSessionCreate(StrictSchema):
     project_id = fields.UUID(required=True)
     video_id = fields.UUID(required=True)
     session_name = fields.String(required=True, validate=NAME)
     annotation_type = fields.String(required=True, validate=validate.OneOf(ANNOTATION_TYPES))
-    metadata = JsonObject(keys=fields.String(), load_default=dict)
+    metadata = JSONObject(load_default=dict)
 
 
 class AnnotationSessionPatch(StrictSchema):
     session_name = fields.String(validate=NAME)
-    metadata = JsonObject(keys=fields.String())
+    metadata = JSONObject()
     status = fields.String(validate=validate.OneOf(SESSION_STATUSES))
 
 
@@ -310,7 +240,7 @@ class AnnotationFields(StrictSchema):
     bounding_box = fields.Nested(BoxSchema, allow_none=True, load_default=None)
     confidence = FiniteFloat(load_default=1.0, validate=validate.Range(min=0, max=1))
     annotator_notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=10000))
-    keyframe_data = JsonObject(keys=fields.String(), load_default=dict)
+    keyframe_data = JSONObject(load_default=dict)
 
 
 class AnnotationCreate(AnnotationFields):
@@ -326,7 +256,7 @@ class AnnotationPatch(StrictSchema):
     bounding_box = fields.Nested(BoxSchema, allow_none=True)
     confidence = FiniteFloat(validate=validate.Range(min=0, max=1))
     annotator_notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
-    keyframe_data = JsonObject(keys=fields.String())
+    keyframe_data = JSONObject()
     base_version = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1), load_only=True)
 
 
@@ -365,14 +295,14 @@ class AnnotationListArgs(PageArgs):
 class KeyframeCreate(StrictSchema):
     frame_number = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_FRAME))
     timestamp = FiniteFloat(validate=validate.Range(min=0))
-    frame_data = JsonObject(keys=fields.String(), required=True)
+    frame_data = JSONObject(required=True)
     screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
 class KeyframePatch(StrictSchema):
     frame_number = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
     timestamp = FiniteFloat(validate=validate.Range(min=0))
-    frame_data = JsonObject(keys=fields.String())
+    frame_data = JSONObject()
     screenshot_path = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
@@ -402,14 +332,14 @@ class ValidateIn(StrictSchema):
 
 class RequirementIn(StrictSchema):
     requirement_type = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    requirement_value = JsonValue(required=True)
-    weight = JsonValue(load_default=1.0)
+    requirement_value = JSONValue(required=True)
+    weight = JSONValue(load_default=1.0)
 
 
 class RequirementPatch(StrictSchema):
     requirement_type = fields.String(validate=validate.Length(min=1, max=50))
-    requirement_value = JsonValue()
-    weight = JsonValue()
+    requirement_value = JSONValue()
+    weight = JSONValue()
 
 
 class RequirementOut(Schema):

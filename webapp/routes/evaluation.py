@@ -23,7 +23,7 @@ from sqlalchemy import select
 from evaluation.motchallenge import BENCHMARKS, PROTOCOLS
 from evaluation.session import compare_metrics
 from models import AnnotationSession, Job, TestSession
-from tasks.evaluation import EvaluationError, queue_evaluation
+from tasks.evaluation import REPORT_DIR, EvaluationError, plot_path, queue_evaluation
 
 from ..auth import current_user, get_project_for
 from ..db import audit, db_session
@@ -148,17 +148,35 @@ def get_metrics(test_session_id):
     return {"test_session_id": str(ts.id), "evaluation": _state(ts), "metrics": results}
 
 
-def _plot_bytes(results: dict[str, Any], name: str) -> bytes:
+def plot_file(storage_dir: str | Path, ts: TestSession, results: dict[str, Any], name: str) -> Path | None:
+    """Where the evaluation job that produced ``results`` wrote plot ``name`` for this session.
+
+    The path is built from the session's id, the job id (a UUID) and a name of
+    :data:`PLOT_NAMES`, never from a stored path, and must resolve inside the session's report
+    folder; None when it cannot be built that way.
+    """
+    try:
+        job_id = uuid.UUID(str(results.get("job_id")))
+    except ValueError:
+        return None
+    if name not in PLOT_NAMES:
+        return None
+    folder = (Path(storage_dir) / REPORT_DIR / str(ts.id)).resolve()
+    path = plot_path(Path(storage_dir), ts.id, job_id, name).resolve()
+    return path if path.is_relative_to(folder) else None
+
+
+def _plot_bytes(ts: TestSession, results: dict[str, Any], name: str) -> bytes:
     """The plot the evaluation job drew; drawn again from the stored numbers if its file is gone."""
-    rel = (results.get("plots") or {}).get(name)
-    storage = Path(current_app.config["STORAGE_DIR"]).resolve()
-    if rel:
-        path = (storage / rel).resolve()
-        if path.is_relative_to(storage) and path.is_file():
-            return path.read_bytes()
+    path = plot_file(current_app.config["STORAGE_DIR"], ts, results, name)
+    if path is not None and path.is_file():
+        return path.read_bytes()
     from evaluation.report import render_plot
 
-    return render_plot(name, results)
+    try:
+        return render_plot(name, results)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        raise ApiError(409, "the stored evaluation results cannot be drawn: evaluate again") from None
 
 
 def _completed(ts: TestSession) -> dict[str, Any]:
@@ -180,7 +198,7 @@ def get_report(args, test_session_id):
         entry: dict[str, Any] = {"content_type": "image/png",
                                  "url": url_for("evaluation.get_report_plot", test_session_id=ts.id, plot=name)}
         if args["embed"]:
-            entry["data"] = base64.b64encode(_plot_bytes(results, name)).decode("ascii")
+            entry["data"] = base64.b64encode(_plot_bytes(ts, results, name)).decode("ascii")
         plots[name] = entry
     return {"test_session_id": str(ts.id), "name": ts.name, "model": ts.model, "evaluation": _state(ts),
             "metrics": {k: v for k, v in results.items() if k != "plots"}, "plots": plots}
@@ -192,7 +210,7 @@ def get_report_plot(test_session_id, plot):
     ts = _test_session(test_session_id)
     if plot not in PLOT_NAMES:
         raise ApiError(404, f"unknown plot {plot!r}; known: {', '.join(PLOT_NAMES)}")
-    return Response(_plot_bytes(_completed(ts), plot), mimetype="image/png")
+    return Response(_plot_bytes(ts, _completed(ts), plot), mimetype="image/png")
 
 
 # ------------------------------------------------------------------------------ comparison

@@ -5,9 +5,10 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import or_, select, update
 
-from models import TERMINAL_STATUSES, Job, ProjectMember, utcnow
+from models import TERMINAL_STATUSES, ImportJob, Job, ProjectMember, utcnow
 from tasks.dispatch import create_job
-from tasks.lifecycle import job_snapshot
+from tasks.lifecycle import hint_cancel, job_snapshot
+from tasks.transfer import release_import_file
 
 from ..auth import can_change_job, can_see_job, current_user, get_project_for, require_admin
 from ..db import audit, db_session, paginate, parse_uuid
@@ -63,6 +64,10 @@ def cancel_job(job_id):
         raise ApiError(403, "not allowed to cancel this job")
     if job.status in TERMINAL_STATUSES:
         raise ApiError(409, f"job already {job.status}", details={"status": job.status})
+    try:  # first, so that a running job holding SQLite's write lock learns of it
+        hint_cancel(current_app.extensions["redis"], job.id)
+    except Exception:  # noqa: BLE001 - the database flag is what the task obeys
+        current_app.logger.warning("could not announce the cancel of job %s", job.id)
     now = utcnow()
     stopped = session.execute(
         update(Job).where(Job.id == job.id, Job.status == "pending")
@@ -71,11 +76,17 @@ def cancel_job(job_id):
     ).rowcount
     if not stopped:
         session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True))
+    imp = session.scalar(select(ImportJob).where(ImportJob.job_id == job.id)) if stopped and job.kind == "import" \
+        else None
+    if imp is not None:  # it never ran: its import is cancelled, its upload released
+        imp.import_status = "cancelled"
     audit(session, "cancel", "job", job.id)
     session.commit()
     session.refresh(job)
     if stopped:
         broadcast_job(job_snapshot(job))
+        if imp is not None:
+            release_import_file(imp.file_path, current_app.config["SETTINGS"])
     try:
         from tasks.app import app as celery_app
 

@@ -30,6 +30,7 @@ from ..auth import current_user, get_project_for, project_role, require_writer
 from ..bodies import single_file
 from ..db import audit, database, db_session, paginate, parse_uuid
 from ..errors import ApiError
+from ..extensions import limiter
 from ..realtime import breaker, marks
 from ..schemas import NAME, FiniteFloat, PageArgs, StrictSchema, page_schema
 from ..uploads import CHUNK, attachment, sha256_of
@@ -426,6 +427,7 @@ def _direct_export(db, ann_session: AnnotationSession, fmt: str) -> Response:
 
 
 @bp.route("/import/jobs", methods=["POST"])
+@limiter.limit(lambda: current_app.config["SETTINGS"].rate_limit_upload)
 def create_import():
     """Multipart: ``file`` plus the form fields; the file is validated then imported on the CPU pool."""
     user = require_writer()
