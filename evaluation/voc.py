@@ -132,7 +132,8 @@ def evaluate_voc(gt: Boxes, dt: Boxes, iou_threshold: float = 0.5, method: Metho
         npos = int((~gt.ignore[gt.class_id == c]).sum())
         b = best[rows]
         close = best_iou[rows] >= iou_threshold
-        ignored = close & gt.ignore[np.maximum(b, 0)] & (b >= 0)
+        # no ground truth at all: nothing to match, nothing to ignore (and nothing to index)
+        ignored = close & gt.ignore[np.maximum(b, 0)] & (b >= 0) if len(gt.ignore) else np.zeros(rows.size, bool)
         claims = close & ~ignored
         tp = np.zeros(rows.size, dtype=bool)
         claim_at = np.nonzero(claims)[0]

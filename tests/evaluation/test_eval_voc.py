@@ -151,3 +151,12 @@ def test_generated_cases_match_the_devkit_definition(seed: int, method: str, plu
         assert (ours is None) == (ref is None)
         if ref is not None:
             assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def test_detections_without_any_ground_truth_are_all_false_positives():
+    from evaluation.boxes import Boxes
+    from evaluation.voc import evaluate_voc
+
+    dt = Boxes.from_records([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}], "xywh")
+    result = evaluate_voc(Boxes.empty(), dt).per_class[1]
+    assert (result.ap, result.num_ground_truth, result.tp, result.fp) == (None, 0, 0, 1)
