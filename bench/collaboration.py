@@ -96,10 +96,10 @@ def main() -> int:
     parser.add_argument("--procs", type=int, default=2, help="client processes")
     args = parser.parse_args()
 
-    import requests
     from harness import Stack, make_clip
     from sqlalchemy import create_engine, select, text
 
+    from client import Client
     from models import VideoAnnotation, migrate
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-collab-"))
@@ -112,21 +112,16 @@ def main() -> int:
     stack = Stack(tmp, url, "redis://127.0.0.1:6379/14")
     try:
         stack.start_web()
-        project = stack.api("POST", "/api/projects", json={"name": "bench"}).json()
-        clip = make_clip(tmp / "clip.avi")
-        with open(clip, "rb") as fh:
-            video = stack.api("POST", "/api/videos", data={"project_id": project["id"]},
-                              files={"file": ("clip.avi", fh)}).json()
-        session = stack.api("POST", "/api/annotations/sessions", json={
-            "project_id": project["id"], "video_id": video["id"], "session_name": "bench",
-            "annotation_type": "spatial"}).json()
+        api = Client(stack.base, stack.token())
+        project = api.projects.create("bench")
+        video = api.videos.upload(make_clip(tmp / "clip.avi"), project_id=project["id"])
+        session = api.annotation_sessions.create(project["id"], video["id"], "bench")
         tokens = []
         for i in range(args.clients):
             uname = f"bench{i}-{uuid.uuid4().hex[:4]}"
             stack.create_user(uname, "annotator", "password-123")
-            stack.api("POST", f"/api/projects/{project['id']}/members", json={"username": uname, "role": "annotator"})
-            tokens.append(requests.post(stack.base + "/api/auth/token", json={
-                "username": uname, "password": "password-123"}).json()["access_token"])
+            api.projects.add_member(project["id"], "annotator", username=uname)
+            tokens.append(Client(stack.base).login(uname, "password-123"))
         out: mp.Queue = mp.Queue()
         start_at = time.time() + 8 + args.clients * 0.1
         chunks = [tokens[i::args.procs] for i in range(args.procs)]
