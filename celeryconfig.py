@@ -36,6 +36,7 @@ KIND_QUEUES = {
     "compatibility": "cpu",
     "assignment": "cpu",
     "evaluation": "cpu",
+    "validation_aggregate": "cpu",
     "maintenance": "cpu",
 }
 task_routes = {f"jobs.{kind}": {"queue": queue} for kind, queue in KIND_QUEUES.items()}
@@ -51,6 +52,7 @@ TIME_LIMITS = {
     "compatibility": (3600, 3660),
     "assignment": (1800, 1860),
     "evaluation": (3600, 3660),
+    "validation_aggregate": (3600, 3660),
 }
 task_annotations = {
     f"jobs.{kind}": {"soft_time_limit": soft, "time_limit": hard} for kind, (soft, hard) in TIME_LIMITS.items()
@@ -85,6 +87,7 @@ beat_schedule = {
     "dispatch-outbox": {"task": "maintenance.dispatch_outbox", "schedule": 10.0},
     "reap-stale-jobs": {"task": "maintenance.reap_stale_jobs", "schedule": max(5.0, _settings.stale_after_seconds / 2)},
     "expire-exports": {"task": "maintenance.expire_exports", "schedule": 3600.0},
+    "reconcile-validation-runs": {"task": "maintenance.reconcile_validation_runs", "schedule": 10.0},
 }
 beat_schedule_filename = str(_settings.var_dir / "celerybeat-schedule")
 
