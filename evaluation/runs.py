@@ -328,9 +328,6 @@ class _ClassRows:
     tp: np.ndarray
     ig: np.ndarray
 
-    def select(self, mask: np.ndarray) -> _ClassRows:
-        return _ClassRows(self.score[mask], self.vpos[mask], self.rank[mask], self.tp[mask], self.ig[mask])
-
 
 def _class_rows(score: np.ndarray, vpos: np.ndarray, image: np.ndarray, rank: np.ndarray, tp: np.ndarray,
                 ig: np.ndarray, vorder: np.ndarray | None = None) -> _ClassRows:
@@ -464,11 +461,69 @@ class _Scope:
         return "overall" if self.key is None else f"{self.key}={self.value}"
 
 
-class _Run:
-    """Per-video statistics of a run, stacked; detections only as compact per-class rows."""
+class _Stream:
+    """COCOeval.accumulate for one (scope, class, area setting, max dets), fed window by window
+    in descending score order: exact, without holding the whole curve.
 
-    def __init__(self, videos: Iterable[VideoMatches] | Callable[[], Iterable[VideoMatches]], bins: int = 128):
-        source = videos() if callable(videos) else videos
+    Recall thresholds are found as the cumulative true positives pass them; the interpolated
+    precision there is the larger of the best precision later in its window and the best of
+    every later window, resolved at the end.
+    """
+
+    def __init__(self, npig: int):
+        self.npig = int(npig)
+        n_r = _PARAMS.recall_thresholds.size
+        self.tp = np.zeros(_T, dtype=np.int64)
+        self.fp = np.zeros(_T, dtype=np.int64)
+        self.nd = 0
+        self.window = np.full((_T, n_r), -1, dtype=np.int64)
+        self.within = np.zeros((_T, n_r))
+        self.best: list[np.ndarray] = []  # per window: best precision in it, per threshold
+
+    def feed(self, tps: np.ndarray, fps: np.ndarray) -> None:
+        """(T, n) true / false positive flags of the window's rows, in order."""
+        w = len(self.best)
+        n = tps.shape[1]
+        if self.npig == 0 or n == 0:
+            self.best.append(np.full(_T, -np.inf))
+            return
+        tp = (self.tp[:, None] + np.cumsum(tps, axis=1)).astype(float)
+        fp = (self.fp[:, None] + np.cumsum(fps, axis=1)).astype(float)
+        rc = tp / self.npig
+        pr = tp / (fp + tp + bs.EPS)
+        env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+        for t in range(_T):
+            inds = np.searchsorted(rc[t], _PARAMS.recall_thresholds, side="left")
+            new = (inds < n) & (self.window[t] < 0)
+            self.window[t, new] = w
+            self.within[t, new] = env[t, inds[new]]
+        self.best.append(env[:, 0].copy())
+        self.tp += tps.sum(axis=1)
+        self.fp += fps.sum(axis=1)
+        self.nd += n
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        n_r = _PARAMS.recall_thresholds.size
+        if self.npig == 0:
+            return -np.ones((_T, n_r)), -np.ones(_T)
+        if self.nd == 0:
+            return np.zeros((_T, n_r)), np.zeros(_T)
+        best = np.vstack([*self.best, np.full(_T, -np.inf)])  # (W + 1, T)
+        later = np.maximum.accumulate(best[::-1], axis=0)[::-1]  # best of windows w.. end
+        found = self.window >= 0
+        nxt = later[np.where(found, self.window + 1, len(self.best)), np.arange(_T)[:, None]]
+        prec = np.where(found, np.maximum(self.within, nxt), 0.0)
+        return prec, self.tp / self.npig
+
+
+class _Run:
+    """Per-video statistics of a run, stacked; detections are read window by window of score
+    (``window`` rows at a time), so memory does not grow with the number of detections."""
+
+    def __init__(self, videos: Iterable[VideoMatches] | Callable[[], Iterable[VideoMatches]],
+                 attributes: Mapping[str, Mapping[str, Any]] | None = None, bins: int = 128,
+                 window: int = 400_000):
+        self._source = videos if callable(videos) else (lambda items=list(videos): items)
         first: VideoMatches | None = None
         self.ids: list[str] = []
         self.frames: list[int] = []
@@ -477,11 +532,12 @@ class _Run:
                                                               "trk_dist", "hota")}
         self.tracking: list[bool] = []
         objs: dict[str, list[np.ndarray]] = {k: [] for k in ("obj_class", "obj_bucket", "obj_latency", "obj_v")}
-        dets: dict[str, list[np.ndarray]] = {k: [] for k in ("score", "cls", "vpos", "image", "rank", "tp", "ig")}
         self.per_video: list[dict[str, Any]] = []
-        for v, vm in enumerate(source):
+        sketch: list[list[np.ndarray]] = []
+        for v, vm in enumerate(self._source()):
             if first is None:
                 first = vm
+                sketch = [[] for _ in vm.class_names]
             elif (vm.class_names, vm.iou_threshold, vm.score_threshold, vm.height_edges) != (
                     first.class_names, first.iou_threshold, first.score_threshold, first.height_edges):
                 raise RunError(f"video {vm.video_id} was matched with other classes or thresholds than "
@@ -500,10 +556,8 @@ class _Run:
             objs["obj_bucket"].append(vm.obj_bucket)
             objs["obj_latency"].append(vm.obj_latency)
             objs["obj_v"].append(np.full(vm.obj_class.size, v, dtype=np.int64))
-            for k, a in (("score", vm.det_score), ("cls", vm.det_class), ("image", vm.det_image),
-                         ("rank", vm.det_rank), ("tp", vm.det_tp), ("ig", vm.det_ig)):
-                dets[k].append(a)
-            dets["vpos"].append(np.full(vm.det_score.size, v, dtype=np.int32))
+            for c in range(len(sketch)):
+                sketch[c].append(_sketch(vm.det_score[vm.det_class == c]))
             self.per_video.append(_video_row(vm))
         if first is None:
             raise RunError("a run needs at least one video")
@@ -518,28 +572,88 @@ class _Run:
         self.trk_dist = np.stack(small["trk_dist"])
         self.hota = np.stack(small["hota"]) if all(h is not None for h in small["hota"]) else None
         self.obj = {k: np.concatenate(v) for k, v in objs.items()}
-        d = {k: np.concatenate(v) for k, v in dets.items()}
-        vorder = np.argsort(np.argsort(np.asarray(self.ids), kind="stable"), kind="stable")
-        self.rows = [_class_rows(*(d[k][d["cls"] == c] for k in ("score", "vpos", "image", "rank", "tp", "ig")),
-                                 vorder=vorder) for c in range(len(self.names))]
-        self._histograms(bins)
+        self.vorder = np.argsort(np.argsort(np.asarray(self.ids), kind="stable"), kind="stable")
+        self.scope_list = self.scopes(attributes or {})
+        # score cells of the bootstrap (per class) and score windows of the exact pass (all classes)
+        self.grids = []
+        for c in range(len(self.names)):
+            vals, wts = (np.concatenate(x) for x in zip(*sketch[c], strict=True)) if sketch[c] else (np.zeros(0),) * 2
+            self.grids.append(_weighted_edges(vals, wts, bins))
+        everything = [np.concatenate(x) for x in zip(*(s for per in sketch for s in per), strict=True)]
+        total = int(everything[1].sum())
+        self.windows = _weighted_edges(everything[0], everything[1], max(1, -(-total // window)))[::-1]
+        self.bins = bins
+        self._exact_pass()
+
+    def _exact_pass(self) -> None:
+        """Stream every window of score once through every scope's accumulators; the bootstrap
+        histograms are filled on the first."""
+        settings = [0, *range(N_COCO_AREAS, N_COCO_AREAS + self.n_h)]
+        self.hist = np.zeros((self.n_v, len(self.names), len(settings), _T, self.bins, 2), dtype=np.float32)
+        streams: dict[tuple[str, int, int, int], _Stream] = {}
+        plan: list[tuple[_Scope, list[int]]] = []
+        for sc in self.scope_list:
+            npig = self.gt_count[sc.videos].sum(axis=0)
+            areas = list(range(N_COCO_AREAS)) if sc.bucket is None else [N_COCO_AREAS + sc.bucket]
+            plan.append((sc, areas))
+            for c in range(len(self.names)):
+                for a in areas:
+                    for mi in range(len(_PARAMS.max_dets)):
+                        streams[sc.name, c, a, mi] = _Stream(int(npig[c, a]))
+        members = np.zeros((len(self.scope_list), self.n_v), dtype=bool)
+        for i, sc in enumerate(self.scope_list):
+            members[i, sc.videos] = True
+        bounds = [np.inf, *self.windows.tolist(), -np.inf]
+        for w in range(len(bounds) - 1):
+            hi, lo = bounds[w], bounds[w + 1]
+            parts: dict[str, list[np.ndarray]] = {k: [] for k in ("score", "cls", "vpos", "image", "rank", "tp", "ig")}
+            for v, vm in enumerate(self._source()):
+                if w == 0:
+                    self._histogram(v, vm, settings)
+                sel = (vm.det_score < hi) & (vm.det_score >= lo)
+                for k, a in (("score", vm.det_score), ("cls", vm.det_class), ("image", vm.det_image),
+                             ("rank", vm.det_rank), ("tp", vm.det_tp), ("ig", vm.det_ig)):
+                    parts[k].append(a[sel])
+                parts["vpos"].append(np.full(int(sel.sum()), v, dtype=np.int32))
+            d = {k: np.concatenate(x) for k, x in parts.items()}
+            del parts
+            for c in range(len(self.names)):
+                mine = d["cls"] == c
+                rows = _class_rows(*(d[k][mine] for k in ("score", "vpos", "image", "rank", "tp", "ig")),
+                                   vorder=self.vorder)
+                in_scope = members[:, rows.vpos]
+                for a in sorted({a for _, areas in plan for a in areas}):
+                    tp_a, ig_a = _unbits(rows.tp[:, a]), _unbits(rows.ig[:, a])
+                    fp_a = ~tp_a & ~ig_a
+                    for i, (sc, areas) in enumerate(plan):
+                        if a not in areas:
+                            continue
+                        for mi, m in enumerate(_PARAMS.max_dets):
+                            sub = in_scope[i] & (rows.rank < m)
+                            streams[sc.name, c, a, mi].feed(tp_a[:, sub], fp_a[:, sub])
+            del d
+        self.tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        n_r = _PARAMS.recall_thresholds.size
+        for sc, areas in plan:
+            prec = -np.ones((_T, n_r, len(self.names), len(areas), len(_PARAMS.max_dets)))
+            rec = -np.ones((_T, len(self.names), len(areas), len(_PARAMS.max_dets)))
+            for c in range(len(self.names)):
+                for ai, a in enumerate(areas):
+                    for mi in range(len(_PARAMS.max_dets)):
+                        prec[:, :, c, ai, mi], rec[:, c, ai, mi] = streams[sc.name, c, a, mi].result()
+            self.tables[sc.name] = (prec, rec)
 
     # --- bootstrap histograms: (V, C, 1 + H, T, G, 2) true/false positives per score cell
-    def _histograms(self, bins: int) -> None:
-        settings = [0, *range(N_COCO_AREAS, N_COCO_AREAS + self.n_h)]
-        self.hist = np.zeros((self.n_v, len(self.names), len(settings), _T, bins, 2), dtype=np.float32)
-        for k, r in enumerate(self.rows):
-            sub = r.rank < MAX_DET
-            edges = bs.score_grid(r.score[sub], bins)
-            cell = bs.cell_index(edges, r.score)
-            key = r.vpos.astype(np.int64) * bins + cell
-            size = self.n_v * bins
+    def _histogram(self, v: int, vm: VideoMatches, settings: Sequence[int]) -> None:
+        offsets = (np.arange(_T) * self.bins)[:, None]
+        for c, edges in enumerate(self.grids):
+            mine = vm.det_class == c
+            cell = bs.cell_index(edges, vm.det_score[mine])[None, :] + offsets
             for si, a in enumerate(settings):
-                tp, ig = _unbits(r.tp[:, a]), _unbits(r.ig[:, a])
-                fp = ~tp & ~ig
-                for t in range(_T):
-                    self.hist[:, k, si, t, :, 0] = np.bincount(key, tp[t], minlength=size).reshape(self.n_v, bins)
-                    self.hist[:, k, si, t, :, 1] = np.bincount(key, fp[t], minlength=size).reshape(self.n_v, bins)
+                tp, ig = _unbits(vm.det_tp[mine, a]), _unbits(vm.det_ig[mine, a])
+                size = _T * self.bins
+                self.hist[v, c, si, :, :, 0] = np.bincount(cell[tp], minlength=size).reshape(_T, self.bins)
+                self.hist[v, c, si, :, :, 1] = np.bincount(cell[~tp & ~ig], minlength=size).reshape(_T, self.bins)
 
     # --- scopes
     def scopes(self, attributes: Mapping[str, Mapping[str, Any]]) -> list[_Scope]:
@@ -570,19 +684,11 @@ class _Run:
 
     # --- exact numbers of a scope
     def exact(self, scope: _Scope) -> dict[str, Any]:
-        vmask = np.zeros(self.n_v, dtype=bool)
-        vmask[scope.videos] = True
-        rows = [r.select(vmask[r.vpos]) if scope.key is not None else r for r in self.rows]
-        npig = self.gt_count[scope.videos].sum(axis=0)
         col = 0 if scope.bucket is None else 1 + scope.bucket
-        if scope.bucket is None:
-            prec, rec = _coco_tables(rows, npig, range(N_COCO_AREAS), _PARAMS.max_dets)
-            coco = _coco_stats(prec, rec)
-            coco_c = [_coco_stats(prec[:, :, k:k + 1], rec[:, k:k + 1]) for k in range(len(self.names))]
-        else:
-            prec, rec = _coco_tables(rows, npig, [N_COCO_AREAS + scope.bucket], _PARAMS.max_dets)
-            coco = _height_stats(prec, rec)
-            coco_c = [_height_stats(prec[:, :, k:k + 1], rec[:, k:k + 1]) for k in range(len(self.names))]
+        prec, rec = self.tables[scope.name]
+        stats = _coco_stats if scope.bucket is None else _height_stats
+        coco = stats(prec, rec)
+        coco_c = [stats(prec[:, :, k:k + 1], rec[:, k:k + 1]) for k in range(len(self.names))]
         tp, fp, npos = (self.op[i][scope.videos][:, :, col].sum(axis=0) for i in range(3))
         tracked = self._tracked(scope)
         trk = self.trk[scope.videos].sum(axis=0)
@@ -662,6 +768,25 @@ class _Run:
         return out
 
 
+def _sketch(scores: np.ndarray, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``n / size``-th score of one video's class, each standing for that many scores."""
+    if scores.size <= size:
+        return scores.astype(np.float64), np.ones(scores.size)
+    s = np.sort(scores)
+    idx = np.linspace(0, s.size - 1, size).round().astype(np.int64)
+    return s[idx], np.full(size, s.size / size)
+
+
+def _weighted_edges(values: np.ndarray, weights: np.ndarray, parts: int) -> np.ndarray:
+    """Ascending edges cutting the weighted values into about ``parts`` equal shares."""
+    if values.size == 0 or parts <= 1:
+        return np.zeros(0)
+    order = np.argsort(values, kind="stable")
+    cw = np.cumsum(weights[order])
+    cuts = np.searchsorted(cw, cw[-1] * np.arange(1, parts) / parts, side="left")
+    return np.unique(values[order][np.minimum(cuts, values.size - 1)])
+
+
 def _nanmean0(a: np.ndarray) -> np.ndarray:
     ok = np.isfinite(a)
     n = ok.sum(axis=0)
@@ -733,11 +858,12 @@ def aggregate(
     min_videos: int = 3,
     min_objects: int = 30,
     bins: int = 128,
+    window: int = 400_000,
 ) -> dict[str, Any]:
     """Every metric over the whole set, per class, per video and per slice, with bootstrap
     intervals over videos (see the module docstring for the shape)."""
-    run = _Run(videos, bins=bins)
     attrs = video_attributes or {}
+    run = _Run(videos, attrs, bins=bins, window=window)
     out: dict[str, Any] = {
         "parameters": {"score_threshold": run.score_threshold, "iou_threshold": run.iou_threshold,
                        "classes": run.names, "height_buckets": height_labels(run.edges), "resamples": resamples,
@@ -745,7 +871,7 @@ def aggregate(
                        "min_objects": min_objects, "score_cells": bins},
         "per_video": run.per_video, "slices": {},
     }
-    for scope in run.scopes(attrs):
+    for scope in run.scope_list:
         res = run.exact(scope)
         if scope.key is not None:
             why = _insufficient(res["counts"], min_videos, min_objects, scope.bucket is not None)
@@ -810,6 +936,7 @@ def compare_runs(
     seed: int = 0,
     confidence: float = 0.95,
     bins: int = 128,
+    window: int = 400_000,
 ) -> dict[str, Any]:
     """Paired comparison of baseline ``a`` and candidate ``b`` on the same videos and ground truth.
 
@@ -818,7 +945,8 @@ def compare_runs(
     else ``no detectable change``. Raises ``RunError`` when the video sets, ground truth,
     classes or thresholds differ.
     """
-    ra, rb = _Run(a, bins=bins), _Run(b, bins=bins)
+    attrs = video_attributes or {}
+    ra, rb = _Run(a, attrs, bins=bins, window=window), _Run(b, attrs, bins=bins, window=window)
     if sorted(ra.ids) != sorted(rb.ids):
         only_a, only_b = sorted(set(ra.ids) - set(rb.ids)), sorted(set(rb.ids) - set(ra.ids))
         raise RunError(f"the runs cover different videos (only in baseline: {only_a[:5]}, "
@@ -829,13 +957,12 @@ def compare_runs(
         raise RunError(f"the ground truth or evaluated frames differ for videos {bad[:5]}")
     if (ra.names, ra.edges, ra.iou_threshold) != (rb.names, rb.edges, rb.iou_threshold):
         raise RunError("the runs were matched with different classes, height buckets or IoU thresholds")
-    attrs = video_attributes or {}
     # the same videos in the same order on both sides (by id) so the draws pair up
     order_a = np.argsort(np.asarray(ra.ids))
     order_b = np.asarray([pos_b[ra.ids[i]] for i in order_a])
     out: dict[str, Any] = {"videos": ra.n_v, "resamples": resamples, "seed": seed, "confidence": confidence,
                            "slices": {}}
-    for sc_a in ra.scopes(attrs):
+    for sc_a in ra.scope_list:
         keep = np.isin(order_a, sc_a.videos)
         sa_vids, sb_vids = order_a[keep], order_b[keep]
         sc_a = _Scope(sc_a.key, sc_a.value, sa_vids, sc_a.bucket)

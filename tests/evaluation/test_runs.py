@@ -237,3 +237,12 @@ def test_comparison_refuses_other_videos_or_ground_truth() -> None:
                                    tracking=True)]
     with pytest.raises(RunError, match="ground truth"):
         compare_runs(a, b)
+
+
+def test_reading_detections_in_small_score_windows_changes_no_number(world, result) -> None:
+    attrs = {"v0": {"daylight": "day"}, "v1": {"daylight": "night"}, "v2": {"daylight": "day"},
+             "v3": {"daylight": "night"}}
+    vms = _matches(world)
+    assert sum(v.det_score.size for v in vms) > 8 * 20  # many windows, ties on their edges
+    small = aggregate(vms, attrs, resamples=200, seed=1, min_videos=2, min_objects=5, window=20)
+    assert small == result
