@@ -98,27 +98,18 @@ def binned_ap(counts: np.ndarray, npig: np.ndarray, recall_thresholds: np.ndarra
     g = counts.shape[-2]
     rows = int(np.prod(lead)) if lead else 1
     c = counts.reshape(rows, g, 2)
-    n = np.asarray(npig, dtype=np.float64).reshape(rows)
+    n = np.asarray(npig, dtype=c.dtype).reshape(rows)
     tp = np.cumsum(c[..., 0], axis=1)
     fp = np.cumsum(c[..., 1], axis=1)
     valid = n > 0
-    rc = tp * (1.0 / np.where(valid, n, np.inf))[:, None]
-    pr = tp / (fp + tp + EPS)
+    rc = tp / np.where(valid, n, np.inf)[:, None]
+    pr = tp / (fp + tp + np.finfo(c.dtype).eps)
     env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
     # COCO reads, for each recall threshold r, the envelope at the first cell with recall >= r.
     # With c_j the number of thresholds <= recall of cell j (nondecreasing in j), cell j is that
     # first cell for c_j - c_{j-1} thresholds; thresholds never reached read 0.
-    reached = _thresholds_reached(recall_thresholds, rc)
+    reached = np.searchsorted(recall_thresholds, rc, side="right")
     first_for = np.diff(reached, axis=1, prepend=0)
-    out = np.where(valid, np.einsum("ij,ij->i", first_for, env) / recall_thresholds.size, np.nan)
+    out = np.where(valid, np.einsum("ij,ij->i", first_for.astype(env.dtype), env) / recall_thresholds.size, np.nan)
     return out.reshape(lead)
 
-
-def _thresholds_reached(thresholds: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``searchsorted(thresholds, values, "right")`` for the evenly spaced recall thresholds,
-    by arithmetic then one correction step each way (the thresholds are rounded floats)."""
-    last = thresholds.size - 1
-    k = np.clip(np.floor(values * last).astype(np.int64) + 1, 0, last + 1)
-    k -= (k > 0) & (thresholds[np.maximum(k - 1, 0)] > values)
-    k += (k <= last) & (thresholds[np.minimum(k, last)] <= values)
-    return k.astype(values.dtype)

@@ -722,7 +722,7 @@ class _Run:
         return out
 
     # --- resampled headline numbers: metric -> (1 + C, R) (row 0 all classes, then per class)
-    def samples(self, scope: _Scope, w: np.ndarray, chunk: int = 64) -> dict[str, np.ndarray]:
+    def samples(self, scope: _Scope, w: np.ndarray, chunk: int = 128) -> dict[str, np.ndarray]:
         n_c, r_n = len(self.names), w.shape[0]
         vids = scope.videos
         col = 0 if scope.bucket is None else 1 + scope.bucket
@@ -730,14 +730,14 @@ class _Run:
         # COCO AP / AP50 from the score-cell histograms
         si = 0 if scope.bucket is None else 1 + scope.bucket
         a = 0 if scope.bucket is None else N_COCO_AREAS + scope.bucket
-        hist = self.hist[vids][:, :, si].reshape(vids.size, -1)
+        hist = self.hist[vids, :, si].reshape(vids.size, -1)
         npig = self.gt_count[vids][:, :, a].astype(np.float64)
+        counts = w.astype(np.float32) @ hist  # (R, C * T * G * 2): one product for every resample
+        n = (w @ npig).astype(np.float32)  # (R, C)
         ap = np.full((n_c, _T, r_n), np.nan)
         for s in range(0, r_n, chunk):
-            wc = w[s:s + chunk]
-            counts = (wc.astype(np.float32) @ hist).reshape(wc.shape[0], n_c, _T, -1, 2).astype(np.float64)
-            n = wc @ npig  # (r, C)
-            cell = bs.binned_ap(counts, np.broadcast_to(n[:, :, None], counts.shape[:3]), _PARAMS.recall_thresholds)
+            cc = counts[s:s + chunk].reshape(-1, n_c, _T, self.bins, 2)
+            cell = bs.binned_ap(cc, np.broadcast_to(n[s:s + chunk, :, None], cc.shape[:3]), _PARAMS.recall_thresholds)
             ap[:, :, s:s + chunk] = cell.transpose(1, 2, 0)
         with np.errstate(invalid="ignore"):
             per_class_ap = ap.mean(axis=1)
