@@ -407,3 +407,70 @@ def test_a_worker_killed_mid_run_still_ends_with_every_video_done_once(stack, wo
     metrics = stack.api("GET", f"/api/validation-runs/{run['id']}/metrics").json()["metrics"]
     assert sorted(r["video_id"] for r in metrics["per_video"]) == sorted(world["videos"][k]["id"] for k in "abc")
     assert stack.job(job["id"])["attempts"] == 2
+
+
+def test_a_run_over_results_imported_from_another_system(stack, world, tmp_path):
+    """An import test session (results made elsewhere) joins a run like a detected one."""
+    import formats
+
+    video = world["videos"]["c"]
+    r = stack.api("POST", "/api/test-sessions", json={
+        "project_id": world["project"]["id"], "video_id": video["id"], "source": "import", "name": "camera's own",
+        "ground_truth_session_id": world["sessions"]["c"]["id"]})
+    assert r.status_code == 201, r.text
+    ts = r.json()
+    # The pedestrian found on every frame, the cyclist on the first half only: AP 1 and 0.5 respectively.
+    rows = [formats.Detection(f, "pedestrian", PERSON, 0.9 - f / 100, 1) for f in range(FRAMES)]
+    rows += [formats.Detection(f, "cyclist", BIKE, 0.8 - f / 100, 2) for f in range(FRAMES // 2)]
+    src = tmp_path / "results.csv"
+    formats.write("csv", src, rows, kind="results")
+    with open(src, "rb") as fh:
+        imp = stack.api("POST", "/api/import/jobs", data={
+            "job_name": "camera", "import_type": "results", "source_format": "csv",
+            "project_id": world["project"]["id"], "test_session_id": ts["id"]}, files={"file": (src.name, fh)})
+    assert imp.status_code == 202, imp.text
+    wait_until(lambda: stack.api("GET", f"/api/test-sessions/{ts['id']}").json()["status"] == "completed", 120, 0.2,
+               "imported results")
+    run = start_run(stack, world, videos=None, test_session_ids=[ts["id"]])
+    assert [v["detection_job_id"] for v in run["progress"]["per_video"]] == [None]
+    done = wait_run(stack, run["id"])
+    assert done["status"] == "completed", done
+    metrics = stack.api("GET", f"/api/validation-runs/{run['id']}/metrics").json()["metrics"]
+    op = metrics["overall"]["operating_point"]
+    assert (op["tp"], op["fp"], op["fn"]) == (18, 0, 6)
+    single = stack.api("GET", f"/api/test-sessions/{ts['id']}/metrics").json()["metrics"]
+    assert metrics["overall"]["coco"]["AP"] == pytest.approx(single["coco"]["overall"]["AP"], abs=1e-12)
+
+
+def test_the_sweep_settles_a_video_whose_job_failed_without_saying_so(stack, world):
+    """A job the reaper failed (its worker lost past the redelivery cap) never ran the code that counts
+    the video; the beat sweep counts it and the run still ends."""
+    from celery import Celery
+    from sqlalchemy import create_engine, update
+
+    from models import Job
+
+    run = start_run(stack, world, videos=[world["videos"][k]["id"] for k in "ab"], model="opencv/hog-people")
+    lost = run["progress"]["per_video"][1]["detection_job_id"]
+    engine = create_engine(stack.database_url)
+    try:
+        with engine.begin() as conn:  # what the reaper writes, before any worker took the job
+            marked = conn.execute(update(Job).where(Job.id == uuid.UUID(lost), Job.status == "pending")
+                                  .values(status="failed", error="worker lost 3 times")).rowcount
+    finally:
+        engine.dispose()
+    if not marked:
+        pytest.skip("the worker took the job before it could be marked")
+    wait_until(lambda: stack.api("GET", f"/api/validation-runs/{run['id']}").json()["progress"]["per_video"][0]
+               ["status"] == "done", 300, 0.2, "the first video")
+    assert stack.api("GET", f"/api/validation-runs/{run['id']}").json()["status"] == "processing"
+    beat = Celery(broker=stack.env["REDIS_URL"])  # what beat sends every few seconds
+    try:
+        beat.send_task("maintenance.reconcile_validation_runs", queue="cpu")
+    finally:
+        beat.close()
+    done = wait_run(stack, run["id"])
+    assert done["status"] == "partial" and (done["videos_done"], done["videos_failed"]) == (1, 1), done
+    missing = stack.api("GET", f"/api/validation-runs/{run['id']}/metrics").json()["metrics"]["missing_videos"]
+    assert [m["video_id"] for m in missing] == [world["videos"]["b"]["id"]]
+    assert "worker lost 3 times" in missing[0]["error"]
