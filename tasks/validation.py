@@ -174,7 +174,10 @@ def progress(s: Session, run: ValidationRun, live: dict[str, Any] | None = None)
     """The run's progress from the database: per video its state and stage, counts, frames per
     second summed over the detection jobs running now, and the time left at that rate.
 
-    ``live`` is a job's progress newer than its row (the emitting worker's own numbers)."""
+    ``live`` is a job's progress newer than its row (the emitting worker's own numbers). ``seq`` is
+    taken before reading: of two snapshots (from any processes) the higher ``seq`` read the newer data,
+    so a client keeps the event with the highest ``seq`` it has seen."""
+    seq = time.time_ns() // 1000
     rows = s.execute(select(ValidationRunVideo, TestSession, Video)
                      .join(TestSession, TestSession.id == ValidationRunVideo.test_session_id)
                      .join(Video, Video.id == ValidationRunVideo.video_id)
@@ -244,7 +247,7 @@ def progress(s: Session, run: ValidationRun, live: dict[str, Any] | None = None)
         "eta_seconds": round(frames_left / fps_total, 1) if fps_total > 0 else None,
         "aggregation_job_id": str(run.aggregation_job_id) if run.aggregation_job_id else None,
         "per_video": items,
-        "seq": time.time_ns() // 1000,
+        "seq": seq,
     }
 
 

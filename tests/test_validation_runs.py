@@ -223,9 +223,8 @@ def test_progress_of_the_whole_run_arrives_in_its_room(stack, world, finished):
     assert ack["ok"] is True and ack["run_id"] == finished["run"]["id"] and ack["videos_total"] == 3
     assert finished["snapshots"] and finished["snapshots"][0]["seq"] == ack["seq"]
     assert events, "no live progress event"
-    seqs = [e["seq"] for e in events]
-    assert seqs == sorted(seqs)
-    last = events[-1]
+    # Events come from several worker processes and may arrive out of order: the highest seq is the newest.
+    last = max(events, key=lambda e: e["seq"])
     assert last["status"] == "completed" and last["videos"]["done"] == 3 and last["progress_percent"] == 100
     assert {v["stage"] for v in last["per_video"]} == {"done"}
     # Every video was seen on its way through the run (detecting / evaluating / queued) before the end.
