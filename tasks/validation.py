@@ -438,8 +438,12 @@ def validation_aggregate(self, job_id: str) -> dict[str, Any]:
 
 
 def reconcile(s: Session) -> int:
-    """Settle run videos whose job ended without recording it, and aggregations that died."""
+    """Settle run videos whose job ended without recording it, aggregations that died, and
+    evaluations a newer request of the same session superseded. Returns how many it acted on."""
+    from .evaluation import queue_evaluation
+
     settled: list[tuple[str, uuid.UUID, str, str | None]] = []
+    requeue: list[Job] = []
     runs = s.scalars(select(ValidationRun).where(ValidationRun.status.in_(("processing", "aggregating")))).all()
     for run in runs:
         if run.status == "aggregating":
@@ -460,12 +464,20 @@ def reconcile(s: Session) -> int:
                 continue
             state = (ts.metrics or {}).get("evaluation") or {}
             if (state.get("parameters") or {}).get("validation_run_id") != str(run.id) or not state.get("job_id"):
+                # Someone evaluated the session with other parameters meanwhile and the run's own
+                # evaluation stood aside: ask for it again once the detections are complete.
+                detected = det is None or det.status == "completed"
+                if detected and ts.status == "completed" and state.get("status") in TERMINAL_STATUSES:
+                    requeue.append(queue_evaluation(s, ts, {**run.evaluation, "validation_run_id": str(run.id)}))
                 continue
             ev = s.get(Job, uuid.UUID(state["job_id"]))
             if ev is not None and ev.status in ("failed", "cancelled"):
                 settled.append((str(run.id), ts.id, "failed", f"evaluation {ev.status}: {ev.error or ''}".strip()))
     s.commit()
-    return sum(video_ended(run_id, ts_id, status, error=error) for run_id, ts_id, status, error in settled)
+    for job in requeue:
+        dispatch(runtime.database(), job)
+    return len(requeue) + sum(video_ended(run_id, ts_id, status, error=error)
+                              for run_id, ts_id, status, error in settled)
 
 
 @app.task(name="maintenance.reconcile_validation_runs")

@@ -444,7 +444,6 @@ def test_a_run_over_results_imported_from_another_system(stack, world, tmp_path)
 def test_the_sweep_settles_a_video_whose_job_failed_without_saying_so(stack, world):
     """A job the reaper failed (its worker lost past the redelivery cap) never ran the code that counts
     the video; the beat sweep counts it and the run still ends."""
-    from celery import Celery
     from sqlalchemy import create_engine, update
 
     from models import Job
@@ -463,13 +462,35 @@ def test_the_sweep_settles_a_video_whose_job_failed_without_saying_so(stack, wor
     wait_until(lambda: stack.api("GET", f"/api/validation-runs/{run['id']}").json()["progress"]["per_video"][0]
                ["status"] == "done", 300, 0.2, "the first video")
     assert stack.api("GET", f"/api/validation-runs/{run['id']}").json()["status"] == "processing"
-    beat = Celery(broker=stack.env["REDIS_URL"])  # what beat sends every few seconds
-    try:
-        beat.send_task("maintenance.reconcile_validation_runs", queue="cpu")
-    finally:
-        beat.close()
+    sweep(stack)
     done = wait_run(stack, run["id"])
     assert done["status"] == "partial" and (done["videos_done"], done["videos_failed"]) == (1, 1), done
     missing = stack.api("GET", f"/api/validation-runs/{run['id']}/metrics").json()["metrics"]["missing_videos"]
     assert [m["video_id"] for m in missing] == [world["videos"]["b"]["id"]]
     assert "worker lost 3 times" in missing[0]["error"]
+
+
+def sweep(stack) -> None:
+    """What beat sends every ten seconds (the test stack runs no beat)."""
+    from celery import Celery
+
+    beat = Celery(broker=stack.env["REDIS_URL"])
+    try:
+        beat.send_task("maintenance.reconcile_validation_runs", queue="cpu")
+    finally:
+        beat.close()
+
+
+def test_an_evaluation_asked_for_meanwhile_does_not_leave_the_run_waiting(stack, world, finished):
+    """Another evaluation of a run's session supersedes the run's own; the sweep asks for the run's again."""
+    ts = finished["done"]["progress"]["per_video"][0]["test_session_id"]
+    run = start_run(stack, world, videos=None, test_session_ids=[ts])
+    other = stack.api("POST", f"/api/test-sessions/{ts}/evaluate", json={"iou_threshold": 0.6,
+                                                                        "classes": CLASSES})
+    assert other.status_code == 202, other.text
+    assert stack.wait_job(other.json()["id"])["status"] == "completed"
+    sweep(stack)
+    done = wait_run(stack, run["id"])
+    assert done["status"] == "completed" and done["videos_done"] == 1, done
+    metrics = stack.api("GET", f"/api/validation-runs/{run['id']}/metrics").json()["metrics"]
+    assert metrics["parameters"]["iou_threshold"] == 0.5
