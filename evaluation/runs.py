@@ -58,6 +58,7 @@ import numpy as np
 from . import bootstrap as bs
 from .boxes import Boxes
 from .coco import CocoParams, prepare, summarize
+from .hota import hota_statistics
 from .matching import greedy_match
 from .temporal import object_runs
 from .tracking import evaluate_tracking
@@ -71,8 +72,6 @@ TRACK_KEYS = ("num_matches", "num_switches", "num_fragmentations", "num_misses",
 #: headline metric -> higher is better
 HEADLINE: dict[str, bool] = {"ap": True, "ap50": True, "precision": True, "recall": True, "f1": True, "mota": True,
                              "idf1": True, "hota": True, "latency_median": False, "latency_p90": False}
-HOTA_ALPHAS = np.arange(0.05, 0.99, 0.05)
-HOTA_FIELDS = ("tp", "fn", "fp", "assa_tp", "loca_tp")
 HEIGHT_SLICE = "object_height"
 
 
@@ -101,7 +100,7 @@ class VideoMatches:
     sizes, then per height bucket. Temporal: one row per ground-truth object. Tracking:
     per-class counts ``trk_counts`` (C, len(TRACK_KEYS)) and ``trk_dist`` (summed 1 - IoU of
     matched pairs); ``hota`` (C, 5, 19) TrackEval sufficient statistics per alpha
-    (HOTA_FIELDS) when known.
+    (``evaluation.hota.FIELDS``) when known.
     """
 
     video_id: str
@@ -183,7 +182,8 @@ def video_matches(
     hota: np.ndarray | None = None,
 ) -> VideoMatches:
     """Match one video once, the way ``evaluate_session`` does on the same inputs, and keep
-    only what aggregation needs. ``hota``: optional (C, 5, 19) HOTA sufficient statistics."""
+    only what aggregation needs. With ``tracking``, HOTA sufficient statistics are computed per
+    class (``evaluation.hota``) unless given as ``hota`` (C, 5, 19)."""
     names = tuple(class_names)
     n_cls = len(names)
     cats = np.arange(n_cls)
@@ -245,6 +245,9 @@ def video_matches(
                 trk_counts[c] = [getattr(r, k) for k in TRACK_KEYS]
                 trk_dist[c] = (r.motp or 0.0) * (r.num_matches + r.num_switches)
                 trk_present[c] = True
+        if hota is None:
+            hota = np.stack([hota_statistics(gt.select(gt.class_id == c), kept.select(kept.class_id == c))
+                             for c in range(n_cls)])
 
     return VideoMatches(
         video_id=str(video_id), class_names=names, iou_threshold=float(iou_threshold),
@@ -413,9 +416,10 @@ def _track_arrays(c: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def combine_hota(stats: np.ndarray) -> dict[str, Any] | None:
-    """TrackEval's COMBINED row from summed sufficient statistics (..., 5, 19) (HOTA_FIELDS):
-    DetA = TP / (TP + FN + FP), AssA and LocA are TP-weighted means, HOTA = mean over alpha of
-    sqrt(DetA * AssA)."""
+    """TrackEval's COMBINED row from summed sufficient statistics (5, 19) (FIELDS of
+    ``evaluation.hota``): DetA = TP / (TP + FN + FP), AssA and LocA TP-weighted means, HOTA the
+    mean over alpha of sqrt(DetA * AssA). Classes combine the same way (detection-averaged).
+    None when there is nothing to judge (no ground truth and no detection)."""
     arr = _hota_arrays(stats[None])
     if not np.isfinite(arr["hota"][0]):
         return None
@@ -424,11 +428,10 @@ def combine_hota(stats: np.ndarray) -> dict[str, Any] | None:
 
 def _hota_arrays(stats: np.ndarray) -> dict[str, np.ndarray]:
     tp, fn, fp, assa_tp, loca_tp = (stats[..., i, :] for i in range(5))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        det_a = tp / np.maximum(1e-10, tp + fn + fp)
-        ass_a = assa_tp / np.maximum(1e-10, tp)
-        loc_a = loca_tp / np.maximum(1e-10, tp)
-        hota = np.sqrt(det_a * ass_a)
+    det_a = tp / np.maximum(1, tp + fn + fp)
+    ass_a = assa_tp / np.maximum(1, tp)
+    loc_a = np.maximum(1e-10, loca_tp) / np.maximum(1e-10, tp)
+    hota = np.sqrt(det_a * ass_a)
     empty = (tp + fn + fp).sum(axis=-1) == 0
     return {"hota": np.where(empty, np.nan, hota.mean(-1)), "deta": np.where(empty, np.nan, det_a.mean(-1)),
             "assa": np.where(empty, np.nan, ass_a.mean(-1)), "loca": np.where(empty, np.nan, loc_a.mean(-1))}

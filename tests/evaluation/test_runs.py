@@ -196,7 +196,8 @@ def test_intervals_contain_the_estimate_are_seeded_and_shrink_with_more_videos()
     assert r1["overall"]["intervals"] == r2["overall"]["intervals"]
     assert r1["overall"]["intervals"] != r3["overall"]["intervals"]
     big = aggregate(large, resamples=300, seed=5)
-    for metric in ("ap", "ap50", "precision", "recall", "f1", "mota", "idf1", "latency_median", "latency_p90"):
+    for metric in ("ap", "ap50", "precision", "recall", "f1", "mota", "idf1", "hota", "latency_median",
+                   "latency_p90"):
         for res in (r1, big):
             iv, value = res["overall"]["intervals"][metric], res["overall"]["headline"][metric]
             assert iv["low"] <= value <= iv["high"], metric
