@@ -16,7 +16,9 @@ then reads them back one at a time and never holds a detection's box again::
     status = evaluate_gates(gates, result, diff)            # evaluation.gates
 
 ``videos`` may be a sequence of ``VideoMatches`` or a callable returning a fresh iterable of
-them (the form a job uses: it loads one file at a time).
+them (the form a job uses: it loads one file at a time). The callable is iterated once for the
+per-video numbers and once per score window of ``window`` detections (default 400,000) for the
+exact COCO part, so memory holds one window, not every detection of the run.
 
 What ``aggregate`` returns (JSON-safe, undefined numbers are None, COCO cells keep -1):
 
@@ -37,12 +39,22 @@ ground-truth boxes, objects, detections); ``coco`` equals pycocotools run on the
 set (images of all videos in one dataset); ``operating_point`` is precision/recall/F1 at the
 score and IoU thresholds; ``temporal`` is per-object detection latency (median, p90 over every
 object of the scope); ``tracking`` is motmetrics' OVERALL row (summed counts); ``hota`` is
-TrackEval's COMBINED row when every video carries HOTA sufficient statistics, else None.
+TrackEval's COMBINED row when every video carries HOTA sufficient statistics (``video_matches``
+computes them with ``tracking``; a caller with its own, e.g. after a benchmark's preprocessing,
+passes ``hota=``), else None.
 ``headline`` has the numbers gates and comparisons use: ``ap``, ``ap50``, ``precision``,
 ``recall``, ``f1``, ``mota``, ``idf1``, ``hota``, ``latency_median``, ``latency_p90``;
 ``intervals`` has for each a bootstrap interval over videos ``{"low", "high"}`` or None.
 ``per_class`` has the same per class name (a class below ``min_objects`` in a slice says
-insufficient).
+insufficient). The concatenated set orders its images by video id, then frame: that order
+decides how pycocotools breaks score ties across videos, and makes the result independent of
+the order videos are given in.
+
+``compare_runs(baseline, candidate, video_attributes)`` returns ``{"videos", "resamples",
+"seed", "confidence", "metrics": {metric: row}, "per_class": {name: {metric: row}}, "slices":
+{key: {value: {"metrics", "per_class"}}}, "per_video": [{"video_id", "differences"}]}`` with a
+row ``{"baseline", "candidate", "difference" (candidate - baseline), "interval", "verdict",
+"higher_is_better"}``; ``per_video`` is sorted by the size of the AP difference.
 """
 from __future__ import annotations
 
