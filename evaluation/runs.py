@@ -30,7 +30,8 @@ What ``aggregate`` returns (JSON-safe, undefined numbers are None, COCO cells ke
 - ``slices``: ``{key: {value: scope}}`` for every per-video attribute key given, plus
   ``object_height`` (ground-truth / detection box height buckets, e.g. ``"<50"``, ``"50-100"``:
   COCO area-range semantics on height: ground truth of other heights and unmatched detections
-  of other heights are ignored). A slice below ``min_videos`` videos or ``min_objects``
+  of other heights are ignored). A slice's ``coco`` has AP, AP50, AP75 and AR100 (the whole
+  set has all 12). A slice below ``min_videos`` videos or ``min_objects``
   ground-truth boxes is ``{"insufficient": true, "reason": ..., "counts": ...}``.
 
 A scope is ``{"counts", "coco", "operating_point", "temporal", "tracking", "hota", "headline",
@@ -58,6 +59,7 @@ row ``{"baseline", "candidate", "difference" (candidate - baseline), "interval",
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -360,9 +362,15 @@ def _coco_tables(rows: Sequence[_ClassRows], npig: np.ndarray, settings: Sequenc
     prec = -np.ones((_T, _PARAMS.recall_thresholds.size, n_c, len(settings), len(max_dets)))
     rec = -np.ones((_T, n_c, len(settings), len(max_dets)))
     for k, r in enumerate(rows):
-        for mi, m in enumerate(max_dets):
-            sub = r.rank < m
-            tp, ig = (r.tp[sub], r.ig[sub]) if not sub.all() else (r.tp, r.ig)
+        done: dict[int, int] = {}  # rows kept -> max-dets index already computed with them
+        for mi in sorted(range(len(max_dets)), key=lambda i: -max_dets[i]):
+            sub = r.rank < max_dets[mi]
+            kept = int(sub.sum())
+            if kept in done:  # the smaller cap removes nothing: the same rows, the same cells
+                prec[:, :, k, :, mi], rec[:, k, :, mi] = prec[:, :, k, :, done[kept]], rec[:, k, :, done[kept]]
+                continue
+            done[kept] = mi
+            tp, ig = (r.tp[sub], r.ig[sub]) if kept < sub.size else (r.tp, r.ig)
             for si, a in enumerate(settings):
                 prec[:, :, k, si, mi], rec[:, k, si, mi] = _cells(tp[:, a], ig[:, a], int(npig[k, a]))
     return prec, rec
@@ -372,8 +380,8 @@ def _coco_stats(prec: np.ndarray, rec: np.ndarray) -> dict[str, float]:
     return summarize(prec, rec, _PARAMS).to_dict()
 
 
-def _height_stats(prec: np.ndarray, rec: np.ndarray) -> dict[str, float]:
-    """AP, AP50, AP75 and AR100 of one height setting (treated as COCO's 'all' area)."""
+def _slice_stats(prec: np.ndarray, rec: np.ndarray) -> dict[str, float]:
+    """AP, AP50, AP75 and AR100 of a slice's one area setting (treated as COCO's 'all' area)."""
     full = summarize(np.repeat(prec, 4, axis=3), np.repeat(rec, 4, axis=2), _PARAMS).to_dict()
     return {k: full[k] for k in ("AP", "AP50", "AP75", "AR100")}
 
@@ -502,8 +510,8 @@ class _Stream:
         if self.npig == 0 or n == 0:
             self.best.append(np.full(_T, -np.inf))
             return
-        tp = (self.tp[:, None] + np.cumsum(tps, axis=1)).astype(float)
-        fp = (self.fp[:, None] + np.cumsum(fps, axis=1)).astype(float)
+        tp = np.cumsum(tps, axis=1, dtype=np.int32) + self.tp[:, None].astype(float)
+        fp = np.cumsum(fps, axis=1, dtype=np.int32) + self.fp[:, None].astype(float)
         rc = tp / self.npig
         pr = tp / (fp + tp + bs.EPS)
         env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
@@ -536,7 +544,7 @@ class _Run:
     (``window`` rows at a time), so memory does not grow with the number of detections."""
 
     def __init__(self, videos: Iterable[VideoMatches] | Callable[[], Iterable[VideoMatches]],
-                 attributes: Mapping[str, Mapping[str, Any]] | None = None, bins: int = 128,
+                 attributes: Mapping[str, Mapping[str, Any]] | None = None, bins: int = 64,
                  window: int = 400_000):
         self._source = videos if callable(videos) else (lambda items=list(videos): items)
         first: VideoMatches | None = None
@@ -605,16 +613,24 @@ class _Run:
         histograms are filled on the first."""
         settings = [0, *range(N_COCO_AREAS, N_COCO_AREAS + self.n_h)]
         self.hist = np.zeros((self.n_v, len(self.names), len(settings), _T, self.bins, 2), dtype=np.float32)
-        streams: dict[tuple[str, int, int, int], _Stream] = {}
-        plan: list[tuple[_Scope, list[int]]] = []
+        # the whole set gets COCOeval's 12 numbers; a slice gets AP, AP50, AP75 and AR100 of its
+        # area setting (all sizes, or its height bucket) at 100 detections per frame
+        last = len(_PARAMS.max_dets) - 1
+        streams: dict[tuple[str, int, int, int], _Stream | None] = {}
+        plan: list[tuple[_Scope, list[int], list[int]]] = []
         for sc in self.scope_list:
             npig = self.gt_count[sc.videos].sum(axis=0)
-            areas = list(range(N_COCO_AREAS)) if sc.bucket is None else [N_COCO_AREAS + sc.bucket]
-            plan.append((sc, areas))
+            if sc.key is None:
+                areas, dets = list(range(N_COCO_AREAS)), list(range(len(_PARAMS.max_dets)))
+            else:
+                areas, dets = [0 if sc.bucket is None else N_COCO_AREAS + sc.bucket], [last]
+            plan.append((sc, areas, dets))
             for c in range(len(self.names)):
                 for a in areas:
-                    for mi in range(len(_PARAMS.max_dets)):
-                        streams[sc.name, c, a, mi] = _Stream(int(npig[c, a]))
+                    for mi in dets:
+                        # None: the same rows as at the largest max-dets so far (frames rarely have more
+                        # detections of one class than the smaller caps), so the same numbers
+                        streams[sc.name, c, a, mi] = None if 0 < mi < last else _Stream(int(npig[c, a]))
         members = np.zeros((len(self.scope_list), self.n_v), dtype=bool)
         for i, sc in enumerate(self.scope_list):
             members[i, sc.videos] = True
@@ -637,25 +653,36 @@ class _Run:
                 rows = _class_rows(*(d[k][mine] for k in ("score", "vpos", "image", "rank", "tp", "ig")),
                                    vorder=self.vorder)
                 in_scope = members[:, rows.vpos]
-                for a in sorted({a for _, areas in plan for a in areas}):
+                for a in sorted({a for _, areas, _ in plan for a in areas}):
                     tp_a, ig_a = _unbits(rows.tp[:, a]), _unbits(rows.ig[:, a])
                     fp_a = ~tp_a & ~ig_a
-                    for i, (sc, areas) in enumerate(plan):
+                    for i, (sc, areas, dets) in enumerate(plan):
                         if a not in areas:
                             continue
-                        for mi, m in enumerate(_PARAMS.max_dets):
-                            sub = in_scope[i] & (rows.rank < m)
-                            streams[sc.name, c, a, mi].feed(tp_a[:, sub], fp_a[:, sub])
+                        full = in_scope[i] & (rows.rank < _PARAMS.max_dets[last])
+                        n_full = int(full.sum())
+                        for mi in sorted(dets):
+                            key = (sc.name, c, a, mi)
+                            sub = full if mi == last else in_scope[i] & (rows.rank < _PARAMS.max_dets[mi])
+                            if streams[key] is None:
+                                if int(sub.sum()) == n_full:
+                                    continue  # still the same rows as the largest cap
+                                streams[key] = copy.deepcopy(streams[sc.name, c, a, last])
+                            if int(sub.sum()) == sub.size:
+                                streams[key].feed(tp_a, fp_a)
+                            else:
+                                streams[key].feed(tp_a[:, sub], fp_a[:, sub])
             del d
         self.tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         n_r = _PARAMS.recall_thresholds.size
-        for sc, areas in plan:
+        for sc, areas, dets in plan:
             prec = -np.ones((_T, n_r, len(self.names), len(areas), len(_PARAMS.max_dets)))
             rec = -np.ones((_T, len(self.names), len(areas), len(_PARAMS.max_dets)))
             for c in range(len(self.names)):
                 for ai, a in enumerate(areas):
-                    for mi in range(len(_PARAMS.max_dets)):
-                        prec[:, :, c, ai, mi], rec[:, c, ai, mi] = streams[sc.name, c, a, mi].result()
+                    for mi in dets:
+                        stream = streams[sc.name, c, a, mi] or streams[sc.name, c, a, last]
+                        prec[:, :, c, ai, mi], rec[:, c, ai, mi] = stream.result()
             self.tables[sc.name] = (prec, rec)
 
     # --- bootstrap histograms: (V, C, 1 + H, T, G, 2) true/false positives per score cell
@@ -701,7 +728,7 @@ class _Run:
     def exact(self, scope: _Scope) -> dict[str, Any]:
         col = 0 if scope.bucket is None else 1 + scope.bucket
         prec, rec = self.tables[scope.name]
-        stats = _coco_stats if scope.bucket is None else _height_stats
+        stats = _coco_stats if scope.key is None else _slice_stats
         coco = stats(prec, rec)
         coco_c = [stats(prec[:, :, k:k + 1], rec[:, k:k + 1]) for k in range(len(self.names))]
         tp, fp, npos = (self.op[i][scope.videos][:, :, col].sum(axis=0) for i in range(3))
@@ -872,7 +899,7 @@ def aggregate(
     confidence: float = 0.95,
     min_videos: int = 3,
     min_objects: int = 30,
-    bins: int = 128,
+    bins: int = 64,
     window: int = 400_000,
 ) -> dict[str, Any]:
     """Every metric over the whole set, per class, per video and per slice, with bootstrap
@@ -950,7 +977,7 @@ def compare_runs(
     resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
-    bins: int = 128,
+    bins: int = 64,
     window: int = 400_000,
 ) -> dict[str, Any]:
     """Paired comparison of baseline ``a`` and candidate ``b`` on the same videos and ground truth.
