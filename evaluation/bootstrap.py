@@ -47,32 +47,35 @@ def interval(samples: np.ndarray, confidence: float, shift: float = 0.0) -> dict
 
 
 def weighted_percentiles(values: np.ndarray, groups: np.ndarray, weights: np.ndarray,
-                         qs: Sequence[float]) -> np.ndarray:
+                         qs: Sequence[float], chunk: int = 64) -> np.ndarray:
     """np.percentile (linear) of ``values`` repeated ``weights[:, groups]`` times, per resample.
 
     ``values`` (n,) sorted ascending, ``groups`` (n,) the video of each value, ``weights``
-    (R, V) integers. Returns (len(qs), R), NaN where a resample has no value.
+    (R, V) integers. Returns (len(qs), R), NaN where a resample has no value. Resamples are
+    taken ``chunk`` at a time so the (resamples, values) table stays small.
     """
-    r = weights.shape[0]
-    out = np.full((len(qs), r), np.nan)
+    r_all = weights.shape[0]
+    out = np.full((len(qs), r_all), np.nan)
     if values.size == 0:
         return out
-    w = weights[:, groups]  # (R, n)
-    cw = np.cumsum(w, axis=1)
-    total = cw[:, -1]
-    offset = np.concatenate([[0.0], np.cumsum(total)[:-1]])
-    flat = (cw + offset[:, None]).ravel()
-    ok = total > 0
-    for i, q in enumerate(qs):
-        pos = q / 100.0 * np.maximum(total - 1, 0)
-        lo, frac = np.floor(pos), pos - np.floor(pos)
-        hi = np.minimum(lo + 1, np.maximum(total - 1, 0))
-        # the j-th value of the expanded array is the first index whose cumulative weight exceeds j
-        i_lo = np.searchsorted(flat, lo + offset, side="right") - np.arange(r) * values.size
-        i_hi = np.searchsorted(flat, hi + offset, side="right") - np.arange(r) * values.size
-        i_lo, i_hi = np.clip(i_lo, 0, values.size - 1), np.clip(i_hi, 0, values.size - 1)
-        a, b = values[i_lo], values[i_hi]
-        out[i, :] = np.where(ok, a + (b - a) * frac, np.nan)
+    for s in range(0, r_all, chunk):
+        w = weights[s:s + chunk, groups]  # (r, n)
+        r = w.shape[0]
+        cw = np.cumsum(w, axis=1)
+        total = cw[:, -1]
+        offset = np.concatenate([[0.0], np.cumsum(total)[:-1]])
+        flat = (cw + offset[:, None]).ravel()
+        ok = total > 0
+        for i, q in enumerate(qs):
+            pos = q / 100.0 * np.maximum(total - 1, 0)
+            lo, frac = np.floor(pos), pos - np.floor(pos)
+            hi = np.minimum(lo + 1, np.maximum(total - 1, 0))
+            # the j-th value of the expanded array is the first index whose cumulative weight exceeds j
+            i_lo = np.searchsorted(flat, lo + offset, side="right") - np.arange(r) * values.size
+            i_hi = np.searchsorted(flat, hi + offset, side="right") - np.arange(r) * values.size
+            i_lo, i_hi = np.clip(i_lo, 0, values.size - 1), np.clip(i_hi, 0, values.size - 1)
+            a, b = values[i_lo], values[i_hi]
+            out[i, s:s + r] = np.where(ok, a + (b - a) * frac, np.nan)
     return out
 
 

@@ -16,7 +16,9 @@ then reads them back one at a time and never holds a detection's box again::
     status = evaluate_gates(gates, result, diff)            # evaluation.gates
 
 ``videos`` may be a sequence of ``VideoMatches`` or a callable returning a fresh iterable of
-them (the form a job uses: it loads one file at a time).
+them (the form a job uses: it loads one file at a time). The callable is iterated once for the
+per-video numbers and once per score window of ``window`` detections (default 400,000) for the
+exact COCO part, so memory holds one window, not every detection of the run.
 
 What ``aggregate`` returns (JSON-safe, undefined numbers are None, COCO cells keep -1):
 
@@ -28,7 +30,8 @@ What ``aggregate`` returns (JSON-safe, undefined numbers are None, COCO cells ke
 - ``slices``: ``{key: {value: scope}}`` for every per-video attribute key given, plus
   ``object_height`` (ground-truth / detection box height buckets, e.g. ``"<50"``, ``"50-100"``:
   COCO area-range semantics on height: ground truth of other heights and unmatched detections
-  of other heights are ignored). A slice below ``min_videos`` videos or ``min_objects``
+  of other heights are ignored). A slice's ``coco`` has AP, AP50, AP75 and AR100 (the whole
+  set has all 12). A slice below ``min_videos`` videos or ``min_objects``
   ground-truth boxes is ``{"insufficient": true, "reason": ..., "counts": ...}``.
 
 A scope is ``{"counts", "coco", "operating_point", "temporal", "tracking", "hota", "headline",
@@ -37,15 +40,26 @@ ground-truth boxes, objects, detections); ``coco`` equals pycocotools run on the
 set (images of all videos in one dataset); ``operating_point`` is precision/recall/F1 at the
 score and IoU thresholds; ``temporal`` is per-object detection latency (median, p90 over every
 object of the scope); ``tracking`` is motmetrics' OVERALL row (summed counts); ``hota`` is
-TrackEval's COMBINED row when every video carries HOTA sufficient statistics, else None.
+TrackEval's COMBINED row when every video carries HOTA sufficient statistics (``video_matches``
+computes them with ``tracking``; a caller with its own, e.g. after a benchmark's preprocessing,
+passes ``hota=``), else None.
 ``headline`` has the numbers gates and comparisons use: ``ap``, ``ap50``, ``precision``,
 ``recall``, ``f1``, ``mota``, ``idf1``, ``hota``, ``latency_median``, ``latency_p90``;
 ``intervals`` has for each a bootstrap interval over videos ``{"low", "high"}`` or None.
 ``per_class`` has the same per class name (a class below ``min_objects`` in a slice says
-insufficient).
+insufficient). The concatenated set orders its images by video id, then frame: that order
+decides how pycocotools breaks score ties across videos, and makes the result independent of
+the order videos are given in.
+
+``compare_runs(baseline, candidate, video_attributes)`` returns ``{"videos", "resamples",
+"seed", "confidence", "metrics": {metric: row}, "per_class": {name: {metric: row}}, "slices":
+{key: {value: {"metrics", "per_class"}}}, "per_video": [{"video_id", "differences"}]}`` with a
+row ``{"baseline", "candidate", "difference" (candidate - baseline), "interval", "verdict",
+"higher_is_better"}``; ``per_video`` is sorted by the size of the AP difference.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -58,6 +72,7 @@ import numpy as np
 from . import bootstrap as bs
 from .boxes import Boxes
 from .coco import CocoParams, prepare, summarize
+from .hota import hota_statistics
 from .matching import greedy_match
 from .temporal import object_runs
 from .tracking import evaluate_tracking
@@ -71,8 +86,6 @@ TRACK_KEYS = ("num_matches", "num_switches", "num_fragmentations", "num_misses",
 #: headline metric -> higher is better
 HEADLINE: dict[str, bool] = {"ap": True, "ap50": True, "precision": True, "recall": True, "f1": True, "mota": True,
                              "idf1": True, "hota": True, "latency_median": False, "latency_p90": False}
-HOTA_ALPHAS = np.arange(0.05, 0.99, 0.05)
-HOTA_FIELDS = ("tp", "fn", "fp", "assa_tp", "loca_tp")
 HEIGHT_SLICE = "object_height"
 
 
@@ -101,7 +114,7 @@ class VideoMatches:
     sizes, then per height bucket. Temporal: one row per ground-truth object. Tracking:
     per-class counts ``trk_counts`` (C, len(TRACK_KEYS)) and ``trk_dist`` (summed 1 - IoU of
     matched pairs); ``hota`` (C, 5, 19) TrackEval sufficient statistics per alpha
-    (HOTA_FIELDS) when known.
+    (``evaluation.hota.FIELDS``) when known.
     """
 
     video_id: str
@@ -183,7 +196,8 @@ def video_matches(
     hota: np.ndarray | None = None,
 ) -> VideoMatches:
     """Match one video once, the way ``evaluate_session`` does on the same inputs, and keep
-    only what aggregation needs. ``hota``: optional (C, 5, 19) HOTA sufficient statistics."""
+    only what aggregation needs. With ``tracking``, HOTA sufficient statistics are computed per
+    class (``evaluation.hota``) unless given as ``hota`` (C, 5, 19)."""
     names = tuple(class_names)
     n_cls = len(names)
     cats = np.arange(n_cls)
@@ -245,6 +259,9 @@ def video_matches(
                 trk_counts[c] = [getattr(r, k) for k in TRACK_KEYS]
                 trk_dist[c] = (r.motp or 0.0) * (r.num_matches + r.num_switches)
                 trk_present[c] = True
+        if hota is None:
+            hota = np.stack([hota_statistics(gt.select(gt.class_id == c), kept.select(kept.class_id == c))
+                             for c in range(n_cls)])
 
     return VideoMatches(
         video_id=str(video_id), class_names=names, iou_threshold=float(iou_threshold),
@@ -345,9 +362,15 @@ def _coco_tables(rows: Sequence[_ClassRows], npig: np.ndarray, settings: Sequenc
     prec = -np.ones((_T, _PARAMS.recall_thresholds.size, n_c, len(settings), len(max_dets)))
     rec = -np.ones((_T, n_c, len(settings), len(max_dets)))
     for k, r in enumerate(rows):
-        for mi, m in enumerate(max_dets):
-            sub = r.rank < m
-            tp, ig = (r.tp[sub], r.ig[sub]) if not sub.all() else (r.tp, r.ig)
+        done: dict[int, int] = {}  # rows kept -> max-dets index already computed with them
+        for mi in sorted(range(len(max_dets)), key=lambda i: -max_dets[i]):
+            sub = r.rank < max_dets[mi]
+            kept = int(sub.sum())
+            if kept in done:  # the smaller cap removes nothing: the same rows, the same cells
+                prec[:, :, k, :, mi], rec[:, k, :, mi] = prec[:, :, k, :, done[kept]], rec[:, k, :, done[kept]]
+                continue
+            done[kept] = mi
+            tp, ig = (r.tp[sub], r.ig[sub]) if kept < sub.size else (r.tp, r.ig)
             for si, a in enumerate(settings):
                 prec[:, :, k, si, mi], rec[:, k, si, mi] = _cells(tp[:, a], ig[:, a], int(npig[k, a]))
     return prec, rec
@@ -357,8 +380,8 @@ def _coco_stats(prec: np.ndarray, rec: np.ndarray) -> dict[str, float]:
     return summarize(prec, rec, _PARAMS).to_dict()
 
 
-def _height_stats(prec: np.ndarray, rec: np.ndarray) -> dict[str, float]:
-    """AP, AP50, AP75 and AR100 of one height setting (treated as COCO's 'all' area)."""
+def _slice_stats(prec: np.ndarray, rec: np.ndarray) -> dict[str, float]:
+    """AP, AP50, AP75 and AR100 of a slice's one area setting (treated as COCO's 'all' area)."""
     full = summarize(np.repeat(prec, 4, axis=3), np.repeat(rec, 4, axis=2), _PARAMS).to_dict()
     return {k: full[k] for k in ("AP", "AP50", "AP75", "AR100")}
 
@@ -413,9 +436,10 @@ def _track_arrays(c: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def combine_hota(stats: np.ndarray) -> dict[str, Any] | None:
-    """TrackEval's COMBINED row from summed sufficient statistics (..., 5, 19) (HOTA_FIELDS):
-    DetA = TP / (TP + FN + FP), AssA and LocA are TP-weighted means, HOTA = mean over alpha of
-    sqrt(DetA * AssA)."""
+    """TrackEval's COMBINED row from summed sufficient statistics (5, 19) (FIELDS of
+    ``evaluation.hota``): DetA = TP / (TP + FN + FP), AssA and LocA TP-weighted means, HOTA the
+    mean over alpha of sqrt(DetA * AssA). Classes combine the same way (detection-averaged).
+    None when there is nothing to judge (no ground truth and no detection)."""
     arr = _hota_arrays(stats[None])
     if not np.isfinite(arr["hota"][0]):
         return None
@@ -424,11 +448,10 @@ def combine_hota(stats: np.ndarray) -> dict[str, Any] | None:
 
 def _hota_arrays(stats: np.ndarray) -> dict[str, np.ndarray]:
     tp, fn, fp, assa_tp, loca_tp = (stats[..., i, :] for i in range(5))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        det_a = tp / np.maximum(1e-10, tp + fn + fp)
-        ass_a = assa_tp / np.maximum(1e-10, tp)
-        loc_a = loca_tp / np.maximum(1e-10, tp)
-        hota = np.sqrt(det_a * ass_a)
+    det_a = tp / np.maximum(1, tp + fn + fp)
+    ass_a = assa_tp / np.maximum(1, tp)
+    loc_a = np.maximum(1e-10, loca_tp) / np.maximum(1e-10, tp)
+    hota = np.sqrt(det_a * ass_a)
     empty = (tp + fn + fp).sum(axis=-1) == 0
     return {"hota": np.where(empty, np.nan, hota.mean(-1)), "deta": np.where(empty, np.nan, det_a.mean(-1)),
             "assa": np.where(empty, np.nan, ass_a.mean(-1)), "loca": np.where(empty, np.nan, loc_a.mean(-1))}
@@ -487,8 +510,8 @@ class _Stream:
         if self.npig == 0 or n == 0:
             self.best.append(np.full(_T, -np.inf))
             return
-        tp = (self.tp[:, None] + np.cumsum(tps, axis=1)).astype(float)
-        fp = (self.fp[:, None] + np.cumsum(fps, axis=1)).astype(float)
+        tp = np.cumsum(tps, axis=1, dtype=np.int32) + self.tp[:, None].astype(float)
+        fp = np.cumsum(fps, axis=1, dtype=np.int32) + self.fp[:, None].astype(float)
         rc = tp / self.npig
         pr = tp / (fp + tp + bs.EPS)
         env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
@@ -521,7 +544,7 @@ class _Run:
     (``window`` rows at a time), so memory does not grow with the number of detections."""
 
     def __init__(self, videos: Iterable[VideoMatches] | Callable[[], Iterable[VideoMatches]],
-                 attributes: Mapping[str, Mapping[str, Any]] | None = None, bins: int = 128,
+                 attributes: Mapping[str, Mapping[str, Any]] | None = None, bins: int = 64,
                  window: int = 400_000):
         self._source = videos if callable(videos) else (lambda items=list(videos): items)
         first: VideoMatches | None = None
@@ -590,16 +613,24 @@ class _Run:
         histograms are filled on the first."""
         settings = [0, *range(N_COCO_AREAS, N_COCO_AREAS + self.n_h)]
         self.hist = np.zeros((self.n_v, len(self.names), len(settings), _T, self.bins, 2), dtype=np.float32)
-        streams: dict[tuple[str, int, int, int], _Stream] = {}
-        plan: list[tuple[_Scope, list[int]]] = []
+        # the whole set gets COCOeval's 12 numbers; a slice gets AP, AP50, AP75 and AR100 of its
+        # area setting (all sizes, or its height bucket) at 100 detections per frame
+        last = len(_PARAMS.max_dets) - 1
+        streams: dict[tuple[str, int, int, int], _Stream | None] = {}
+        plan: list[tuple[_Scope, list[int], list[int]]] = []
         for sc in self.scope_list:
             npig = self.gt_count[sc.videos].sum(axis=0)
-            areas = list(range(N_COCO_AREAS)) if sc.bucket is None else [N_COCO_AREAS + sc.bucket]
-            plan.append((sc, areas))
+            if sc.key is None:
+                areas, dets = list(range(N_COCO_AREAS)), list(range(len(_PARAMS.max_dets)))
+            else:
+                areas, dets = [0 if sc.bucket is None else N_COCO_AREAS + sc.bucket], [last]
+            plan.append((sc, areas, dets))
             for c in range(len(self.names)):
                 for a in areas:
-                    for mi in range(len(_PARAMS.max_dets)):
-                        streams[sc.name, c, a, mi] = _Stream(int(npig[c, a]))
+                    for mi in dets:
+                        # None: the same rows as at the largest max-dets so far (frames rarely have more
+                        # detections of one class than the smaller caps), so the same numbers
+                        streams[sc.name, c, a, mi] = None if 0 < mi < last else _Stream(int(npig[c, a]))
         members = np.zeros((len(self.scope_list), self.n_v), dtype=bool)
         for i, sc in enumerate(self.scope_list):
             members[i, sc.videos] = True
@@ -622,25 +653,36 @@ class _Run:
                 rows = _class_rows(*(d[k][mine] for k in ("score", "vpos", "image", "rank", "tp", "ig")),
                                    vorder=self.vorder)
                 in_scope = members[:, rows.vpos]
-                for a in sorted({a for _, areas in plan for a in areas}):
+                for a in sorted({a for _, areas, _ in plan for a in areas}):
                     tp_a, ig_a = _unbits(rows.tp[:, a]), _unbits(rows.ig[:, a])
                     fp_a = ~tp_a & ~ig_a
-                    for i, (sc, areas) in enumerate(plan):
+                    for i, (sc, areas, dets) in enumerate(plan):
                         if a not in areas:
                             continue
-                        for mi, m in enumerate(_PARAMS.max_dets):
-                            sub = in_scope[i] & (rows.rank < m)
-                            streams[sc.name, c, a, mi].feed(tp_a[:, sub], fp_a[:, sub])
+                        full = in_scope[i] & (rows.rank < _PARAMS.max_dets[last])
+                        n_full = int(full.sum())
+                        for mi in sorted(dets):
+                            key = (sc.name, c, a, mi)
+                            sub = full if mi == last else in_scope[i] & (rows.rank < _PARAMS.max_dets[mi])
+                            if streams[key] is None:
+                                if int(sub.sum()) == n_full:
+                                    continue  # still the same rows as the largest cap
+                                streams[key] = copy.deepcopy(streams[sc.name, c, a, last])
+                            if int(sub.sum()) == sub.size:
+                                streams[key].feed(tp_a, fp_a)
+                            else:
+                                streams[key].feed(tp_a[:, sub], fp_a[:, sub])
             del d
         self.tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         n_r = _PARAMS.recall_thresholds.size
-        for sc, areas in plan:
+        for sc, areas, dets in plan:
             prec = -np.ones((_T, n_r, len(self.names), len(areas), len(_PARAMS.max_dets)))
             rec = -np.ones((_T, len(self.names), len(areas), len(_PARAMS.max_dets)))
             for c in range(len(self.names)):
                 for ai, a in enumerate(areas):
-                    for mi in range(len(_PARAMS.max_dets)):
-                        prec[:, :, c, ai, mi], rec[:, c, ai, mi] = streams[sc.name, c, a, mi].result()
+                    for mi in dets:
+                        stream = streams[sc.name, c, a, mi] or streams[sc.name, c, a, last]
+                        prec[:, :, c, ai, mi], rec[:, c, ai, mi] = stream.result()
             self.tables[sc.name] = (prec, rec)
 
     # --- bootstrap histograms: (V, C, 1 + H, T, G, 2) true/false positives per score cell
@@ -686,7 +728,7 @@ class _Run:
     def exact(self, scope: _Scope) -> dict[str, Any]:
         col = 0 if scope.bucket is None else 1 + scope.bucket
         prec, rec = self.tables[scope.name]
-        stats = _coco_stats if scope.bucket is None else _height_stats
+        stats = _coco_stats if scope.key is None else _slice_stats
         coco = stats(prec, rec)
         coco_c = [stats(prec[:, :, k:k + 1], rec[:, k:k + 1]) for k in range(len(self.names))]
         tp, fp, npos = (self.op[i][scope.videos][:, :, col].sum(axis=0) for i in range(3))
@@ -857,7 +899,7 @@ def aggregate(
     confidence: float = 0.95,
     min_videos: int = 3,
     min_objects: int = 30,
-    bins: int = 128,
+    bins: int = 64,
     window: int = 400_000,
 ) -> dict[str, Any]:
     """Every metric over the whole set, per class, per video and per slice, with bootstrap
@@ -935,7 +977,7 @@ def compare_runs(
     resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
-    bins: int = 128,
+    bins: int = 64,
     window: int = 400_000,
 ) -> dict[str, Any]:
     """Paired comparison of baseline ``a`` and candidate ``b`` on the same videos and ground truth.

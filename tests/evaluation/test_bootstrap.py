@@ -21,7 +21,7 @@ def test_weighted_percentiles_equal_numpy_on_the_repeated_values() -> None:
     values = np.sort(rng.normal(size=40))
     groups = rng.integers(0, 6, 40)
     weights = bs.resample_weights(6, 30, seed=1)
-    out = bs.weighted_percentiles(values, groups, weights, (50, 90))
+    out = bs.weighted_percentiles(values, groups, weights, (50, 90), chunk=7)
     for r in range(30):
         rep = np.repeat(values, weights[r, groups].astype(int))
         expect = [np.percentile(rep, 50), np.percentile(rep, 90)] if rep.size else [np.nan, np.nan]

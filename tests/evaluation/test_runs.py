@@ -58,7 +58,8 @@ def test_slice_coco_equals_pycocotools_on_that_slice_alone(world, result) -> Non
     night = [(g, d, f) for i, (g, d, f, _) in enumerate(world) if i in (1, 3)]
     ev = run_cocoeval(*coco_concat(night, len(CLASSES)))
     ours = result["slices"]["daylight"]["night"]["coco"]
-    assert [ours[k] for k in STAT_NAMES] == pytest.approx(list(ev.stats), abs=1e-12)
+    assert [ours["AP"], ours["AP50"], ours["AP75"], ours["AR100"]] == pytest.approx(
+        [ev.stats[0], ev.stats[1], ev.stats[2], ev.stats[8]], abs=1e-12)
     assert result["slices"]["daylight"]["night"]["counts"]["videos"] == 2
 
 
@@ -196,7 +197,8 @@ def test_intervals_contain_the_estimate_are_seeded_and_shrink_with_more_videos()
     assert r1["overall"]["intervals"] == r2["overall"]["intervals"]
     assert r1["overall"]["intervals"] != r3["overall"]["intervals"]
     big = aggregate(large, resamples=300, seed=5)
-    for metric in ("ap", "ap50", "precision", "recall", "f1", "mota", "idf1", "latency_median", "latency_p90"):
+    for metric in ("ap", "ap50", "precision", "recall", "f1", "mota", "idf1", "hota", "latency_median",
+                   "latency_p90"):
         for res in (r1, big):
             iv, value = res["overall"]["intervals"][metric], res["overall"]["headline"][metric]
             assert iv["low"] <= value <= iv["high"], metric
@@ -246,3 +248,14 @@ def test_reading_detections_in_small_score_windows_changes_no_number(world, resu
     assert sum(v.det_score.size for v in vms) > 8 * 20  # many windows, ties on their edges
     small = aggregate(vms, attrs, resamples=200, seed=1, min_videos=2, min_objects=5, window=20)
     assert small == result
+
+
+def test_crowded_frames_cap_detections_per_frame_like_cocoeval() -> None:
+    # more than 10 detections of a class on a frame: AR1 < AR10 < AR100 as COCOeval caps them
+    world = [video(s, n_frames=12, n_obj=120) for s in (31, 32, 33)]
+    ev = run_cocoeval(*coco_concat([(g, d, f) for g, d, f, _ in world], len(CLASSES)))
+    for window in (400_000, 150):
+        res = aggregate(_matches(world, tracking=False), resamples=0, window=window)
+        ours = res["overall"]["coco"]
+        assert [ours[k] for k in STAT_NAMES] == pytest.approx(list(ev.stats), abs=1e-12)
+    assert ours["AR10"] < ours["AR100"]
