@@ -281,7 +281,8 @@ def evaluate_body(ctx: JobContext) -> dict[str, Any]:
 
     ts_id = uuid.UUID(ctx.params["test_session_id"])
     run_id = ctx.params.get("validation_run_id")
-    if validation.run_cancelled(ctx.params):
+    if validation.run_cancelled(ctx.params):  # queued by a detection that ended just as the run was cancelled
+        _set_state(ts_id, ctx.job_id, "cancelled")
         raise JobCancelled(str(ctx.job_id))
     if not _set_state(ts_id, ctx.job_id, "processing"):
         return {"test_session_id": str(ts_id), "outcome": "superseded or test session gone"}
