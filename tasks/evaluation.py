@@ -363,12 +363,10 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
     results["plots"] = write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
     run_id = params.get("validation_run_id")
     if run_id:  # the run aggregates these matches with the other videos'
-        from evaluation.runs import video_matches
+        from .validation import matches_of, store_matches
 
-        from .validation import store_matches
-
-        matches = video_matches(gt, dt, names, frames, timeline.timestamps, params["score_threshold"],
-                                params["iou_threshold"], tracking=with_tracking, video_id=str(ts.video_id))
+        matches = matches_of(gt, dt, names, frames, timeline.timestamps, params["score_threshold"],
+                             params["iou_threshold"], tracking=with_tracking, video_id=str(ts.video_id))
         results["matches"] = store_matches(storage_dir, REPORT_DIR, ts_id, ctx.job_id, matches)
     ctx.progress(95, "storing")
     if not _set_state(ts_id, ctx.job_id, "completed", results=results):

@@ -74,6 +74,23 @@ def gates_engine():
 # ------------------------------------------------------------------------------ per video
 
 
+def matches_of(gt, dt, class_names: list[str], frames, timestamps, score_threshold: float, iou_threshold: float,
+               *, tracking: bool, video_id: str):
+    """A video's matches on the inputs its evaluation used; with track ids also its HOTA statistics
+    per class (detections at the operating point), so the run can report HOTA."""
+    import numpy as np
+
+    from evaluation.hota import hota_statistics
+
+    hota = None
+    if tracking:
+        kept = dt.select(dt.score >= score_threshold)
+        hota = np.stack([hota_statistics(gt.select(gt.class_id == c), kept.select(kept.class_id == c))
+                         for c in range(len(class_names))]) if class_names else None
+    return engine().video_matches(gt, dt, class_names, frames, timestamps, score_threshold, iou_threshold,
+                                  tracking=tracking, video_id=video_id, hota=hota)
+
+
 def store_matches(storage_dir: Path, report_dir: str, test_session_id: uuid.UUID, job_id: uuid.UUID,
                   matches: Any) -> str:
     """A video's matches (``evaluation.runs.VideoMatches``) next to its evaluation report; the

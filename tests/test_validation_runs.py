@@ -494,3 +494,13 @@ def test_an_evaluation_asked_for_meanwhile_does_not_leave_the_run_waiting(stack,
     assert done["status"] == "completed" and done["videos_done"] == 1, done
     metrics = stack.api("GET", f"/api/validation-runs/{run['id']}/metrics").json()["metrics"]
     assert metrics["parameters"]["iou_threshold"] == 0.5
+
+
+def test_a_run_with_tracking_reports_hota_and_mota(stack, world):
+    """Each object of video c is found on every frame, so one track each: every identity metric is 1."""
+    run = start_run(stack, world, videos=[world["videos"]["c"]["id"]], enable_tracking=True)
+    done = wait_run(stack, run["id"])
+    assert done["status"] == "completed", done
+    headline = stack.api("GET", f"/api/validation-runs/{run['id']}/metrics").json()["metrics"]["overall"]["headline"]
+    assert headline["mota"] == pytest.approx(1.0) and headline["idf1"] == pytest.approx(1.0)
+    assert headline["hota"] == pytest.approx(1.0, abs=1e-6)
