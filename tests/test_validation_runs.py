@@ -379,7 +379,6 @@ def test_a_filter_by_tags_picks_the_videos(stack, world):
     assert (op["tp"], op["fp"], op["fn"]) == (12, 36, 12)
 
 
-@pytest.mark.slow
 def test_a_worker_killed_mid_run_still_ends_with_every_video_done_once(stack, world):
     run = start_run(stack, world, model="opencv/hog-people",
                     videos=[world["videos"][k]["id"] for k in "abc"])
