@@ -220,6 +220,7 @@ def test_a_better_detector_is_improved_and_a_worse_one_regressed() -> None:
     good = _matches(_world(seeds, miss=0.05), prefix="v")
     bad = _matches(_world(seeds, miss=0.6), prefix="v")
     cmp = compare_runs(bad, good, resamples=300)
+    json.dumps(cmp, allow_nan=False)
     assert cmp["metrics"]["recall"]["verdict"] == "improved"
     assert cmp["metrics"]["recall"]["difference"] > 0
     back = compare_runs(good, bad, resamples=300)
