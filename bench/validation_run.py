@@ -11,7 +11,7 @@ fresh process, so peaks do not mix), and the COCO part (12 numbers over the conc
 every class) side by side with pycocotools (evaluate + accumulate + summarize on the same
 concatenated set, loaded from the same detections), with the numbers checked equal.
 
-Full size: ``python bench/validation_run.py --videos 200 --frames 1000 --sizes 50,100,200``
+Full size: ``python bench/validation_run.py --videos 200 --frames 1000 --sizes 50,100,200 --coco-videos 50``
 """
 from __future__ import annotations
 

@@ -31,7 +31,9 @@ What ``aggregate`` returns (JSON-safe, undefined numbers are None, COCO cells ke
   ``object_height`` (ground-truth / detection box height buckets, e.g. ``"<50"``, ``"50-100"``:
   COCO area-range semantics on height: ground truth of other heights and unmatched detections
   of other heights are ignored). A slice's ``coco`` has AP, AP50, AP75 and AR100 (the whole
-  set has all 12). A slice below ``min_videos`` videos or ``min_objects``
+  set has all 12). Where every video's ground truth carries visibility, ``visibility`` slices
+  (``<0.25`` ... ``>=0.75``) give recall and latency only (a detection has no visibility, so
+  there is no precision, F1 or AP there). A slice below ``min_videos`` videos or ``min_objects``
   ground-truth boxes is ``{"insufficient": true, "reason": ..., "counts": ...}``.
 
 A scope is ``{"counts", "coco", "operating_point", "temporal", "tracking", "hota", "headline",
@@ -87,6 +89,8 @@ TRACK_KEYS = ("num_matches", "num_switches", "num_fragmentations", "num_misses",
 HEADLINE: dict[str, bool] = {"ap": True, "ap50": True, "precision": True, "recall": True, "f1": True, "mota": True,
                              "idf1": True, "hota": True, "latency_median": False, "latency_p90": False}
 HEIGHT_SLICE = "object_height"
+VISIBILITY_EDGES: tuple[float, ...] = (0.25, 0.5, 0.75)
+VISIBILITY_SLICE = "visibility"
 
 
 def height_labels(edges: Sequence[float]) -> list[str]:
@@ -144,14 +148,19 @@ class VideoMatches:
     trk_dist: np.ndarray
     trk_present: np.ndarray
     hota: np.ndarray | None = None
+    visibility_edges: tuple[float, ...] = ()
+    vis_tp: np.ndarray | None = None
+    vis_npos: np.ndarray | None = None
+    obj_vis: np.ndarray | None = None
 
     _META = ("video_id", "class_names", "iou_threshold", "score_threshold", "height_edges", "num_frames",
-             "gt_digest", "tracking")
+             "gt_digest", "tracking", "visibility_edges")
 
     def to_bytes(self) -> bytes:
         """npz (compressed): arrays as they are, the scalars as a JSON member; no pickle."""
         meta = {k: getattr(self, k) for k in self._META}
         meta["class_names"], meta["height_edges"] = list(self.class_names), list(self.height_edges)
+        meta["visibility_edges"] = list(self.visibility_edges)
         arrays = {f.name: getattr(self, f.name) for f in fields(self)
                   if f.name not in self._META and getattr(self, f.name) is not None}
         buf = io.BytesIO()
@@ -164,6 +173,7 @@ class VideoMatches:
             meta = json.loads(z["_meta"].tobytes().decode())
             arrays = {k: z[k] for k in z.files if k != "_meta"}
         meta["class_names"], meta["height_edges"] = tuple(meta["class_names"]), tuple(meta["height_edges"])
+        meta["visibility_edges"] = tuple(meta.get("visibility_edges", ()))
         return cls(**meta, **arrays)
 
 
@@ -194,6 +204,8 @@ def video_matches(
     video_id: str,
     height_edges: Sequence[float] = HEIGHT_EDGES,
     hota: np.ndarray | None = None,
+    visibility: np.ndarray | None = None,
+    visibility_edges: Sequence[float] = VISIBILITY_EDGES,
 ) -> VideoMatches:
     """Match one video once, the way ``evaluate_session`` does on the same inputs, and keep
     only what aggregation needs. With ``tracking``, HOTA sufficient statistics are computed per
@@ -245,7 +257,27 @@ def video_matches(
                       for a in range(1 + n_h)], 1)
     op_npos = np.stack([np.bincount(prep0.gt_cat[~gt_ig0[a]], minlength=n_cls) for a in range(1 + n_h)], 1)
 
-    obj = _objects(gt, dt, timestamps, score_threshold, iou_threshold, edges)
+    vis: dict[str, Any] = {}
+    gt_obj = gt
+    if visibility is not None:
+        v_edges = tuple(float(e) for e in visibility_edges)
+        values = np.asarray(visibility, dtype=np.float64).reshape(-1)
+        if values.size != len(gt):
+            raise ValueError(f"visibility has {values.size} values for {len(gt)} ground-truth boxes")
+        # the area column carries visibility through the sorting and filtering of prepare
+        gt_obj = Boxes(gt.frame, gt.xyxy, gt.class_id, gt.score, gt.track_id, gt.iscrowd, gt.ignore, values)
+        pv = prepare(gt_obj, dt, image_ids, cats, max_det=None)
+        vb = np.arange(len(v_edges) + 1)[:, None]
+        gig = pv.gt.ignore[None, :] | (_bucket(pv.gt.area, v_edges)[None, :] != vb)
+        mv = greedy_match(pv.gt_cat * n_img0 + pv.gt_img, pv.gt.xyxy, pv.gt.iscrowd, gig,
+                          pv.dt_cat * n_img0 + pv.dt_img, pv.dt.xyxy, np.array([iou_threshold]))[:, 0]
+        padv = np.concatenate([gig, np.zeros((gig.shape[0], 1), dtype=bool)], axis=1)
+        good = (mv >= 0) & ~padv[vb, mv] & (pv.dt.score >= score_threshold)[None, :]
+        vis = {"visibility_edges": v_edges,
+               "vis_tp": np.stack([np.bincount(pv.dt_cat[good[b]], minlength=n_cls) for b in range(vb.size)], 1),
+               "vis_npos": np.stack([np.bincount(pv.gt_cat[~gig[b]], minlength=n_cls) for b in range(vb.size)], 1)}
+    obj = _objects(gt_obj, dt, timestamps, score_threshold, iou_threshold, edges,
+                   vis.get("visibility_edges"))
 
     trk_counts = np.zeros((n_cls, len(TRACK_KEYS)), dtype=np.int64)
     trk_dist = np.zeros(n_cls)
@@ -272,14 +304,14 @@ def video_matches(
         det_tp=_bits(matched & ~dig), det_ig=_bits(dig), gt_count=gt_count.astype(np.int64),
         op_tp=op_tp.astype(np.int64), op_fp=op_fp.astype(np.int64), op_npos=op_npos.astype(np.int64), **obj,
         trk_counts=trk_counts, trk_dist=trk_dist, trk_present=trk_present,
-        hota=None if hota is None else np.asarray(hota, dtype=np.float64))
+        hota=None if hota is None else np.asarray(hota, dtype=np.float64), **vis)
 
 
 def _objects(gt: Boxes, dt: Boxes, timestamps: Any, score_threshold: float, iou_threshold: float,
-             edges: Sequence[float]) -> dict[str, np.ndarray]:
+             edges: Sequence[float], vis_edges: Sequence[float] | None = None) -> dict[str, np.ndarray]:
     """Per ground-truth object, as ``evaluate_temporal`` defines it, plus its height bucket
-    on its first frame."""
-    frame, cls, _, hit, height, starts, ends = object_runs(gt, dt, score_threshold, iou_threshold)
+    (and, with ``vis_edges``, the visibility bucket of the ``area`` column) on its first frame."""
+    frame, cls, _, hit, height, area, starts, ends = object_runs(gt, dt, score_threshold, iou_threshold)
     out = {"obj_class": [], "obj_bucket": [], "obj_latency": [], "obj_share": [], "obj_detected": []}
     if frame.size:
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
@@ -293,11 +325,14 @@ def _objects(gt: Boxes, dt: Boxes, timestamps: Any, score_threshold: float, iou_
             out["obj_latency"].append(lat)
             out["obj_share"].append(np.unique(f[h]).size / np.unique(f).size)
             out["obj_detected"].append(first_hit is not None)
-    return {"obj_class": np.asarray(out["obj_class"], dtype=np.int64),
-            "obj_bucket": np.asarray(out["obj_bucket"], dtype=np.int64),
-            "obj_latency": np.asarray(out["obj_latency"], dtype=np.float64),
-            "obj_share": np.asarray(out["obj_share"], dtype=np.float64),
-            "obj_detected": np.asarray(out["obj_detected"], dtype=bool)}
+    res = {"obj_class": np.asarray(out["obj_class"], dtype=np.int64),
+           "obj_bucket": np.asarray(out["obj_bucket"], dtype=np.int64),
+           "obj_latency": np.asarray(out["obj_latency"], dtype=np.float64),
+           "obj_share": np.asarray(out["obj_share"], dtype=np.float64),
+           "obj_detected": np.asarray(out["obj_detected"], dtype=bool)}
+    if vis_edges is not None:
+        res["obj_vis"] = _bucket(area[starts], vis_edges).astype(np.int64) if frame.size else np.zeros(0, np.int64)
+    return res
 
 
 # ------------------------------------------------------------------------------ COCO from matches
@@ -478,6 +513,7 @@ class _Scope:
     value: str | None
     videos: np.ndarray  # positions in the run
     bucket: int | None = None  # height bucket (COCO setting 4 + bucket, operating point column 1 + bucket)
+    vis: int | None = None  # visibility bucket (recall and latency only)
 
     @property
     def name(self) -> str:
@@ -554,7 +590,9 @@ class _Run:
         small: dict[str, list[np.ndarray]] = {k: [] for k in ("gt_count", "op_tp", "op_fp", "op_npos", "trk_counts",
                                                               "trk_dist", "hota")}
         self.tracking: list[bool] = []
-        objs: dict[str, list[np.ndarray]] = {k: [] for k in ("obj_class", "obj_bucket", "obj_latency", "obj_v")}
+        objs: dict[str, list[np.ndarray]] = {k: [] for k in ("obj_class", "obj_bucket", "obj_latency", "obj_v",
+                                                             "obj_vis")}
+        vis: list[tuple[tuple[float, ...], np.ndarray | None, np.ndarray | None]] = []
         self.per_video: list[dict[str, Any]] = []
         sketch: list[list[np.ndarray]] = []
         for v, vm in enumerate(self._source()):
@@ -579,6 +617,8 @@ class _Run:
             objs["obj_bucket"].append(vm.obj_bucket)
             objs["obj_latency"].append(vm.obj_latency)
             objs["obj_v"].append(np.full(vm.obj_class.size, v, dtype=np.int64))
+            objs["obj_vis"].append(vm.obj_vis if vm.obj_vis is not None else np.full(vm.obj_class.size, -1))
+            vis.append((vm.visibility_edges, vm.vis_tp, vm.vis_npos))
             for c in range(len(sketch)):
                 sketch[c].append(_sketch(vm.det_score[vm.det_class == c]))
             self.per_video.append(_video_row(vm))
@@ -595,6 +635,11 @@ class _Run:
         self.trk_dist = np.stack(small["trk_dist"])
         self.hota = np.stack(small["hota"]) if all(h is not None for h in small["hota"]) else None
         self.obj = {k: np.concatenate(v) for k, v in objs.items()}
+        # visibility slices only when every video's ground truth carries it, in the same buckets
+        self.vis_edges: tuple[float, ...] | None = None
+        if all(t is not None and e == vis[0][0] for e, t, _ in vis) and vis[0][0]:
+            self.vis_edges = vis[0][0]
+            self.vis_tp, self.vis_npos = np.stack([t for _, t, _ in vis]), np.stack([n for _, _, n in vis])
         self.vorder = np.argsort(np.argsort(np.asarray(self.ids), kind="stable"), kind="stable")
         self.scope_list = self.scopes(attributes or {})
         # score cells of the bootstrap (per class) and score windows of the exact pass (all classes)
@@ -619,6 +664,8 @@ class _Run:
         streams: dict[tuple[str, int, int, int], _Stream | None] = {}
         plan: list[tuple[_Scope, list[int], list[int]]] = []
         for sc in self.scope_list:
+            if sc.vis is not None:
+                continue  # no COCO where detections carry no visibility
             npig = self.gt_count[sc.videos].sum(axis=0)
             if sc.key is None:
                 areas, dets = list(range(N_COCO_AREAS)), list(range(len(_PARAMS.max_dets)))
@@ -631,8 +678,8 @@ class _Run:
                         # None: the same rows as at the largest max-dets so far (frames rarely have more
                         # detections of one class than the smaller caps), so the same numbers
                         streams[sc.name, c, a, mi] = None if 0 < mi < last else _Stream(int(npig[c, a]))
-        members = np.zeros((len(self.scope_list), self.n_v), dtype=bool)
-        for i, sc in enumerate(self.scope_list):
+        members = np.zeros((len(plan), self.n_v), dtype=bool)
+        for i, (sc, _, _) in enumerate(plan):
             members[i, sc.videos] = True
         bounds = [np.inf, *self.windows.tolist(), -np.inf]
         for w in range(len(bounds) - 1):
@@ -711,27 +758,39 @@ class _Run:
                 out.append(_Scope(key, val, np.asarray(values[val], dtype=np.int64)))
         for h, label in enumerate(height_labels(self.edges)):
             out.append(_Scope(HEIGHT_SLICE, label, np.arange(self.n_v), bucket=h))
+        if self.vis_edges is not None:
+            for b, label in enumerate(height_labels(self.vis_edges)):
+                out.append(_Scope(VISIBILITY_SLICE, label, np.arange(self.n_v), vis=b))
         return out
 
     def _obj_mask(self, scope: _Scope, cls: int | None) -> np.ndarray:
         m = np.isin(self.obj["obj_v"], scope.videos)
         if scope.bucket is not None:
             m &= self.obj["obj_bucket"] == scope.bucket
+        if scope.vis is not None:
+            m &= self.obj["obj_vis"] == scope.vis
         if cls is not None:
             m &= self.obj["obj_class"] == cls
         return m
 
     def _tracked(self, scope: _Scope) -> bool:
-        return scope.bucket is None and all(self.tracking[v] for v in scope.videos)
+        return scope.bucket is None and scope.vis is None and all(self.tracking[v] for v in scope.videos)
 
     # --- exact numbers of a scope
     def exact(self, scope: _Scope) -> dict[str, Any]:
         col = 0 if scope.bucket is None else 1 + scope.bucket
-        prec, rec = self.tables[scope.name]
-        stats = _coco_stats if scope.key is None else _slice_stats
-        coco = stats(prec, rec)
-        coco_c = [stats(prec[:, :, k:k + 1], rec[:, k:k + 1]) for k in range(len(self.names))]
-        tp, fp, npos = (self.op[i][scope.videos][:, :, col].sum(axis=0) for i in range(3))
+        coco: dict[str, float] | None = None
+        coco_c: list[dict[str, float] | None] = [None] * len(self.names)
+        if scope.vis is None:
+            prec, rec = self.tables[scope.name]
+            stats = _coco_stats if scope.key is None else _slice_stats
+            coco = stats(prec, rec)
+            coco_c = [stats(prec[:, :, k:k + 1], rec[:, k:k + 1]) for k in range(len(self.names))]
+            tp, fp, npos = (self.op[i][scope.videos][:, :, col].sum(axis=0) for i in range(3))
+        else:  # recall only: a detection has no visibility to be a false positive of
+            tp = self.vis_tp[scope.videos][:, :, scope.vis].sum(axis=0)
+            npos = self.vis_npos[scope.videos][:, :, scope.vis].sum(axis=0)
+            fp = None
         tracked = self._tracked(scope)
         trk = self.trk[scope.videos].sum(axis=0)
         dist = self.trk_dist[scope.videos].sum(axis=0)
@@ -742,20 +801,26 @@ class _Run:
             om = self._obj_mask(scope, c)
             lat = np.sort(self.obj["obj_latency"][om])
             lat = lat[np.isfinite(lat)]
-            op = _op_dict(int(tp[sel].sum()), int(fp[sel].sum()), int(npos[sel].sum()))
+            if fp is None:
+                n_tp, n_pos = int(tp[sel].sum()), int(npos[sel].sum())
+                op = {"tp": n_tp, "fp": None, "fn": n_pos - n_tp, "precision": None, "recall": _ratio(n_tp, n_pos),
+                      "f1": None}
+            else:
+                op = _op_dict(int(tp[sel].sum()), int(fp[sel].sum()), int(npos[sel].sum()))
             temporal = {"objects": int(om.sum()), "median_latency_seconds": _pct(lat, 50),
                         "p90_latency_seconds": _pct(lat, 90), "objects_with_latency": int(lat.size)}
             track = _tracking_dict(trk[sel].sum(axis=0), float(dist[sel].sum())) if tracked else None
             h = combine_hota(hota[sel].sum(axis=0)) if hota is not None else None
             cc = coco if c is None else coco_c[c]
-            headline = {"ap": _ap(cc["AP"]), "ap50": _ap(cc["AP50"]), "precision": op["precision"],
+            headline = {"ap": _ap(cc["AP"]) if cc else None, "ap50": _ap(cc["AP50"]) if cc else None,
+                        "precision": op["precision"],
                         "recall": op["recall"], "f1": op["f1"], "mota": track["mota"] if track else None,
                         "idf1": track["idf1"] if track else None, "hota": h["hota"] if h else None,
                         "latency_median": temporal["median_latency_seconds"],
                         "latency_p90": temporal["p90_latency_seconds"]}
             counts = {"videos": int(scope.videos.size), "frames": int(sum(self.frames[v] for v in scope.videos)),
                       "ground_truth_boxes": int(npos[sel].sum()), "objects": int(om.sum()),
-                      "detections": int(tp[sel].sum() + fp[sel].sum())}
+                      "detections": int(tp[sel].sum() + (0 if fp is None else fp[sel].sum()))}
             return {"counts": counts, "coco": cc, "operating_point": op, "temporal": temporal, "tracking": track,
                     "hota": h, "headline": headline}
 
@@ -769,6 +834,13 @@ class _Run:
         vids = scope.videos
         col = 0 if scope.bucket is None else 1 + scope.bucket
         out: dict[str, np.ndarray] = {}
+        if scope.vis is not None:
+            tp, npos = ((w @ a[vids][:, :, scope.vis].astype(np.float64)).T for a in (self.vis_tp, self.vis_npos))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t, n = np.vstack([tp.sum(0), tp]), np.vstack([npos.sum(0), npos])
+                out["recall"] = np.where(n > 0, t / n, np.nan)
+            self._latency_samples(scope, w, out)
+            return out
         # COCO AP / AP50 from the score-cell histograms
         si = 0 if scope.bucket is None else 1 + scope.bucket
         a = 0 if scope.bucket is None else N_COCO_AREAS + scope.bucket
@@ -797,6 +869,11 @@ class _Run:
             if self.hota is not None:
                 hs = np.einsum("rv,vcfa->crfa", w, self.hota[vids])
                 out["hota"] = _hota_arrays(np.concatenate([hs.sum(0, keepdims=True), hs]))["hota"]
+        self._latency_samples(scope, w, out)
+        return out
+
+    def _latency_samples(self, scope: _Scope, w: np.ndarray, out: dict[str, np.ndarray]) -> None:
+        n_c, r_n, vids = len(self.names), w.shape[0], scope.videos
         col_of = np.full(self.n_v, -1)
         col_of[vids] = np.arange(vids.size)
         med, p90 = np.full((1 + n_c, r_n), np.nan), np.full((1 + n_c, r_n), np.nan)
@@ -807,7 +884,6 @@ class _Run:
             grp = col_of[self.obj["obj_v"][om][order]]
             med[i], p90[i] = bs.weighted_percentiles(vals, grp, w, (50, 90))
         out["latency_median"], out["latency_p90"] = med, p90
-        return out
 
 
 def _sketch(scores: np.ndarray, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -858,14 +934,17 @@ def _video_row(vm: VideoMatches) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ aggregate / compare
 
 
-def slice_keys(video_attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Slice keys (and their values) that gates may name: the attribute keys and object height."""
+def slice_keys(video_attributes: Mapping[str, Mapping[str, Any]], visibility: bool = False) -> dict[str, list[str]]:
+    """Slice keys (and their values) that gates may name: the attribute keys, object height and,
+    when the ground truth carries it, visibility."""
     keys: dict[str, set[str]] = {}
     for attrs in video_attributes.values():
         for k, v in attrs.items():
             keys.setdefault(k, set()).add(str(v))
     out = {k: sorted(v) for k, v in sorted(keys.items())}
     out[HEIGHT_SLICE] = height_labels(HEIGHT_EDGES)
+    if visibility:
+        out[VISIBILITY_SLICE] = height_labels(VISIBILITY_EDGES)
     return out
 
 
@@ -916,7 +995,7 @@ def aggregate(
     for scope in run.scope_list:
         res = run.exact(scope)
         if scope.key is not None:
-            why = _insufficient(res["counts"], min_videos, min_objects, scope.bucket is not None)
+            why = _insufficient(res["counts"], min_videos, min_objects, scope.key in (HEIGHT_SLICE, VISIBILITY_SLICE))
             if why:
                 out["slices"].setdefault(scope.key, {})[scope.value] = {"insufficient": True, "reason": why,
                                                                        "counts": res["counts"]}

@@ -65,7 +65,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def object_runs(gt: Boxes, dt: Boxes, score_threshold: float, iou_threshold: float) -> tuple[np.ndarray, ...]:
     """Ground-truth boxes grouped into objects: (frame, class, track id, detected, box height,
-    starts, ends), rows sorted by class, track and frame, object ``i`` being rows
+    ``area`` column, starts, ends), rows sorted by class, track and frame, object ``i`` being rows
     ``starts[i]:ends[i]``. Ignored ground truth is left out; untracked boxes are objects of their own."""
     dt = dt.select(dt.score >= score_threshold)
     m = match_at_iou(gt, dt, iou_threshold, np.union1d(gt.frame, dt.frame), None)
@@ -74,16 +74,16 @@ def object_runs(gt: Boxes, dt: Boxes, score_threshold: float, iou_threshold: flo
     hit[m.match[m.match >= 0]] = True
     keep = ~g.ignore
     frame, cls, tid, hit = g.frame[keep], g.class_id[keep], g.track_id[keep], hit[keep]
-    height = g.xyxy[keep, 3] - g.xyxy[keep, 1]
+    height, area = g.xyxy[keep, 3] - g.xyxy[keep, 1], g.area[keep]
     # Untracked boxes get unique negative ids so each is an object of its own.
     tid = np.where(tid >= 0, tid, -1 - np.arange(tid.size))
     order = np.lexsort((frame, tid, cls))
-    frame, cls, tid, hit, height = frame[order], cls[order], tid[order], hit[order], height[order]
+    frame, cls, tid, hit, height, area = (a[order] for a in (frame, cls, tid, hit, height, area))
     new = np.ones(frame.size, dtype=bool)
     new[1:] = (cls[1:] != cls[:-1]) | (tid[1:] != tid[:-1])
     starts = np.nonzero(new)[0]
     ends = np.append(starts[1:], frame.size) if frame.size else starts
-    return frame, cls, tid, hit, height, starts, ends
+    return frame, cls, tid, hit, height, area, starts, ends
 
 
 def evaluate_temporal(
@@ -97,7 +97,7 @@ def evaluate_temporal(
 
     Percentiles use numpy's linear interpolation. Ignored and crowd ground truth is left out.
     """
-    frame, cls, tid, hit, _, starts, ends = object_runs(gt, dt, score_threshold, iou_threshold)
+    frame, cls, tid, hit, _, _, starts, ends = object_runs(gt, dt, score_threshold, iou_threshold)
     objects: list[ObjectTemporal] = []
     if frame.size:
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):

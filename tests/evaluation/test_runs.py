@@ -220,6 +220,7 @@ def test_a_better_detector_is_improved_and_a_worse_one_regressed() -> None:
     good = _matches(_world(seeds, miss=0.05), prefix="v")
     bad = _matches(_world(seeds, miss=0.6), prefix="v")
     cmp = compare_runs(bad, good, resamples=300)
+    json.dumps(cmp, allow_nan=False)
     assert cmp["metrics"]["recall"]["verdict"] == "improved"
     assert cmp["metrics"]["recall"]["difference"] > 0
     back = compare_runs(good, bad, resamples=300)
@@ -259,3 +260,31 @@ def test_crowded_frames_cap_detections_per_frame_like_cocoeval() -> None:
         ours = res["overall"]["coco"]
         assert [ours[k] for k in STAT_NAMES] == pytest.approx(list(ev.stats), abs=1e-12)
     assert ours["AR10"] < ours["AR100"]
+
+
+def test_visibility_slices_give_recall_of_the_ground_truth_in_each_bucket(world) -> None:
+    from evaluation import Boxes, evaluate_operating_point
+
+    rng = np.random.default_rng(7)
+    vis = [rng.choice([0.1, 0.3, 0.5, 0.6, 0.9, 1.0], len(gt)) for gt, _, _, _ in world]
+    vms = [video_matches(gt, dt, CLASSES, frames, ts, THRESH, 0.5, video_id=f"v{i}", visibility=vis[i])
+           for i, (gt, dt, frames, ts) in enumerate(world)]
+    back = VideoMatches.from_bytes(vms[0].to_bytes())
+    assert back.visibility_edges == (0.25, 0.5, 0.75)
+    res = aggregate(vms, resamples=100, min_objects=1)
+    sl = res["slices"]["visibility"]
+    assert list(sl) == ["<0.25", "0.25-0.5", "0.5-0.75", ">=0.75"]
+    for label, lo, hi in [("<0.25", 0, 0.25), ("0.25-0.5", 0.25, 0.5), ("0.5-0.75", 0.5, 0.75), (">=0.75", 0.75, 2)]:
+        tp = npos = 0
+        for (gt, dt, frames, _), v in zip(world, vis, strict=True):
+            other = (v < lo) | (v >= hi)
+            g = Boxes.from_arrays(gt.frame, gt.class_id, xyxy=gt.xyxy, track_id=gt.track_id, iscrowd=gt.iscrowd,
+                                  ignore=gt.ignore | other)
+            op = evaluate_operating_point(g, dt, THRESH, 0.5, np.union1d(frames, dt.frame), np.arange(len(CLASSES)))
+            tp, npos = tp + op.tp, npos + op.tp + op.fn
+        part = sl[label]
+        assert part["operating_point"]["recall"] == pytest.approx(tp / npos), label
+        assert part["headline"]["precision"] is None and part["coco"] is None
+        assert part["intervals"]["recall"]["low"] <= part["headline"]["recall"] <= part["intervals"]["recall"]["high"]
+    assert sum(s["counts"]["objects"] for s in sl.values()) == res["overall"]["counts"]["objects"]
+    json.dumps(res, allow_nan=False)
