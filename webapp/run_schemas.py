@@ -163,5 +163,13 @@ class CompareArgs(StrictSchema):
     ids = fields.String(required=True, metadata={"description": "two run ids: a,b (b is compared with a)"})
 
 
+class RunCompareOut(Schema):
+    ids = fields.List(fields.String())
+    baseline = fields.String()
+    candidate = fields.String()
+    comparison = fields.Dict(metadata={"description": "per headline metric: baseline, candidate, difference, "
+                                                      "paired interval, verdict; per class, slice and video"})
+
+
 class VideoPatch(StrictSchema):
     tags = fields.List(fields.String(validate=TAG), required=True, validate=validate.Length(max=100))

@@ -40,7 +40,14 @@ from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..extensions import socketio
 from ..realtime import breaker, broadcast_job, marks
-from ..run_schemas import CompareArgs, RunMetricsOut, ValidationRunIn, ValidationRunListArgs, ValidationRunOut
+from ..run_schemas import (
+    CompareArgs,
+    RunCompareOut,
+    RunMetricsOut,
+    ValidationRunIn,
+    ValidationRunListArgs,
+    ValidationRunOut,
+)
 from ..schemas import page_schema
 from .test_sessions import check_model
 
@@ -285,6 +292,7 @@ def list_runs(args):
 
 @bp.route("/compare", methods=["GET"])
 @bp.arguments(CompareArgs, location="query")
+@bp.response(200, RunCompareOut)
 def compare(args):
     """Paired comparison of two aggregated runs: b against a, video by video where both have it."""
     parts = [p.strip() for p in args["ids"].split(",") if p.strip()]
