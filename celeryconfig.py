@@ -36,6 +36,7 @@ KIND_QUEUES = {
     "compatibility": "cpu",
     "assignment": "cpu",
     "evaluation": "cpu",
+    "validation_aggregate": "cpu",
     "maintenance": "cpu",
 }
 task_routes = {f"jobs.{kind}": {"queue": queue} for kind, queue in KIND_QUEUES.items()}
@@ -51,6 +52,7 @@ TIME_LIMITS = {
     "compatibility": (3600, 3660),
     "assignment": (1800, 1860),
     "evaluation": (3600, 3660),
+    "validation_aggregate": (3600, 3660),
 }
 task_annotations = {
     f"jobs.{kind}": {"soft_time_limit": soft, "time_limit": hard} for kind, (soft, hard) in TIME_LIMITS.items()
@@ -87,6 +89,7 @@ beat_schedule = {
     "expire-exports": {"task": "maintenance.expire_exports", "schedule": 3600.0},
     "sweep-import-files": {"task": "maintenance.sweep_import_files",
                            "schedule": float(min(3600, max(60, _settings.import_retention_seconds)))},
+    "reconcile-validation-runs": {"task": "maintenance.reconcile_validation_runs", "schedule": 10.0},
 }
 beat_schedule_filename = str(_settings.var_dir / "celerybeat-schedule")
 

@@ -1,10 +1,14 @@
-"""What the benchmark scripts share: percentiles and a throw-away database."""
+"""What the benchmark scripts share: percentiles, a throw-away database, pycocotools as baseline."""
 from __future__ import annotations
 
+import contextlib
+import io
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from sqlalchemy import create_engine, text
 
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -31,3 +35,20 @@ def make_database(kind: str, tmp: Path, prefix: str = "vru_bench") -> tuple[str,
         admin.dispose()
 
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def run_pycocotools(gt_json: dict[str, Any], results: list[dict[str, Any]]) -> np.ndarray:
+    """COCOeval bbox evaluate + accumulate + summarize, quietly; the 12 stats."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = gt_json
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return np.asarray(ev.stats)

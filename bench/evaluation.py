@@ -7,8 +7,6 @@ Seeded data: 50,000 ground-truth boxes and 100,000 detections over 5,000 frames 
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import run_pycocotools  # noqa: E402
 from evaluation import evaluate_coco, from_coco, from_coco_results  # noqa: E402
 
 
@@ -46,22 +45,6 @@ def make_data(seed: int = 0, n_img: int = 5000, n_gt: int = 50_000, n_dt: int = 
     gt_json = {"images": [{"id": i} for i in range(1, n_img + 1)],
                "categories": [{"id": c} for c in range(1, n_cat + 1)], "annotations": anns}
     return gt_json, results
-
-
-def run_pycocotools(gt_json: dict[str, Any], results: list[dict[str, Any]]) -> np.ndarray:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = gt_json
-        gt.createIndex()
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return np.asarray(ev.stats)
 
 
 def run_ours(gt_json: dict[str, Any], results: list[dict[str, Any]]) -> np.ndarray:

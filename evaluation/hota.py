@@ -197,3 +197,17 @@ def class_averaged(parts: Mapping[str, HotaResult]) -> dict[str, float] | None:
     rows = [p.to_dict(per_alpha=False) for p in parts.values()]
     keys = (*ARRAY_FIELDS, "HOTA(0)", "LocA(0)")
     return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+#: The sufficient statistics of one sequence that TrackEval's COMBINED row sums over sequences.
+FIELDS = ("tp", "fn", "fp", "assa_tp", "loca_tp")
+
+
+def hota_statistics(gt: Boxes, hyp: Boxes) -> np.ndarray:
+    """``(len(FIELDS), len(ALPHAS))``: HOTA_TP, HOTA_FN, HOTA_FP, AssA * HOTA_TP and LocA * HOTA_TP.
+
+    Summed over videos they give the combined HOTA of a validation run (AssA and LocA are
+    HOTA_TP-weighted means there), without keeping any box.
+    """
+    r = evaluate_hota(gt, hyp)
+    return np.stack([r.tp, r.fn, r.fp, r.ass_a * r.tp, r.loc_a * r.tp])

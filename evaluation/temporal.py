@@ -63,6 +63,29 @@ def _pct(values: list[float], q: float) -> float | None:
     return None if not values else float(np.percentile(np.asarray(values, dtype=float), q))
 
 
+def object_runs(gt: Boxes, dt: Boxes, score_threshold: float, iou_threshold: float) -> tuple[np.ndarray, ...]:
+    """Ground-truth boxes grouped into objects: (frame, class, track id, detected, box height,
+    ``area`` column, starts, ends), rows sorted by class, track and frame, object ``i`` being rows
+    ``starts[i]:ends[i]``. Ignored ground truth is left out; untracked boxes are objects of their own."""
+    dt = dt.select(at_threshold(dt.score, score_threshold))  # unscored detections are never thresholded away
+    m = match_at_iou(gt, dt, iou_threshold, np.union1d(gt.frame, dt.frame), None)
+    g = m.prep.gt
+    hit = np.zeros(len(g), dtype=bool)
+    hit[m.match[m.match >= 0]] = True
+    keep = ~g.ignore
+    frame, cls, tid, hit = g.frame[keep], g.class_id[keep], g.track_id[keep], hit[keep]
+    height, area = g.xyxy[keep, 3] - g.xyxy[keep, 1], g.area[keep]
+    # Untracked boxes get unique negative ids so each is an object of its own.
+    tid = np.where(tid >= 0, tid, -1 - np.arange(tid.size))
+    order = np.lexsort((frame, tid, cls))
+    frame, cls, tid, hit, height, area = (a[order] for a in (frame, cls, tid, hit, height, area))
+    new = np.ones(frame.size, dtype=bool)
+    new[1:] = (cls[1:] != cls[:-1]) | (tid[1:] != tid[:-1])
+    starts = np.nonzero(new)[0]
+    ends = np.append(starts[1:], frame.size) if frame.size else starts
+    return frame, cls, tid, hit, height, area, starts, ends
+
+
 def evaluate_temporal(
     gt: Boxes,
     dt: Boxes,
@@ -74,23 +97,9 @@ def evaluate_temporal(
 
     Percentiles use numpy's linear interpolation. Ignored and crowd ground truth is left out.
     """
-    dt = dt.select(at_threshold(dt.score, score_threshold))
-    m = match_at_iou(gt, dt, iou_threshold, np.union1d(gt.frame, dt.frame), None)
-    g = m.prep.gt
-    hit = np.zeros(len(g), dtype=bool)
-    hit[m.match[m.match >= 0]] = True
-    keep = ~g.ignore
-    frame, cls, tid, hit = g.frame[keep], g.class_id[keep], g.track_id[keep], hit[keep]
-    # Untracked boxes get unique negative ids so each is an object of its own.
-    tid = np.where(tid >= 0, tid, -1 - np.arange(tid.size))
-    order = np.lexsort((frame, tid, cls))
-    frame, cls, tid, hit = frame[order], cls[order], tid[order], hit[order]
+    frame, cls, tid, hit, _, _, starts, ends = object_runs(gt, dt, score_threshold, iou_threshold)
     objects: list[ObjectTemporal] = []
     if frame.size:
-        new = np.ones(frame.size, dtype=bool)
-        new[1:] = (cls[1:] != cls[:-1]) | (tid[1:] != tid[:-1])
-        starts = np.nonzero(new)[0]
-        ends = np.append(starts[1:], frame.size)
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
             f, h = frame[s:e], hit[s:e]
             present = int(np.unique(f).size)

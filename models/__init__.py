@@ -4,6 +4,7 @@ from .entities import (
     DEFAULT_LABELS,
     JOB_STATUSES,
     ROLES,
+    RUN_TERMINAL,
     TERMINAL_STATUSES,
     AnnotationKeyframe,
     AnnotationSession,
@@ -19,6 +20,8 @@ from .entities import (
     ProjectVideoAssignment,
     TestSession,
     User,
+    ValidationRun,
+    ValidationRunVideo,
     Video,
     VideoAnnotation,
     VideoCompatibilityCache,
@@ -28,7 +31,8 @@ from .types import utcnow
 __all__ = [
     "DEFAULT_LABELS", "JOB_STATUSES", "ROLES", "TERMINAL_STATUSES", "AnnotationKeyframe", "AnnotationSession",
     "AuditLog", "Base", "Database", "DetectionEvent", "ExportJob", "ImportJob", "Job", "Project", "ProjectMember",
-    "ProjectRequirement", "ProjectVideoAssignment", "SchemaOutOfDate", "TestSession", "User", "Video",
+    "ProjectRequirement", "ProjectVideoAssignment", "RUN_TERMINAL", "SchemaOutOfDate", "TestSession", "User",
+    "ValidationRun", "ValidationRunVideo", "Video",
     "VideoAnnotation", "VideoCompatibilityCache", "check_schema", "current_revision", "head_revision",
     "make_engine", "migrate", "utcnow",
 ]

@@ -116,6 +116,8 @@ class Video(Base):
     duration: Mapped[float] = mapped_column(Float, nullable=False)
     codec: Mapped[str] = mapped_column(String(16), nullable=False, default="")
     variable_frame_rate: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Free labels ("rain", "urban", "camera-b") that validation runs filter and slice by.
+    tags: Mapped[list[Any]] = mapped_column(JSONType, nullable=False, default=list)
     uploaded_by: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
 
@@ -402,3 +404,66 @@ class AuditLog(Base):
     resource_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+# ------------------------------------------------------------------------ validation runs
+
+RUN_STATUSES = ("pending", "processing", "aggregating", "completed", "partial", "failed", "cancelled")
+RUN_TERMINAL = ("completed", "partial", "failed", "cancelled")
+RUN_VIDEO_STATUSES = ("pending", "done", "failed", "cancelled")
+
+
+class ValidationRun(Base):
+    """One model configuration against a whole test set: a test session per video, then one aggregate."""
+
+    __tablename__ = "validation_runs"
+    __table_args__ = (Index("idx_validation_runs_project_created", "project_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = _pk()
+    project_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    model: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    # What was asked: video selection, ground truth, detection config, evaluation parameters.
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    evaluation: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    baseline_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("validation_runs.id", ondelete="SET NULL"))
+    gates: Mapped[list[Any]] = mapped_column(JSONType, nullable=False, default=list)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    videos_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    videos_done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    videos_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    aggregation_job_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("jobs.id", ondelete="SET NULL"))
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    gate_status: Mapped[str | None] = mapped_column(String(20))  # passed, failed, None before aggregation
+    gate_results: Mapped[list[Any] | None] = mapped_column(JSONType)
+    report_path: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ValidationRunVideo(Base):
+    """A video of a run: its test session, and whether its matches are in (``done``) or why not."""
+
+    __tablename__ = "validation_run_videos"
+    __table_args__ = (
+        UniqueConstraint("run_id", "video_id", name="uq_validation_run_videos_run_video"),
+        Index("idx_validation_run_videos_test_session", "test_session_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    run_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("validation_runs.id", ondelete="CASCADE"),
+                                              nullable=False)
+    video_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("videos.id", ondelete="CASCADE"), nullable=False)
+    test_session_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("test_sessions.id", ondelete="CASCADE"),
+                                                       nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    evaluation_job_id: Mapped[uuid.UUID | None] = mapped_column(GUID)
+    matches_path: Mapped[str | None] = mapped_column(String(500))  # relative to STORAGE_DIR
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,6 +3,6 @@ from celery import Celery
 
 app = Celery("vru", include=[
     "tasks.probe", "tasks.maintenance", "tasks.compatibility", "tasks.detection", "tasks.evaluation",
-    "tasks.transfer",
+    "tasks.transfer", "tasks.validation",
 ])
 app.config_from_object("celeryconfig")

@@ -204,7 +204,13 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
     except BaseException as exc:
         # Nothing half-written stays behind: a failed or cancelled run leaves no events.
         _discard_events(test_session_id)
-        _set_session(test_session_id, status="cancelled" if isinstance(exc, JobCancelled) else "failed")
+        status = "cancelled" if isinstance(exc, JobCancelled) else "failed"
+        _set_session(test_session_id, status=status)
+        from .validation import video_ended
+
+        video_ended(params.get("validation_run_id"), test_session_id, status,
+                    error="detection cancelled" if status == "cancelled" else
+                    f"detection failed: {type(exc).__name__}: {exc}")
         raise
     summary = pipeline.stats.summary()
     summary.update(model=spec.name, model_cached=cached, events_stored=sink.inserted,

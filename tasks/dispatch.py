@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 #: Job kinds this installation can run, with the task name each one maps to.
 JOB_TASKS = {"probe": "jobs.probe", "compatibility": "jobs.compatibility", "assignment": "jobs.assignment",
              "detection": "jobs.detection",
-             "evaluation": "jobs.evaluation",
+             "evaluation": "jobs.evaluation", "validation_aggregate": "jobs.validation_aggregate",
              "export": "jobs.export", "import": "jobs.import"}
 
 

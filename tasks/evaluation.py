@@ -99,10 +99,13 @@ def evaluation_params(test_session: TestSession, params: dict[str, Any] | None =
     min_visibility = float(params.get("min_visibility") or 0.0)
     if not 0.0 <= min_visibility <= 1.0:
         raise EvaluationError("min_visibility must be in [0, 1]")
-    return {"test_session_id": str(test_session.id), "iou_threshold": iou, "score_threshold": score,
-            "score_threshold_source": source, "classes": classes, "include_pending": bool(include_pending),
-            "protocol": protocol, "benchmark": benchmark, "min_visibility": min_visibility,
-            "voc_pixel_inclusive": bool(params.get("voc_pixel_inclusive", False))}
+    out = {"test_session_id": str(test_session.id), "iou_threshold": iou, "score_threshold": score,
+           "score_threshold_source": source, "classes": classes, "include_pending": bool(include_pending),
+           "protocol": protocol, "benchmark": benchmark, "min_visibility": min_visibility,
+           "voc_pixel_inclusive": bool(params.get("voc_pixel_inclusive", False))}
+    if params.get("validation_run_id"):  # one video of a validation run: its end is counted there
+        out["validation_run_id"] = str(params["validation_run_id"])
+    return out
 
 
 def queue_evaluation(db_session: Session, test_session: TestSession, params: dict[str, Any] | None = None,
@@ -139,7 +142,9 @@ def results_ready(test_session_id: uuid.UUID) -> str | None:
             return None
         session.status = "completed"
         session.completed_at = utcnow()
-        job = queue_evaluation(db, session) if session.ground_truth_session_id is not None else None
+        # A validation run's session carries the run's evaluation parameters in its config.
+        job = queue_evaluation(db, session, (session.config or {}).get("evaluation")) \
+            if session.ground_truth_session_id is not None else None
         db.commit()
         if job is None:
             return None
@@ -350,7 +355,13 @@ def prune_plots(storage_dir: Path, test_session_id: uuid.UUID, keep_job: str) ->
 
 
 def evaluate_body(ctx: JobContext) -> dict[str, Any]:
+    from . import validation
+
     ts_id = uuid.UUID(ctx.params["test_session_id"])
+    run_id = ctx.params.get("validation_run_id")
+    if validation.run_cancelled(ctx.params):  # queued by a detection that ended just as the run was cancelled
+        _set_state(ts_id, ctx.job_id, "cancelled")
+        raise JobCancelled(str(ctx.job_id))
     if not _set_state(ts_id, ctx.job_id, "processing"):
         return {"test_session_id": str(ts_id), "outcome": "superseded or test session gone"}
     try:
@@ -359,9 +370,11 @@ def evaluate_body(ctx: JobContext) -> dict[str, Any]:
         raise
     except JobCancelled:
         _set_state(ts_id, ctx.job_id, "cancelled")
+        validation.video_ended(run_id, ts_id, "cancelled", error="evaluation cancelled")
         raise
     except Exception as exc:
         _set_state(ts_id, ctx.job_id, "failed", f"{type(exc).__name__}: {exc}")
+        validation.video_ended(run_id, ts_id, "failed", error=f"evaluation failed: {type(exc).__name__}: {exc}")
         raise
 
 
@@ -461,11 +474,23 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
     }
     # Found again from the session and job ids (never from a stored path): see the report route.
     write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
+    run_id = params.get("validation_run_id")
+    matches_path = None
+    if run_id:  # the run aggregates these matches with the other videos' (the run row keeps the path)
+        from .validation import matches_of, store_matches
+
+        matches = matches_of(gt, dt, names, frames, timeline.timestamps, params["score_threshold"],
+                             params["iou_threshold"], tracking=with_tracking, video_id=str(ts.video_id))
+        matches_path = store_matches(storage_dir, REPORT_DIR, ts_id, ctx.job_id, matches)
     ctx.progress(95, "storing")
     if not _set_state(ts_id, ctx.job_id, "completed", results=results):
         return {"test_session_id": str(ts_id), "outcome": "superseded by a newer evaluation",
                 "coco": results["coco"]["overall"]}
     prune_plots(storage_dir, ts_id, str(ctx.job_id))
+    if run_id:
+        from .validation import video_ended
+
+        video_ended(run_id, ts_id, "done", evaluation_job_id=ctx.job_id, matches_path=matches_path)
     op = results["operating_point"]
     return {"test_session_id": str(ts_id), "outcome": "stored", "AP": results["coco"]["overall"]["AP"],
             "AP50": results["coco"]["overall"]["AP50"], "precision": op["precision"], "recall": op["recall"],

@@ -36,6 +36,19 @@ from . import runtime
 log = logging.getLogger(__name__)
 
 
+#: Called with (job, progress payload) on every room emit: a job kind that belongs to something larger
+#: (a validation run's detections) moves that larger thing's progress too. Best effort.
+PROGRESS_HOOKS: list[Callable[[Job, dict[str, Any]], None]] = []
+
+
+def _run_hooks(job: Job, data: dict[str, Any]) -> None:
+    for hook in PROGRESS_HOOKS:
+        try:
+            hook(job, data)
+        except Exception as exc:  # noqa: BLE001 - progress is best effort
+            log.warning("progress hook %s failed for job %s: %s", getattr(hook, "__name__", hook), job.id, exc)
+
+
 class JobCancelled(Exception):
     """Raised inside a job body when a user asked to cancel it."""
 
@@ -239,6 +252,7 @@ class ProgressReporter:
                 {"project_id": str(self.job.project_id), "progress": data},
                 room=f"project_{self.job.project_id}",
             )
+        _run_hooks(self.job, data)
         if monitor:
             try:
                 self.task.send_event("task-progress", **data)
@@ -334,6 +348,7 @@ def _emit_terminal_from_row(db: Database, job_id: uuid.UUID) -> None:
     if job.project_id:
         runtime.emit("project_progress_update", {"project_id": str(job.project_id), "progress": data},
                      room=f"project_{job.project_id}")
+    _run_hooks(job, data)
 
 
 def run_job(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:

@@ -115,6 +115,15 @@ MATRIX = {
     "evaluation.get_report": (READ, "GET", "/api/test-sessions/{test_session}/report", None),
     "evaluation.get_report_plot": (READ, "GET", "/api/test-sessions/{test_session}/report/pr_curves.png", None),
     "evaluation.compare": (READ, "GET", "/api/test-sessions/compare?ids={test_session},{test_session}", None),
+    "videos.patch_video": (WRITE, "PATCH", "/api/videos/{video}", {"tags": ["matrix"]}),
+    "validation_runs.create_run": (WRITE, "POST", "/api/validation-runs", {
+        "project_id": "{project}", "videos": ["{video}"], "model": "opencv/hog-people", "frame_to": 1}),
+    "validation_runs.list_runs": (READ, "GET", "/api/validation-runs?project_id={project}", None),
+    "validation_runs.get_run": (READ, "GET", "/api/validation-runs/{run}", None),
+    "validation_runs.get_run_metrics": (READ, "GET", "/api/validation-runs/{run}/metrics", None),
+    "validation_runs.get_run_report": (READ, "GET", "/api/validation-runs/{run}/report.html", None),
+    "validation_runs.compare": (READ, "GET", "/api/validation-runs/compare?ids={run},{run}", None),
+    "validation_runs.cancel_run": (WRITE, "POST", "/api/validation-runs/{run}/cancel", None),
 }
 
 
@@ -174,7 +183,12 @@ def world(stack, tmp_path_factory):
     test_session = stack.api("POST", "/api/test-sessions", json={
         "project_id": project["id"], "video_id": video["id"], "frame_to": 1}).json()
     stack.wait_job(test_session["job_id"])
+    run = stack.api("POST", "/api/validation-runs", json={
+        "project_id": project["id"], "test_session_ids": [test_session["id"]],
+        "ground_truth": {video["id"]: session["id"]}})
+    assert run.status_code == 202, run.text
     values = {"project": project["id"], "video": video["id"], "session": session["id"], "annotation": ann,
+              "run": run.json()["id"],
               "export": export, "import_job": import_job,
               "keyframe": None, "requirement": requirement(), "job": job, "viewer_id": ids["viewer"],
               "test_session": test_session["id"],
@@ -254,7 +268,8 @@ def test_room_joins_follow_the_same_permissions(stack, world):
             for event, data in (("subscribe_job", {"job_id": v["job"]}),
                                 ("join_project", {"project_id": v["project"]}),
                                 ("join_annotation_session", {"session_id": v["session"]}),
-                                ("detection_stream_subscribe", {"test_session_id": v["test_session"]})):
+                                ("detection_stream_subscribe", {"test_session_id": v["test_session"]}),
+                                ("validation_run_subscribe", {"run_id": v["run"]})):
                 ack = client.call(event, data)
                 if who == "outsider":
                     assert ack["error"]["code"] == "forbidden", (who, event, ack)

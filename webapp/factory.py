@@ -128,6 +128,6 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     socketio.init_app(app, async_mode=async_mode, message_queue=app.config["REDIS_URL"],
                       channel=settings.socketio_channel, cors_allowed_origins=origin_allowed,
                       logger=False, engineio_logger=False)
-    from . import sockets  # noqa: F401 - registers the handlers
+    from . import run_sockets, sockets  # noqa: F401 - registers the handlers
 
     return app

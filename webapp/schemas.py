@@ -136,6 +136,7 @@ class VideoOut(Schema):
     duration = fields.Float()
     codec = fields.String()
     variable_frame_rate = fields.Boolean()
+    tags = fields.List(fields.String())
     uploaded_by = fields.UUID(allow_none=True)
     created_at = fields.DateTime()
 

@@ -12,10 +12,11 @@ from . import (
     test_sessions,
     transfer,
     users,
+    validation_runs,
     videos,
 )
 
 BLUEPRINTS = (
     auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, test_sessions.bp,
-    evaluation.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp,
+    evaluation.bp, validation_runs.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp,
 )

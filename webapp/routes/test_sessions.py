@@ -5,7 +5,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from models import AnnotationSession, DetectionEvent, Job, ProjectMember, TestSession, Video
+from models import AnnotationSession, DetectionEvent, Job, Project, ProjectMember, TestSession, Video
 from tasks.dispatch import create_job
 from vision.detectors import DEFAULT_MODEL, ModelError, check_model_name, list_models, safe_file_name
 from vision.labels import VRU_CLASSES
@@ -55,6 +55,21 @@ def load_test_session(test_session_id: str, write: bool = False) -> TestSession:
     return ts
 
 
+def check_model(project: Project, model: dict) -> None:
+    """422 on the ``model`` field unless this installation can run it with the project's labels."""
+    try:
+        check_model_name(model["name"])
+    except ModelError as exc:
+        raise field_error("model", str(exc)) from None
+    if model.get("weights") is not None and not safe_file_name(model["weights"]):
+        raise field_error("model", "weights must be a file name inside the model directory")
+    labels = list(project.labels)
+    named = list(model.get("classes") or []) + list((model.get("label_map") or {}).values())
+    unknown = sorted(set(named) - set(labels))
+    if unknown:
+        raise field_error("model", f"not labels of this project: {unknown}; the project's labels are {labels}")
+
+
 @bp.route("/test-sessions", methods=["POST"])
 @bp.arguments(TestSessionIn)
 @bp.response(202, TestSessionOut)
@@ -77,17 +92,7 @@ def create_test_session(data):
     if data.get("frame_to") is not None and data.get("frame_from", 0) > data["frame_to"]:
         raise field_error("frame_to", "frame_to is before frame_from")
     model = data["model"]
-    try:
-        check_model_name(model["name"])
-    except ModelError as exc:
-        raise field_error("model", str(exc)) from None
-    if model.get("weights") is not None and not safe_file_name(model["weights"]):
-        raise field_error("model", "weights must be a file name inside the model directory")
-    labels = list(project.labels)
-    named = list(model.get("classes") or []) + list((model.get("label_map") or {}).values())
-    unknown = sorted(set(named) - set(labels))
-    if unknown:
-        raise field_error("model", f"not labels of this project: {unknown}; the project's labels are {labels}")
+    check_model(project, model)
 
     config = {k: data[k] for k in ("batch_size", "frame_stride", "frame_from", "frame_to", "enable_tracking",
                                    "track_buffer_seconds", "realtime", "include_pending") if k in data}

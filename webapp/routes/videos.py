@@ -19,6 +19,7 @@ from ..bodies import single_file
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..extensions import limiter
+from ..run_schemas import VideoPatch
 from ..schemas import VideoListArgs, VideoOut, VideoUploadForm, page_schema
 from ..timelines import save_timeline
 from ..uploads import sha256_of
@@ -105,3 +106,16 @@ def list_videos(args):
 @bp.response(200, VideoOut)
 def get_video(video_id):
     return get_video_for(db_session(), current_user(), parse_uuid(video_id, "video"))
+
+
+@bp.route("/<video_id>", methods=["PATCH"])
+@bp.arguments(VideoPatch)
+@bp.response(200, VideoOut)
+def patch_video(data, video_id):
+    """Set a video's free tags (``["rain", "urban"]``): validation runs filter and slice by them."""
+    session = db_session()
+    video = get_video_for(session, current_user(), parse_uuid(video_id, "video"), write=True)
+    video.tags = list(dict.fromkeys(data["tags"]))
+    audit(session, "update", "video", video.id, {"tags": video.tags})
+    session.commit()
+    return video
