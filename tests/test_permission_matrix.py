@@ -289,6 +289,8 @@ SOCKET_EVENTS = {
     "detection_stream_unsubscribe": (ANY, {"test_session_id": "{test_session}"}),
     "join_annotation_session": (READ, {"session_id": "{session}"}),
     "leave_annotation_session": (ANY, {"session_id": "{session}"}),
+    "validation_run_subscribe": (READ, {"run_id": "{run}"}),
+    "validation_run_unsubscribe": (ANY, {"run_id": "{run}"}),
     "real_time_annotation": (WRITE, {"session_id": "{session}", "op": "create", "annotation": {
         "start_timestamp": 0.2, "end_timestamp": 0.6, "annotation_type": "spatial", "class_label": "pedestrian",
         "bounding_box": {"x1": 5, "y1": 5, "x2": 40, "y2": 70}}}),

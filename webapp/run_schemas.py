@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from evaluation.motchallenge import PROTOCOLS
+
 from .schemas import MAX_FRAME, FiniteFloat, ModelField, PageArgs, StrictSchema
 
 TAG = validate.Length(min=1, max=64)
@@ -64,7 +66,8 @@ class RunEvaluationIn(StrictSchema):
     score_threshold = FiniteFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
                           validate=validate.Length(min=1, max=100), allow_none=True)
-    protocol = fields.String(load_default="coco", validate=validate.Length(min=1, max=32))
+    protocol = fields.String(load_default="default", validate=validate.OneOf(PROTOCOLS),
+                             metadata={"description": "as for a test session's evaluation"})
     include_pending = fields.Boolean(load_default=False)
 
 

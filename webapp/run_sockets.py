@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import request
-from flask_socketio import join_room, leave_room
+from flask_socketio import leave_room
 
 from models import ValidationRun
 from tasks import validation as runs_tasks
@@ -10,11 +10,10 @@ from tasks import validation as runs_tasks
 from .auth import project_role
 from .errors import ApiError
 from .extensions import socketio
-from .sockets import _answer, _session, _user, _uuid
+from .sockets import _joined_room, _on, _session, _user, _uuid
 
 
-@socketio.on("validation_run_subscribe")
-@_answer
+@_on("validation_run_subscribe")
 def validation_run_subscribe(data):
     """Join the run's room; the answer and a ``validation_run_snapshot`` carry its progress, read after joining."""
     user, run_id = _user(), _uuid(data, "run_id")
@@ -24,15 +23,14 @@ def validation_run_subscribe(data):
             raise ApiError(404, "validation run not found")
         if project_role(session, user, run.project_id) is None:
             raise ApiError(403, "not a member of this project")
-        join_room(runs_tasks.room(run_id))
+        _joined_room(runs_tasks.room(run_id))
         session.refresh(run)
         snapshot = runs_tasks.progress(session, run)
     socketio.emit(runs_tasks.SNAPSHOT_EVENT, snapshot, to=request.sid)
     return {"ok": True, **snapshot}
 
 
-@socketio.on("validation_run_unsubscribe")
-@_answer
+@_on("validation_run_unsubscribe")
 def validation_run_unsubscribe(data):
     leave_room(runs_tasks.room(_uuid(data, "run_id")))
     return {"ok": True}

@@ -22,7 +22,15 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import TERMINAL_STATUSES, AnnotationSession, DetectionEvent, Job, TestSession, VideoAnnotation
+from models import (
+    TERMINAL_STATUSES,
+    AnnotationSession,
+    DetectionEvent,
+    Job,
+    TestSession,
+    ValidationRun,
+    VideoAnnotation,
+)
 from tasks.lifecycle import job_snapshot
 
 from .annotation_service import (
@@ -211,7 +219,8 @@ def _may_stay(db: Session, user: Principal, room: str) -> bool:
         return job is not None and can_see_job(db, user, job)
     if kind == "project":
         return project_role(db, user, resource_id) is not None
-    owner = {"detection_stream": TestSession, "annotation": AnnotationSession}.get(kind)
+    owner = {"detection_stream": TestSession, "annotation": AnnotationSession,
+             "validation_run": ValidationRun}.get(kind)
     if owner is None:
         return True
     row = db.get(owner, resource_id)
