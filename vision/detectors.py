@@ -185,7 +185,7 @@ class HaarFullBodyDetector(Detector):
             raise ModelError(f"cannot load OpenCV's full-body cascade from {path.name}")
         self.name = spec.name
         self.class_names = {0: "person"}
-        self.scale = float(spec.extra.get("scale", 1.05))
+        self.scale = float(spec.extra.get("scale", 1.1))  # 1.05 finds a few more people at twice the time
         self.min_neighbors = int(spec.extra.get("min_neighbors", 3))
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
