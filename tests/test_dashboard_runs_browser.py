@@ -33,10 +33,10 @@ DOWNLOADS = ARTIFACTS / "downloads"
 
 
 def _counts(driver) -> dict[str, int]:
-    from selenium.webdriver.common.by import By
-
-    return {k: int(driver.find_element(By.ID, f"run-count-{k}").text or 0)
-            for k in ("pending", "running", "done", "failed")}
+    """The four counts the run panel shows, read in one script (the page cannot change in between)."""
+    return driver.execute_script(
+        "const out = {}; for (const k of ['pending', 'running', 'done', 'failed']) "
+        "out[k] = Number(document.getElementById('run-count-' + k).textContent); return out;")
 
 
 def _start(driver, gates: str) -> None:
@@ -105,20 +105,20 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
         stack.start_worker("gpu", "gpu0")
 
     # -- live to the end: every count the page shows came from the room's events
-    seen: list[tuple[int, int, int, int]] = []
+    seen: list[tuple[int, int, int, int]] = [(3, 0, 0, 0)]
 
     def follow():
         c = _counts(driver)
         key = (c["pending"], c["running"], c["done"], c["failed"])
         if not seen or seen[-1] != key:
             seen.append(key)
-            if len(seen) == 2:
+            if len(seen) == 2:  # the first change the room brought
                 _shot(driver, "runs-04-live")
         return find(By.ID, "run-panel").get_attribute("data-metrics") == "loaded"
 
     wait_until(follow, 300, 0.2, "the run to end with its metrics shown")
     assert _state(driver, "runs.events") > 0, "no validation_run_progress event reached the page"
-    assert seen[0] == (3, 0, 0, 0) and seen[-1] == (0, 0, 3, 0), seen
+    assert len(seen) > 2 and seen[-1] == (0, 0, 3, 0), seen
     assert all(sum(s) == 3 for s in seen), seen
     assert [s[2] for s in seen] == sorted(s[2] for s in seen), f"done went backwards: {seen}"
     assert find(By.ID, "run-panel").get_attribute("data-status") == "completed"
@@ -193,5 +193,8 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
     assert len(driver.find_elements(By.CSS_SELECTOR, "#run-compare-videos tbody tr")) == 3
     _shot(driver, "runs-08-compare")
 
+    # nothing went wrong in the page but the one refusal asked for (the browser logs its 422)
     severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
-    assert not severe, severe
+    refused = [e for e in severe if e.get("source") == "network" and "/api/validation-runs - " in e["message"]
+               and "status of 422" in e["message"]]
+    assert len(refused) == 1 and len(severe) == 1, severe

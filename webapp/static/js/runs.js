@@ -279,7 +279,12 @@ function applyProgress(p) {
       el("td", { className: "num", text: fmt(v.frames) }),
       el("td", { className: "num", text: v.fps ? fmt(v.fps, 1) : "–" }))));
   const row = runs.list.find((r) => r.id === p.run_id);
-  if (row && row.status !== p.status) { row.status = p.status; loadRuns(); }
+  if (row) {  // the list follows the watched run too; its gates' verdict comes with the reload at the end
+    const ended = row.status !== p.status && TERMINAL.has(p.status);
+    Object.assign(row, { status: p.status, videos_done: (p.videos && p.videos.done) || 0,
+                         videos_failed: (p.videos && p.videos.failed) || 0 });
+    if (ended) loadRuns(); else renderRuns();
+  }
   if (WITH_METRICS.has(p.status) && runs.metricsLoaded !== p.run_id) loadMetrics(p.run_id);
 }
 
@@ -298,9 +303,13 @@ function countsText(c) {
     .map(([k, label]) => `${c[k]} ${c[k] === 1 ? label.replace(/s$/, "") : label}`).join(", ");
 }
 
-function head(table, ...cols) {
-  table.querySelector("thead").replaceChildren(el("tr", {}, ...cols.map((c) => el("th", { text: c }))));
+/** A table's header; the columns of `numeric` (indexes) are right-aligned over their numbers. */
+function head(table, cols = [], numeric = []) {
+  table.querySelector("thead").replaceChildren(el("tr", {}, ...cols.map((c, i) =>
+    el("th", { text: c, className: numeric.includes(i) ? "num" : null }))));
 }
+
+const range = (from, to) => Array.from({ length: to - from }, (_, i) => from + i);
 
 function body(table, rows) {
   table.querySelector("tbody").replaceChildren(...rows);
@@ -325,7 +334,7 @@ async function loadMetrics(runId) {
     `score threshold ${num(params.score_threshold, 2)}; ${conf} % bootstrap intervals over videos ` +
     `(${fmt(params.resamples)} resamples, seed ${fmt(params.seed)}).`;
 
-  head($("run-headline"), "metric", "value", `${conf} % interval`, "rests on");
+  head($("run-headline"), ["metric", "value", `${conf} % interval`, "rests on"], [1, 2]);
   const rests = countsText(o.counts);
   body($("run-headline"), HEADLINE.filter(([k]) => o.headline && o.headline[k] !== null && o.headline[k] !== undefined)
     .map(([k, label]) => el("tr", { dataset: { metric: k } }, el("th", { text: label }), numCell(o.headline[k]),
@@ -344,7 +353,7 @@ function renderGates(data) {
   const pill = $("run-gate-status");
   pill.textContent = data.gate_status || "no gates";
   pill.className = `pill gate-${data.gate_status || "none"}`;
-  head($("run-gates-table"), "gate", "status", "value", "interval", "baseline / difference", "reason");
+  head($("run-gates-table"), ["gate", "status", "value", "interval", "baseline / difference", "reason"], [2, 3, 4]);
   body($("run-gates-table"), (data.gates || []).map((g) => el("tr", { dataset: { status: g.status } },
     el("td", { className: "code", text: JSON.stringify(g.gate) }),
     el("td", { className: `gate gate-${g.status}`, text: g.status }),
@@ -373,12 +382,14 @@ function scopeRows(label, scope, keys) {
 const SCOPE_KEYS = ["ap50", "precision", "recall", "f1", "latency_median"];
 
 function renderClasses(o) {
-  head($("run-classes"), "class", ...SCOPE_KEYS.map((k) => `${LABELS[k]} [interval]`), "rests on");
+  head($("run-classes"), ["class", ...SCOPE_KEYS.map((k) => `${LABELS[k]} [interval]`), "rests on"],
+       range(1, SCOPE_KEYS.length + 1));
   body($("run-classes"), Object.entries(o.per_class || {}).flatMap(([name, scope]) => scopeRows(name, scope, SCOPE_KEYS)));
 }
 
 function renderSlices(slices) {
-  head($("run-slices"), "slice", ...SCOPE_KEYS.map((k) => `${LABELS[k]} [interval]`), "rests on");
+  head($("run-slices"), ["slice", ...SCOPE_KEYS.map((k) => `${LABELS[k]} [interval]`), "rests on"],
+       range(1, SCOPE_KEYS.length + 1));
   const rows = [];
   for (const [key, values] of Object.entries(slices)) {
     for (const [value, scope] of Object.entries(values)) {
@@ -393,8 +404,8 @@ function renderSlices(slices) {
 
 function renderPerVideo(rows) {
   const filenames = names();
-  head($("run-per-video"), "video", "AP", "AP50", "precision", "recall", "F1", "TP", "FP", "FN", "frames",
-       "ground-truth boxes");
+  head($("run-per-video"), ["video", "AP", "AP50", "precision", "recall", "F1", "TP", "FP", "FN", "frames",
+                            "ground-truth boxes"], range(1, 11));
   body($("run-per-video"), rows.map((v) => {
     const op = v.operating_point || {};
     const coco = v.coco || {};
@@ -450,8 +461,8 @@ async function compareSelected() {
   $("run-compare-state").textContent = `Paired over ${fmt(c.videos)} videos (the same draws for both runs; ` +
     `${fmt(c.resamples)} resamples, ${Math.round(100 * (c.confidence || 0.95))} % intervals); ` +
     "difference = candidate − baseline.";
-  head($("run-compare-table"), "metric", `baseline (${base.name || ""})`, `candidate (${cand.name || ""})`,
-       "difference", "interval of the difference", "verdict");
+  head($("run-compare-table"), ["metric", `baseline (${base.name || ""})`, `candidate (${cand.name || ""})`,
+                                 "difference", "interval of the difference", "verdict"], [1, 2, 3, 4]);
   body($("run-compare-table"), Object.entries(c.metrics || {}).filter(([, r]) => r.baseline !== null || r.candidate !== null)
     .map(([k, r]) => el("tr", { dataset: { metric: k, verdict: r.verdict } },
       el("td", { text: LABELS[k] || k }), numCell(r.baseline), numCell(r.candidate),
@@ -460,7 +471,7 @@ async function compareSelected() {
       el("td", { className: `verdict verdict-${(r.verdict || "").replace(/ /g, "-")}`, text: r.verdict || "–" }))));
   const filenames = names();
   const keys = ["ap", "ap50", "precision", "recall", "f1"];
-  head($("run-compare-videos"), "video", ...keys.map((k) => `Δ ${LABELS[k]}`));
+  head($("run-compare-videos"), ["video", ...keys.map((k) => `Δ ${LABELS[k]}`)], range(1, keys.length + 1));
   body($("run-compare-videos"), (c.per_video || []).map((v) => el("tr", { dataset: { videoId: v.video_id } },
     el("td", { text: filenames.get(v.video_id) || v.video_id, title: v.video_id }),
     ...keys.map((k) => el("td", { className: "num", text: signed(v.differences && v.differences[k]) })))));
