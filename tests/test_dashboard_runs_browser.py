@@ -81,6 +81,7 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
     wait_until(lambda: find(By.ID, "run-form-errors").is_displayed(), 30, what="the field errors")
     fields = [li.get_attribute("data-field") for li in find(By.ID, "run-form-errors").find_elements(By.TAG_NAME, "li")]
     assert "gates.0.metric" in fields, fields
+    assert "invalid" in find(By.ID, "run-gates").get_attribute("class")
     assert stack.api("GET", f"/api/validation-runs?project_id={project_id}").json()["total"] == 0
     _shot(driver, "runs-02-field-error")
 
@@ -148,6 +149,7 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
     per_video = driver.find_elements(By.CSS_SELECTOR, "#run-per-video tbody tr")
     assert {r.get_attribute("data-video-id") for r in per_video} == {v["id"] for v in videos.values()}
     assert any(videos["a"]["filename"] in r.text for r in per_video)
+    driver.execute_script("document.getElementById('run-results').scrollIntoView()")
     _shot(driver, "runs-05-metrics")
     driver.execute_script("document.getElementById('run-slices').scrollIntoView()")
     _shot(driver, "runs-06-slices")

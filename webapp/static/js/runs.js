@@ -118,8 +118,17 @@ async function fillForm() {
   }));
 }
 
+// The form's input behind each top-level field of the request, outlined when the server refuses it.
+const FIELD_INPUTS = { name: "run-name", model: "run-model", ground_truth: "run-gt", evaluation: "run-iou",
+                       baseline_run_id: "run-baseline", videos: "run-video-list", gates: "run-gates" };
+
 function showFormErrors(errors) {
   runs.formErrors = errors;
+  const bad = new Set(errors.map(([field]) => {
+    if (field.startsWith("evaluation.score_threshold")) return "run-score";
+    return FIELD_INPUTS[field.split(".")[0]];
+  }));
+  for (const id of [...Object.values(FIELD_INPUTS), "run-score"]) $(id).classList.toggle("invalid", bad.has(id));
   const list = $("run-form-errors");
   list.replaceChildren(...errors.map(([field, message]) =>
     el("li", { dataset: { field } }, el("b", { text: field }), `: ${message}`)));
