@@ -33,9 +33,9 @@ DOWNLOADS = ARTIFACTS / "downloads"
 
 
 def _counts(driver) -> dict[str, int]:
-    """The four counts the run panel shows, read in one script (the page cannot change in between)."""
+    """The counts the run panel shows, read in one script (the page cannot change in between)."""
     return driver.execute_script(
-        "const out = {}; for (const k of ['pending', 'running', 'done', 'failed']) "
+        "const out = {}; for (const k of ['pending', 'running', 'done', 'failed', 'cancelled']) "
         "out[k] = Number(document.getElementById('run-count-' + k).textContent); return out;")
 
 
@@ -95,7 +95,7 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
         assert not find(By.ID, "run-form-errors").is_displayed()
         wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#run-videos-table tbody tr")) == 3, 30,
                    what="a row per video")
-        assert _counts(driver) == {"pending": 3, "running": 0, "done": 0, "failed": 0}
+        assert _counts(driver) == {"pending": 3, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
         stages = {r.text for r in driver.find_elements(By.CSS_SELECTOR, "#run-videos-table td.stage")}
         assert stages == {"queued for detection"}, stages
         wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, f"#runs-table tr[data-run-id='{first}']"), 30,
@@ -106,11 +106,11 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
         stack.start_worker("gpu", "gpu0")
 
     # -- live to the end: every count the page shows came from the room's events
-    seen: list[tuple[int, int, int, int]] = [(3, 0, 0, 0)]
+    seen: list[tuple[int, ...]] = [(3, 0, 0, 0, 0)]
 
     def follow():
         c = _counts(driver)
-        key = (c["pending"], c["running"], c["done"], c["failed"])
+        key = (c["pending"], c["running"], c["done"], c["failed"], c["cancelled"])
         if not seen or seen[-1] != key:
             seen.append(key)
             if len(seen) == 2:  # the first change the room brought
@@ -119,7 +119,7 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
 
     wait_until(follow, 300, 0.2, "the run to end with its metrics shown")
     assert _state(driver, "runs.events") > 0, "no validation_run_progress event reached the page"
-    assert len(seen) > 2 and seen[-1] == (0, 0, 3, 0), seen
+    assert len(seen) > 2 and seen[-1] == (0, 0, 3, 0, 0), seen
     assert all(sum(s) == 3 for s in seen), seen
     assert [s[2] for s in seen] == sorted(s[2] for s in seen), f"done went backwards: {seen}"
     assert find(By.ID, "run-panel").get_attribute("data-status") == "completed"
@@ -194,6 +194,27 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
     assert f"{cmp['metrics']['recall']['candidate']:.3f}" in shown["recall"].text
     assert len(driver.find_elements(By.CSS_SELECTOR, "#run-compare-videos tbody tr")) == 3
     _shot(driver, "runs-08-compare")
+
+    # -- a third run cancelled while its videos wait for the stopped GPU-queue worker
+    stack.stop("gpu0")
+    try:
+        driver.execute_script("document.getElementById('run-form').scrollIntoView()")
+        _fill(find(By.ID, "run-name"), "third")
+        _start(driver, "")
+        wait_until(lambda: _state(driver, "runs.watching") not in (None, first, second), 30, what="the third run")
+        third = _state(driver, "runs.watching")
+        _click(driver, "#run-cancel", "the cancel button")
+        wait_until(lambda: find(By.ID, "run-panel").get_attribute("data-status") == "cancelled", 30,
+                   what="the run cancelled")
+        wait_until(lambda: _counts(driver)["cancelled"] == 3, 30, what="every video cancelled")
+        assert not find(By.ID, "run-cancel").is_displayed()
+        wait_until(lambda: find(By.CSS_SELECTOR, f"#runs-table tr[data-run-id='{third}']").get_attribute("data-status")
+                   == "cancelled", 30, what="the list showing the cancelled run")
+        assert find(By.CSS_SELECTOR, f"#runs-table tr[data-run-id='{third}'] input").get_attribute("disabled")
+        assert stack.api("GET", f"/api/validation-runs/{third}").json()["status"] == "cancelled"
+        _shot(driver, "runs-09-cancelled")
+    finally:
+        stack.start_worker("gpu", "gpu0")
 
     # nothing went wrong in the page but the one refusal asked for (the browser logs its 422)
     severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]

@@ -4,7 +4,7 @@ import { $, ApiError, api, download, el, errorText, fmt, listAll, on, option, sh
 
 const TERMINAL = new Set(["completed", "partial", "failed", "cancelled"]);
 const WITH_METRICS = new Set(["completed", "partial"]);
-const COUNT_STATES = ["pending", "running", "done", "failed"];
+const COUNT_STATES = ["pending", "running", "done", "failed", "cancelled"];
 const HEADLINE = [["ap", "AP (0.50:0.95)"], ["ap50", "AP50"], ["precision", "precision"], ["recall", "recall"],
                   ["f1", "F1"], ["mota", "MOTA"], ["idf1", "IDF1"], ["hota", "HOTA"],
                   ["latency_median", "median detection latency (s)"], ["latency_p90", "p90 detection latency (s)"]];
