@@ -180,6 +180,10 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
     gate_row = find(By.CSS_SELECTOR, "#run-gates-table tbody tr")
     assert "baseline" in gate_row.find_element(By.CSS_SELECTOR, "td.code").text
     _shot(driver, "runs-07-second")
+    find(By.ID, "run-against-baseline").click()
+    wait_until(lambda: _state(driver, "runs.compared"), 60, what="the comparison with its baseline")
+    assert _state(driver, "runs.compared") == [first, second]
+    driver.execute_script("window.dashboard.state.runs.compared = null;")
 
     for run_id in (first, second):
         _click(driver, f"#runs-table tr[data-run-id='{run_id}'] input[type=checkbox]", "a run's checkbox")

@@ -27,6 +27,9 @@ export function init(socketGetter) {
   $("run-close").addEventListener("click", closeRun);
   $("run-cancel").addEventListener("click", cancelRun);
   $("run-report-link").addEventListener("click", downloadReport);
+  $("run-against-baseline").addEventListener("click", () => {
+    if (runs.run && runs.run.baseline_run_id) compareRuns([runs.run.baseline_run_id, runs.run.id]);
+  });
   on("project-changed", () => { closeRun(); $("run-compare-panel").hidden = true; if (state.project) loadRuns(); });
   on("tab-shown", (name) => { if (name === "runs" && state.project) { loadRuns(); fillForm(); } });
   on("socket-connected", () => { subscribed = null; if (watched) subscribe(watched); });
@@ -273,7 +276,9 @@ function applyProgress(p) {
   overall.className = `bar wide-bar ${p.status}`;
   overall.setAttribute("aria-valuenow", pct.toFixed(1));
   overall.querySelector(".fill").style.width = `${pct}%`;
-  overall.querySelector(".label").textContent = `${pct.toFixed(0)}% of ${p.videos_total} videos`;
+  const done = (p.videos && p.videos.done) || 0;
+  overall.querySelector(".label").textContent = ["cancelled", "failed"].includes(p.status)
+    ? `${p.status}: ${done} of ${p.videos_total} videos done` : `${pct.toFixed(0)}% of ${p.videos_total} videos`;
   for (const k of COUNT_STATES) $(`run-count-${k}`).textContent = String((p.videos && p.videos[k]) || 0);
   $("run-fps").textContent = p.fps ? fmt(p.fps, 1) : "–";
   $("run-eta").textContent = TERMINAL.has(p.status) ? "–" : duration(p.eta_seconds);
@@ -350,6 +355,7 @@ async function loadMetrics(runId) {
       el("td", { className: "num interval", text: interval(o.intervals && o.intervals[k]) }),
       el("td", { className: "muted", text: rests }))));
 
+  $("run-against-baseline").hidden = !(runs.run && runs.run.id === runId && runs.run.baseline_run_id);
   renderGates(data);
   renderClasses(o);
   renderSlices(m.slices || {});
@@ -444,8 +450,12 @@ function signed(v) {
   return `${v >= 0 ? "+" : ""}${num(v)}`;
 }
 
-async function compareSelected() {
-  const ids = [...$("runs-table").querySelectorAll("tbody input:checked")].map((i) => i.value);
+function compareSelected() {
+  return compareRuns([...$("runs-table").querySelectorAll("tbody input:checked")].map((i) => i.value));
+}
+
+/** The runs of `ids` compared, the older one as the baseline. */
+async function compareRuns(ids) {
   const panel = $("run-compare-panel");
   panel.hidden = false;
   for (const t of ["run-compare-table", "run-compare-videos"]) { head($(t)); body($(t), []); }
@@ -455,6 +465,10 @@ async function compareSelected() {
   }
   // The older run is the baseline.
   const byId = new Map(runs.list.map((r) => [r.id, r]));
+  if (!ids.every((id) => byId.has(id))) {
+    $("run-compare-state").textContent = "A run to compare is not in this project's list.";
+    return;
+  }
   ids.sort((a, b) => String(byId.get(a).created_at).localeCompare(String(byId.get(b).created_at)));
   let data;
   try {
