@@ -160,6 +160,14 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
     wait_until(lambda: report.is_file() and report.stat().st_size > 0, 60, what="the downloaded report")
     assert _state(driver, "runs.reportDownloaded") == first
     assert "<html" in report.read_text(errors="replace").lower()
+    dashboard = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(report.as_uri())
+    wait_until(lambda: driver.execute_script("return document.readyState") == "complete", 30, what="the report page")
+    assert first in find(By.TAG_NAME, "h1").text, find(By.TAG_NAME, "h1").text
+    _shot(driver, "runs-06b-report")
+    driver.close()
+    driver.switch_to.window(dashboard)
 
     # -- a second run over picked videos, the first as baseline; then the two compared
     driver.execute_script("document.getElementById('run-form').scrollIntoView()")

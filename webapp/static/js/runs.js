@@ -1,6 +1,6 @@
 // Validation runs: the project's runs, the form that starts one, a run watched live from its room
 // (snapshot on every (re)join), its aggregate metrics with intervals and gates, and two runs compared.
-import { $, ApiError, api, download, el, errorText, fmt, listAll, on, option, shortTime, state, toast } from "./api.js";
+import { $, ApiError, api, download, el, emit, errorText, fmt, listAll, on, option, shortTime, state, toast } from "./api.js";
 
 const TERMINAL = new Set(["completed", "partial", "failed", "cancelled"]);
 const WITH_METRICS = new Set(["completed", "partial"]);
@@ -291,7 +291,9 @@ function applyProgress(p) {
       el("td", {}, bar(v.progress_percent, v.status === "done" ? "completed" : v.status)),
       el("td", { className: "stage", text: v.error && !v.stage.includes(v.error) ? `${v.stage} — ${v.error}` : v.stage }),
       el("td", { className: "num", text: fmt(v.frames) }),
-      el("td", { className: "num", text: v.fps ? fmt(v.fps, 1) : "–" }))));
+      el("td", { className: "num", text: v.fps ? fmt(v.fps, 1) : "–" }),
+      el("td", { className: "actions" }, el("button", { type: "button", text: "Viewer", title: "its test session",
+                                                         onclick: () => emit("open-viewer", v.test_session_id) })))));
   const row = runs.list.find((r) => r.id === p.run_id);
   if (row) {  // the list follows the watched run too; its gates' verdict comes with the reload at the end
     const ended = row.status !== p.status && TERMINAL.has(p.status);
