@@ -228,6 +228,16 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
     finally:
         stack.start_worker("gpu", "gpu0")
 
+    # -- another project: its own (empty) list and videos, nothing of the first left in the view
+    find(By.ID, "new-project-name").send_keys(f"empty-{suffix}")
+    find(By.CSS_SELECTOR, "#new-project-form button").click()
+    wait_until(lambda: _state(driver, "project.id") not in (None, project_id), 30, what="the other project selected")
+    wait_until(lambda: find(By.ID, "runs-empty").is_displayed(), 30, what="the other project's empty run list")
+    wait_until(lambda: not driver.find_elements(By.CSS_SELECTOR, "#run-video-list input"), 30,
+               what="the run form without the first project's videos")
+    assert not find(By.ID, "run-panel").is_displayed()
+    assert not driver.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")
+
     # nothing went wrong in the page but the one refusal asked for (the browser logs its 422)
     severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
     refused = [e for e in severe if e.get("source") == "network" and "/api/validation-runs - " in e["message"]

@@ -30,7 +30,16 @@ export function init(socketGetter) {
   $("run-against-baseline").addEventListener("click", () => {
     if (runs.run && runs.run.baseline_run_id) compareRuns([runs.run.baseline_run_id, runs.run.id]);
   });
-  on("project-changed", () => { closeRun(); $("run-compare-panel").hidden = true; if (state.project) loadRuns(); });
+  on("project-changed", () => {
+    closeRun();
+    $("run-compare-panel").hidden = true;
+    showFormErrors([]);
+    runs.list = [];
+    renderRuns();
+    if (!state.project) return;
+    loadRuns();
+    if (!$("tab-runs").hidden) fillForm();  // the form's videos are the project's
+  });
   on("tab-shown", (name) => { if (name === "runs" && state.project) { loadRuns(); fillForm(); } });
   on("socket-connected", () => { subscribed = null; if (watched) subscribe(watched); });
 }
