@@ -151,33 +151,38 @@ def _fill(element, value: str) -> None:
     element.send_keys(value)
 
 
-@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
-def test_dashboard_end_to_end(stack, shared_data, browser):
+def _login_with_new_project(driver, stack, shot: str) -> str:
+    """Log in as the admin, create a project of its own in the page, select it; its id."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    driver = browser
     find = driver.find_element
-    video_file = shared_data / "video" / "vtest.avi"
-
-    # -- log in
     driver.get(stack.base + "/")
     wait_until(lambda: _visible(driver, "login-form"), 30, what="the login form")
     find(By.ID, "login-username").send_keys("admin")
     find(By.ID, "login-password").send_keys(stack.admin_password)
-    _shot(driver, "01-login")
+    _shot(driver, shot)
     find(By.ID, "login-button").click()
     wait_until(lambda: _visible(driver, "app-view"), 30, what="the dashboard after logging in")
     assert driver.execute_script("return sessionStorage.getItem('vru.token')"), "token kept for the session"
     wait_until(lambda: _state(driver, "socketConnected"), 30, what="the Socket.IO connection")
-
-    # -- a project of its own
     name = f"browser-{uuid.uuid4().hex[:6]}"
     find(By.ID, "new-project-name").send_keys(name)
     find(By.CSS_SELECTOR, "#new-project-form button").click()
     wait_until(lambda: Select(find(By.ID, "project-select")).first_selected_option.text == name, 30,
                what="the new project selected")
-    project_id = _state(driver, "project.id")
+    return _state(driver, "project.id")
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_dashboard_end_to_end(stack, shared_data, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    find = driver.find_element
+    video_file = shared_data / "video" / "vtest.avi"
+
+    project_id = _login_with_new_project(driver, stack, "01-login")
 
     # -- upload vtest.avi
     find(By.CSS_SELECTOR, "#tabs button[data-tab=submit]").click()

@@ -5,6 +5,7 @@ import * as submit from "./submit.js";
 import * as viewer from "./viewer.js";
 import * as report from "./report.js";
 import * as annotations from "./annotations.js";
+import * as runs from "./runs.js";
 
 const PROJECT_KEY = "vru.project";
 let socket = null;
@@ -69,7 +70,7 @@ function connectSocket() {
   socket.on("connection_status", (status) => {  // the token was revoked while connected
     if (status && status.status === "revoked") showLogin("Your session ended; log in again.");
   });
-  for (const view of [jobs, viewer, annotations]) view.bindSocket(socket);
+  for (const view of [jobs, viewer, annotations, runs]) view.bindSocket(socket);
 }
 
 async function loadProjects(selectId) {
@@ -144,6 +145,7 @@ function init() {
   viewer.init(() => socket);
   report.init();
   annotations.init(() => socket);
+  runs.init(() => socket);
   if (auth.token) start(); else showLogin();
 }
 
