@@ -154,7 +154,6 @@ def _fill(element, value: str) -> None:
 def _login_with_new_project(driver, stack, shot: str) -> str:
     """Log in as the admin, create a project of its own in the page, select it; its id."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
 
     find = driver.find_element
     driver.get(stack.base + "/")
@@ -169,9 +168,27 @@ def _login_with_new_project(driver, stack, shot: str) -> str:
     name = f"browser-{uuid.uuid4().hex[:6]}"
     find(By.ID, "new-project-name").send_keys(name)
     find(By.CSS_SELECTOR, "#new-project-form button").click()
-    wait_until(lambda: Select(find(By.ID, "project-select")).first_selected_option.text == name, 30,
+    wait_until(lambda: _selected_text(driver, "project-select") == name, 30,
                what="the new project selected")
     return _state(driver, "project.id")
+
+
+def _unless_stale(read):
+    """What ``read()`` finds, or None while the page is redrawing that element (a stale element)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return read()
+    except StaleElementReferenceException:
+        return None
+
+
+def _selected_text(driver, element_id: str) -> str | None:
+    """The chosen option of a select (None while it is redrawn)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    return _unless_stale(lambda: Select(driver.find_element(By.ID, element_id)).first_selected_option.text)
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
@@ -188,9 +205,11 @@ def test_dashboard_end_to_end(stack, shared_data, browser):
     find(By.CSS_SELECTOR, "#tabs button[data-tab=submit]").click()
     find(By.ID, "upload-file").send_keys(str(video_file))
     find(By.ID, "upload-button").click()
-    wait_until(lambda: any("vtest.avi" in r.text for r in find(By.ID, "videos-table").find_elements(
-        By.CSS_SELECTOR, "tbody tr")), 120, 0.5, "the uploaded video in the table")
-    video_id = find(By.CSS_SELECTOR, "#videos-table tbody tr").get_attribute("data-video-id")
+    wait_until(lambda: _unless_stale(lambda: any("vtest.avi" in r.text for r in find(By.ID, "videos-table")
+                                                 .find_elements(By.CSS_SELECTOR, "tbody tr"))),
+               120, 0.5, "the uploaded video in the table")
+    video_id = wait_until(lambda: _unless_stale(lambda: find(By.CSS_SELECTOR, "#videos-table tbody tr")
+                                                .get_attribute("data-video-id")), 30, what="the video's row")
     _shot(driver, "02-uploaded")
 
     # -- ground truth for the report, then the detection form (showing the tab again reloads the lists)
