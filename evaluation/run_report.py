@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -152,6 +153,13 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _interval(iv: Any) -> str:
+    """``low – high``, or a dash alone where there is no interval."""
+    if not isinstance(iv, Mapping) or iv.get("low") is None:
+        return "–"
+    return f"{_fmt(iv.get('low'))} – {_fmt(iv.get('high'))}"
+
+
 def render_html(title: str, metrics: Mapping[str, Any], comparison: Mapping[str, Any] | None,
                 gates: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
     """One page, no external resources: headline numbers, gates, missing videos, per-video rows, plots."""
@@ -159,12 +167,12 @@ def render_html(title: str, metrics: Mapping[str, Any], comparison: Mapping[str,
     head = overall.get("headline") or {}
     iv = overall.get("intervals") or {}
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td><td>{_fmt((iv.get(k) or {}).get('low'))} – "
-        f"{_fmt((iv.get(k) or {}).get('high'))}</td></tr>" for k, v in head.items())
+        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td><td>{_interval(iv.get(k))}</td></tr>"
+        for k, v in head.items())
     gate_rows = "".join(
-        f"<tr><td>{html.escape(str(g.get('name') or g.get('metric') or i))}</td>"
+        f"<tr><td>{html.escape(json.dumps(g.get('gate') or i, separators=(',', ':')))}</td>"
         f"<td>{html.escape(str(g.get('status', g.get('passed'))))}</td>"
-        f"<td>{html.escape(str(g.get('value', '')))}</td><td>{html.escape(str(g.get('reason', '')))}</td></tr>"
+        f"<td>{_fmt(g.get('value'))}</td><td>{html.escape(str(g.get('reason') or ''))}</td></tr>"
         for i, g in enumerate(gates.get("gates") or []))
     missing = "".join(f"<li>{html.escape(m['video_id'])}: {html.escape(str(m.get('error') or m.get('status')))}</li>"
                       for m in metrics.get("missing_videos") or [])
@@ -180,8 +188,7 @@ def render_html(title: str, metrics: Mapping[str, Any], comparison: Mapping[str,
                    "<th>difference</th><th>interval</th><th>verdict</th></tr>" + "".join(
                        f"<tr><td>{html.escape(k)}</td><td>{_fmt(c.get('baseline'))}</td>"
                        f"<td>{_fmt(c.get('candidate'))}</td><td>{_fmt(c.get('difference'))}</td>"
-                       f"<td>{_fmt((c.get('interval') or {}).get('low'))} – "
-                       f"{_fmt((c.get('interval') or {}).get('high'))}</td>"
+                       f"<td>{_interval(c.get('interval'))}</td>"
                        f"<td>{html.escape(str(c.get('verdict')))}</td></tr>"
                        for k, c in comparison["metrics"].items()) + "</table>"
     elif comparison and comparison.get("error"):
