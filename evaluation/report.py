@@ -43,15 +43,20 @@ def pr_curves_png(metrics: Mapping[str, Any]) -> bytes:
         if cls.get("recall") is not None and cls.get("precision") is not None:
             ax.plot([cls["recall"]], [cls["precision"]], marker="o", color=ax.lines[-1].get_color())
         drawn += 1
+    iou = op.get("iou_threshold")
+    return pr_axes_png(fig, ax, drawn, "Precision-recall per class" + (
+        f" (IoU {iou:g}; dot: score >= {op.get('score_threshold'):g})" if iou is not None else ""))
+
+
+def pr_axes_png(fig: Figure, ax: Any, drawn: int, title: str) -> bytes:
+    """Finish a precision-recall plot (axes, title, legend, or a note when no curve was drawn)."""
     if not drawn:
         ax.text(0.5, 0.5, "no ground truth or detections", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlim(0, 1.01)
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
-    iou = op.get("iou_threshold")
-    ax.set_title("Precision-recall per class" + (f" (IoU {iou:g}; dot: score >= {op.get('score_threshold'):g})"
-                                                  if iou is not None else ""), fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(loc="lower left", fontsize=8)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from .report import _png
+from .report import _png, pr_axes_png
 
 #: Points kept of a precision-recall curve (it is stored with the metrics).
 CURVE_POINTS = 200
@@ -56,18 +56,7 @@ def pr_overlay_png(curves: Mapping[str, Mapping[str, list[float]]]) -> bytes:
         if curve and curve.get("recall"):
             ax.plot(curve["recall"], curve["precision"], label=name)
             drawn += 1
-    if not drawn:
-        ax.text(0.5, 0.5, "no ground truth or detections", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlim(0, 1.01)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("Precision-recall, every class (IoU 0.5)", fontsize=10)
-    ax.grid(alpha=0.3)
-    if drawn:
-        ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    return _png(fig)
+    return pr_axes_png(fig, ax, drawn, "Precision-recall, every class (IoU 0.5)")
 
 
 def slice_bars_png(metrics: Mapping[str, Any], metric: str = "ap") -> bytes:

@@ -7,10 +7,8 @@ from flask_socketio import leave_room
 from models import ValidationRun
 from tasks import validation as runs_tasks
 
-from .auth import project_role
-from .errors import ApiError
 from .extensions import socketio
-from .sockets import _joined_room, _on, _session, _user, _uuid
+from .sockets import _joined_room, _on, _session, _user, _uuid, member_row
 
 
 @_on("validation_run_subscribe")
@@ -18,11 +16,7 @@ def validation_run_subscribe(data):
     """Join the run's room; the answer and a ``validation_run_snapshot`` carry its progress, read after joining."""
     user, run_id = _user(), _uuid(data, "run_id")
     with _session() as session:
-        run = session.get(ValidationRun, run_id)
-        if run is None:
-            raise ApiError(404, "validation run not found")
-        if project_role(session, user, run.project_id) is None:
-            raise ApiError(403, "not a member of this project")
+        run = member_row(session, user, ValidationRun, run_id, "validation run")
         _joined_room(runs_tasks.room(run_id))
         session.refresh(run)
         snapshot = runs_tasks.progress(session, run)

@@ -306,16 +306,22 @@ def unsubscribe_job(data):
     return {"ok": True}
 
 
+def member_row(session: Session, user: Principal, model: Any, row_id: uuid.UUID, what: str) -> Any:
+    """A project's row that the user may read as a member: 404 when absent, 403 for outsiders."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise ApiError(404, f"{what} not found")
+    if project_role(session, user, row.project_id) is None:
+        raise ApiError(403, "not a member of this project")
+    return row
+
+
 @_on("detection_stream_subscribe")
 def detection_stream_subscribe(data):
     """Join ``detection_stream_{id}``; the snapshot says how far the stored results go."""
     user, test_session_id = _user(), _uuid(data, "test_session_id")
     with _session() as session:
-        ts = session.get(TestSession, test_session_id)
-        if ts is None:
-            raise ApiError(404, "test session not found")
-        if project_role(session, user, ts.project_id) is None:
-            raise ApiError(403, "not a member of this project")
+        ts = member_row(session, user, TestSession, test_session_id, "test session")
         _joined_room(f"detection_stream_{test_session_id}")
         count, last = session.execute(
             select(func.count(DetectionEvent.id), func.max(DetectionEvent.frame_number))
