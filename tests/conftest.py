@@ -2,6 +2,11 @@
 
 Tests use their own PostgreSQL database (created and dropped here) and their own Redis
 database numbers (flushed before and after); tests that stop Redis start a private server.
+
+A test that uses ``stack`` runs on PostgreSQL, the production backend; a test of behaviour that
+differs between databases (marked ``both_backends``) runs on SQLite too. Under pytest-xdist each
+worker process gets a private Redis server (unless ``TEST_REDIS_URL`` names one), its own
+databases and its own ports, so workers never see each other's queues or rooms.
 """
 from __future__ import annotations
 
@@ -17,10 +22,27 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(ROOT))
 
+from xdist_redis import start_worker_redis  # noqa: E402
+
+start_worker_redis()  # before harness reads TEST_REDIS_URL
+
 from harness import REDIS_BASE, Stack  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 REDIS_DBS = {"sqlite": 11, "postgresql": 12, "unit": 13}
+#: The backend of a test that is not about the database.
+DEFAULT_BACKEND = "postgresql"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give ``stack`` its backends: both where the test is marked so, else the default one."""
+    if "stack" not in metafunc.fixturenames:
+        return
+    if any("stack" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test names its backend itself
+    both = metafunc.definition.get_closest_marker("both_backends") is not None
+    metafunc.parametrize("stack", ["sqlite", "postgresql"] if both else [DEFAULT_BACKEND],
+                         indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +87,7 @@ def database_url(backend: str, tmp: Path, pg_database) -> str:
     return f"sqlite:///{tmp / 'platform.db'}" if backend == "sqlite" else pg_database()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
 def stack(request, tmp_path_factory, pg_database):
     """Web, one GPU-queue worker and one CPU worker on the given database backend."""
     from models import migrate

@@ -8,6 +8,9 @@ import uuid
 import pytest
 from harness import project_with_video, wait_until
 
+# Versioned concurrent writes rely on each database's transactions.
+pytestmark = pytest.mark.both_backends
+
 
 def _member(stack, project, role):
     name = f"{role}{time.time_ns()}"

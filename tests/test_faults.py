@@ -4,9 +4,13 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
 from harness import UNIT_REDIS_URL, PostgresServer, RedisServer, Stack, wait_until
 
 from models import migrate
+
+# Servers are stopped and restarted under running jobs.
+pytestmark = pytest.mark.slow
 
 
 def test_database_down_gives_503_then_recovers_and_workers_retry(tmp_path):

@@ -10,11 +10,15 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import requests
 import schemathesis
 from harness import Stack
 
 from models import migrate
+
+# Property-based fuzzing of the API.
+pytestmark = pytest.mark.slow
 
 
 def test_no_request_makes_the_server_fail(tmp_path, unit_redis_url):

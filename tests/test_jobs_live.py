@@ -6,6 +6,9 @@ import time
 import pytest
 from harness import wait_until
 
+# Job listing filters and orders by time, stored differently on SQLite.
+pytestmark = pytest.mark.both_backends
+
 
 def _ordered(events: list[dict]) -> None:
     seqs = [e["seq"] for e in events]

@@ -305,6 +305,7 @@ NEW_ROLE = {"role_change": "viewer", "admin_role_change": "annotator"}
 
 
 def test_every_socket_event_is_in_the_matrix():
+    from webapp import run_sockets  # noqa: F401 - its handlers register with the others, as the factory does
     from webapp.sockets import EVENTS
 
     assert sorted(EVENTS) == sorted(SOCKET_EVENTS)

@@ -5,10 +5,14 @@ import os
 import signal
 import uuid
 
+import pytest
 from harness import RedisServer, Stack, wait_until
 from sqlalchemy import create_engine, select
 
 from models import Job, migrate
+
+# Redelivery and the reaper rely on each database's transactions; workers are killed.
+pytestmark = [pytest.mark.both_backends, pytest.mark.slow]
 
 
 def _worker_pid(stack, job_id: str) -> int:

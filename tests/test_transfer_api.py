@@ -16,6 +16,9 @@ import formats
 from formats import VideoInfo
 from models import AnnotationSession, DetectionEvent, ExportJob, Job, TestSession, VideoAnnotation
 
+# Imports write through COPY on PostgreSQL and through the ORM on SQLite.
+pytestmark = pytest.mark.both_backends
+
 FORMATS = ("csv", "coco", "yolo", "cvat_video", "mot", "json")
 
 

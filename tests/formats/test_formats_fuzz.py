@@ -14,6 +14,9 @@ from formats import Annotation, FormatError, ReadOptions, VideoInfo
 CLASSES = ["pedestrian", "cyclist", "motorcyclist", "wheelchair", "scooter"]
 VIDEO = VideoInfo(width=640, height=360, frame_count=50, fps=10.0, name="clip", video_id="v1")
 
+# Thousands of mutated and random files through every reader.
+pytestmark = pytest.mark.slow
+
 
 def make_annotations(n_tracks: int) -> list[Annotation]:
     records = [Annotation(frame_number=f, label=CLASSES[t % 5], box=(10.0 * t, 20.0, 10.0 * t + 30, 80.0 + f),
