@@ -10,7 +10,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +366,28 @@ class EventClient:
 
     def close(self) -> None:
         self.sio.disconnect()
+
+
+@contextmanager
+def own_stack(tmp_path: Path, redis_url: str = UNIT_REDIS_URL, *, database_url: str | None = None,
+              workers: tuple[tuple[str, str], ...] = (), beat: bool = False, **env: str) -> Iterator[Stack]:
+    """A stack of a test's own: a migrated database (a SQLite file unless ``database_url``), its web
+    process, the given ``(queue, name)`` workers and beat if asked, on its own Socket.IO channel;
+    every process stopped at the end."""
+    from models import migrate
+
+    url = database_url or f"sqlite:///{tmp_path / f'own-{uuid.uuid4().hex[:8]}.db'}"
+    migrate(url)
+    st = Stack(tmp_path, url, redis_url, **env)
+    try:
+        st.start_web()
+        for queue, name in workers:
+            st.start_worker(queue, name)
+        if beat:
+            st.start_beat()
+        yield st
+    finally:
+        st.close()
 
 
 def start_flower(stack: Stack, basic_auth: str) -> tuple[subprocess.Popen, str]:

@@ -104,20 +104,12 @@ def test_real_video_upload_is_probed_and_stored_under_a_generated_name(stack, sh
 
 def test_upload_over_the_size_limit_is_413(tmp_path, pg_database):
     """A separate web process with a small limit; the body is refused before it is stored."""
-    from harness import UNIT_REDIS_URL, Stack
+    from harness import own_stack
 
-    from models import migrate
-
-    url = f"sqlite:///{tmp_path / 'small.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, UNIT_REDIS_URL, MAX_UPLOAD_BYTES="100000")
-    try:
-        st.start_web()
+    with own_stack(tmp_path, MAX_UPLOAD_BYTES="100000") as st:
         r = st.api("POST", "/api/videos", files={"file": ("big.avi", io.BytesIO(b"\0" * 300000))})
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
         assert not [f for f in _files(st) if f.startswith(("videos/", "tmp/"))]
-    finally:
-        st.close()
 
 
 def test_huge_page_numbers_are_refused_not_a_server_error(stack):

@@ -5,7 +5,7 @@ import signal
 import time
 
 import pytest
-from harness import UNIT_REDIS_URL, PostgresServer, RedisServer, Stack, wait_until
+from harness import UNIT_REDIS_URL, PostgresServer, RedisServer, Stack, own_stack, wait_until
 
 from models import migrate
 
@@ -43,12 +43,7 @@ def test_database_down_gives_503_then_recovers_and_workers_retry(tmp_path):
 
 
 def test_warm_shutdown_finishes_the_running_job(tmp_path):
-    url = f"sqlite:///{tmp_path / 'warm.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, UNIT_REDIS_URL, SOCKETIO_CHANNEL=f"warm-{time.time_ns()}")
-    try:
-        st.start_web()
-        st.start_worker("gpu", "gpu0")
+    with own_stack(tmp_path, workers=(("gpu", "gpu0"),)) as st:
         job = st.probe("gpu", steps=10, step_seconds=0.2).json()
         wait_until(lambda: st.job(job["id"])["status"] == "processing", 30, what="job start")
         proc = st.procs["gpu0"]
@@ -56,31 +51,23 @@ def test_warm_shutdown_finishes_the_running_job(tmp_path):
         proc.wait(60)
         done = st.job(job["id"])
         assert done["status"] == "completed" and done["attempts"] == 1 and done["progress_percent"] == 100
-    finally:
-        st.close()
 
 
 def test_web_killed_after_accepting_loses_no_job(tmp_path):
     """Accepted while Redis was down, then the web process dies: beat's outbox sweep sends it."""
     redis = RedisServer(tmp_path / "redis")
     redis.start()
-    url = f"sqlite:///{tmp_path / 'web.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, redis.url)
     try:
-        st.start_web()
-        st.start_worker("cpu", "cpu1")
-        st.start_beat()
-        token = st.token()
-        redis.stop()
-        job = st.probe("cpu", steps=1, step_seconds=0, token=token).json()
-        assert job["status"] == "pending"
-        st.stop("web", signal.SIGKILL)
-        redis.start()
-        done = st.wait_job_db(job["id"], timeout=120)
-        assert done == "completed"
+        with own_stack(tmp_path, redis.url, workers=(("cpu", "cpu1"),), beat=True) as st:
+            token = st.token()
+            redis.stop()
+            job = st.probe("cpu", steps=1, step_seconds=0, token=token).json()
+            assert job["status"] == "pending"
+            st.stop("web", signal.SIGKILL)
+            redis.start()
+            done = st.wait_job_db(job["id"], timeout=120)
+            assert done == "completed"
     finally:
-        st.close()
         redis.stop()
 
 
@@ -88,32 +75,27 @@ def test_redis_restart_during_a_run(tmp_path):
     """Running jobs finish, web and workers reconnect by themselves, clients re-sync from a snapshot."""
     redis = RedisServer(tmp_path / "redis")
     redis.start()
-    url = f"sqlite:///{tmp_path / 'restart.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, redis.url)
     try:
-        st.start_web()
-        st.start_worker("cpu", "cpu1")
-        client = st.socket()
-        try:
-            job = st.probe("cpu", steps=30, step_seconds=0.2).json()
-            client.call("subscribe_job", {"job_id": job["id"]})
-            client.wait_for("job_progress", lambda d: d["job_id"] == job["id"] and d["progress_percent"] >= 10)
-            redis.stop()
-            time.sleep(2)
-            redis.start()
-            done = st.wait_job(job["id"], timeout=120)
-            assert done["status"] == "completed" and done["attempts"] == 1
-            # Events sent while Redis was down are gone; the snapshot on (re)subscribing has the truth.
-            ack = client.call("subscribe_job", {"job_id": job["id"]})
-            assert ack["job"]["status"] == "completed" and ack["job"]["progress_percent"] == 100
-            # And the pipeline works again end to end, live events included.
-            after = st.probe("cpu", steps=3, step_seconds=0.1).json()
-            client.call("subscribe_job", {"job_id": after["id"]})
-            assert client.wait_for("job_progress", lambda d: d["job_id"] == after["id"] and d["status"] == "completed",
-                                   timeout=60)
-        finally:
-            client.close()
+        with own_stack(tmp_path, redis.url, workers=(("cpu", "cpu1"),)) as st:
+            client = st.socket()
+            try:
+                job = st.probe("cpu", steps=30, step_seconds=0.2).json()
+                client.call("subscribe_job", {"job_id": job["id"]})
+                client.wait_for("job_progress", lambda d: d["job_id"] == job["id"] and d["progress_percent"] >= 10)
+                redis.stop()
+                time.sleep(2)
+                redis.start()
+                done = st.wait_job(job["id"], timeout=120)
+                assert done["status"] == "completed" and done["attempts"] == 1
+                # Events sent while Redis was down are gone; the snapshot on (re)subscribing has the truth.
+                ack = client.call("subscribe_job", {"job_id": job["id"]})
+                assert ack["job"]["status"] == "completed" and ack["job"]["progress_percent"] == 100
+                # And the pipeline works again end to end, live events included.
+                after = st.probe("cpu", steps=3, step_seconds=0.1).json()
+                client.call("subscribe_job", {"job_id": after["id"]})
+                assert client.wait_for(
+                    "job_progress", lambda d: d["job_id"] == after["id"] and d["status"] == "completed", timeout=60)
+            finally:
+                client.close()
     finally:
-        st.close()
         redis.stop()

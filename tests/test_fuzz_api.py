@@ -6,16 +6,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
 import schemathesis
-from harness import Stack
-
-from models import migrate
+from harness import own_stack
 
 # Property-based fuzzing of the API.
 pytestmark = pytest.mark.slow
@@ -23,14 +20,8 @@ pytestmark = pytest.mark.slow
 
 def test_no_request_makes_the_server_fail(tmp_path, unit_redis_url):
     """On a web process of its own: the fuzzer's jobs (hours of probe steps) must not clog shared workers."""
-    url = f"sqlite:///{tmp_path / 'fuzz.db'}"
-    migrate(url)
-    stack = Stack(tmp_path, url, unit_redis_url, SOCKETIO_CHANNEL=f"fuzz-{time.time_ns()}")
-    try:
-        stack.start_web()
+    with own_stack(tmp_path, unit_redis_url) as stack:
         _fuzz(stack, tmp_path)
-    finally:
-        stack.close()
 
 
 def _fuzz(stack, tmp_path):
@@ -61,11 +52,7 @@ EXTREME_BODIES = (
 def test_bodies_of_extreme_depth_and_size_are_refused_on_every_json_route(tmp_path, unit_redis_url):
     """Every operation of the OpenAPI document that takes a JSON body, with each extreme body:
     the error shape with 400, 413 or 415, never a server error, and the web process stays healthy."""
-    url = f"sqlite:///{tmp_path / 'extreme.db'}"
-    migrate(url)
-    stack = Stack(tmp_path, url, unit_redis_url, SOCKETIO_CHANNEL=f"extreme-{time.time_ns()}")
-    try:
-        stack.start_web()
+    with own_stack(tmp_path, unit_redis_url) as stack:
         token = stack.token()
         schema = schemathesis.openapi.from_url(stack.base + "/openapi.json")
         operations = [op for op in (r.ok() for r in schema.get_all_operations())
@@ -83,5 +70,3 @@ def test_bodies_of_extreme_depth_and_size_are_refused_on_every_json_route(tmp_pa
         assert {s for *_, s in seen} == {400, 413, 415}
         assert requests.get(stack.base + "/api/health", timeout=10).status_code == 200
         assert "Traceback" not in stack.log("web")
-    finally:
-        stack.close()

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from harness import UNIT_REDIS_URL, Stack, project_with_video, wait_until
+from harness import UNIT_REDIS_URL, own_stack, project_with_video, wait_until
 from sqlalchemy import create_engine, func, select, update
 from test_transfer_api import _annotate, _import_project, _test_session, _whole_project, worker_env  # noqa: F401
 
@@ -29,7 +28,6 @@ from models import (
     ProjectVideoAssignment,
     TestSession,
     VideoAnnotation,
-    migrate,
     utcnow,
 )
 
@@ -262,23 +260,18 @@ def test_an_import_file_is_deleted_when_the_import_ends(stack, tmp_path):
 
 
 def test_import_uploads_are_rate_limited(tmp_path):
-    url = f"sqlite:///{tmp_path / 'limits.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, UNIT_REDIS_URL, RATE_LIMIT_UPLOAD="2 per minute",
-               SOCKETIO_CHANNEL=f"limits-{time.time_ns()}")
     try:
-        st.start_web()
-        _, token = st.create_user(f"up-{uuid.uuid4().hex[:6]}", "annotator")
-        doc = tmp_path / "doc.json"
-        doc.write_text("{}")
-        codes = [_post_import(st, doc, token=token, import_type="project", source_format="json").status_code
-                 for _ in range(3)]
-        assert codes == [202, 202, 429]
-        imports = tmp_path / "storage" / "imports"
-        assert len(list(imports.iterdir())) == 2  # the refused upload left nothing
-        assert not list((tmp_path / "storage" / "tmp").glob("upload-*"))
+        with own_stack(tmp_path, RATE_LIMIT_UPLOAD="2 per minute") as st:
+            _, token = st.create_user(f"up-{uuid.uuid4().hex[:6]}", "annotator")
+            doc = tmp_path / "doc.json"
+            doc.write_text("{}")
+            codes = [_post_import(st, doc, token=token, import_type="project", source_format="json").status_code
+                     for _ in range(3)]
+            assert codes == [202, 202, 429]
+            imports = tmp_path / "storage" / "imports"
+            assert len(list(imports.iterdir())) == 2  # the refused upload left nothing
+            assert not list((tmp_path / "storage" / "tmp").glob("upload-*"))
     finally:
-        st.close()
         redis.Redis.from_url(UNIT_REDIS_URL).flushdb()
 
 

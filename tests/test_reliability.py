@@ -6,10 +6,10 @@ import signal
 import uuid
 
 import pytest
-from harness import RedisServer, Stack, wait_until
+from harness import RedisServer, own_stack, wait_until
 from sqlalchemy import create_engine, select
 
-from models import Job, migrate
+from models import Job
 
 # Redelivery and the reaper rely on each database's transactions; workers are killed.
 pytestmark = [pytest.mark.both_backends, pytest.mark.slow]
@@ -59,30 +59,25 @@ def test_job_that_kills_its_worker_every_time_fails_after_the_cap(stack):
 def test_redis_down_at_submit_then_dispatched_when_it_returns(tmp_path):
     redis = RedisServer(tmp_path / "redis")
     redis.start()
-    url = f"sqlite:///{tmp_path / 'outbox.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, redis.url)
     try:
-        st.start_web()
-        st.start_worker("cpu", "cpu1")
-        token = st.token()
-        warm = st.probe("cpu", steps=1, step_seconds=0).json()
-        assert st.wait_job(warm["id"])["status"] == "completed"
+        with own_stack(tmp_path, redis.url, workers=(("cpu", "cpu1"),)) as st:
+            token = st.token()
+            warm = st.probe("cpu", steps=1, step_seconds=0).json()
+            assert st.wait_job(warm["id"])["status"] == "completed"
 
-        redis.stop()
-        r = st.probe("cpu", steps=2, step_seconds=0.05, token=token)
-        assert r.status_code == 202, r.text
-        job = r.json()
-        assert job["status"] == "pending"
-        assert st.job(job["id"])["status"] == "pending"
+            redis.stop()
+            r = st.probe("cpu", steps=2, step_seconds=0.05, token=token)
+            assert r.status_code == 202, r.text
+            job = r.json()
+            assert job["status"] == "pending"
+            assert st.job(job["id"])["status"] == "pending"
 
-        redis.start()  # same port: web, workers and the outbox reconnect by themselves
-        done = st.wait_job(job["id"], timeout=120)
-        assert done["status"] == "completed" and done["attempts"] == 1
-        # Dispatched once from the outbox: the job ran once and no second delivery re-ran it.
-        assert st.log("cpu1").count(f"jobs.probe[{job['id']}] received") == 1
+            redis.start()  # same port: web, workers and the outbox reconnect by themselves
+            done = st.wait_job(job["id"], timeout=120)
+            assert done["status"] == "completed" and done["attempts"] == 1
+            # Dispatched once from the outbox: the job ran once and no second delivery re-ran it.
+            assert st.log("cpu1").count(f"jobs.probe[{job['id']}] received") == 1
     finally:
-        st.close()
         redis.stop()
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from harness import ROOT, UNIT_REDIS_URL, Stack, free_port
+from harness import ROOT, UNIT_REDIS_URL, free_port, own_stack
 
 from models import migrate
 
@@ -45,12 +45,7 @@ def test_security_headers_on_every_response(stack):
 
 
 def test_rate_limits_answer_429_with_retry_after(tmp_path):
-    url = f"sqlite:///{tmp_path / 'limits.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, UNIT_REDIS_URL, RATE_LIMIT_LOGIN="3 per minute",
-               RATE_LIMIT_DEFAULT="8 per minute", SOCKETIO_CHANNEL=f"limits-{time.time_ns()}")
-    try:
-        st.start_web()
+    with own_stack(tmp_path, RATE_LIMIT_LOGIN="3 per minute", RATE_LIMIT_DEFAULT="8 per minute") as st:
         token = st.token("admin", st.admin_password)
         codes = [st.api("POST", "/api/auth/token", token=None,
                         json={"username": "ghost", "password": "wrong"}).status_code for _ in range(4)]
@@ -64,8 +59,6 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path):
         assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
         assert int(limited.headers["Retry-After"]) > 0
         assert st.api("GET", "/api/health", token=None).status_code == 200  # health is never limited
-    finally:
-        st.close()
 
 
 def test_production_refuses_unsafe_settings(tmp_path):

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from harness import project_with_video, wait_until
+from harness import own_stack, project_with_video, wait_until
 
 BOX = {"x1": 10, "y1": 10, "x2": 60, "y2": 90}
 
@@ -197,16 +197,9 @@ def test_a_project_role_lowered_to_viewer_stops_socket_edits(stack, second_web, 
 
 
 def test_socket_events_are_rate_limited_per_user_across_processes(tmp_path):
-    from harness import UNIT_REDIS_URL, Stack
 
-    from models import migrate
 
-    url = f"sqlite:///{tmp_path / 'socket-limits.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, UNIT_REDIS_URL, RATE_LIMIT_SOCKET="12 per hour",
-               SOCKETIO_CHANNEL=f"socket-limits-{time.time_ns()}")
-    try:
-        st.start_web()
+    with own_stack(tmp_path, RATE_LIMIT_SOCKET="12 per hour") as st:
         other = st.start_web("web-b")
         project, video = project_with_video(st, tmp_path)
         session = st.api("POST", "/api/annotations/sessions", json={
@@ -234,5 +227,3 @@ def test_socket_events_are_rate_limited_per_user_across_processes(tmp_path):
         finally:
             one.close()
             two.close()
-    finally:
-        st.close()

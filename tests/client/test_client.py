@@ -8,10 +8,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from harness import UNIT_REDIS_URL, Stack, make_clip
+from harness import make_clip, own_stack
 
 from client import Client, JobFailed, NotFound, RateLimited, Unauthorized, UnsupportedMediaType, ValidationFailed
-from models import migrate
 
 #: The client is not about the database: one backend is enough.
 on_sqlite = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
@@ -138,12 +137,7 @@ def test_streamed_upload_keeps_memory_flat(stack, api, tmp_path):
 
 
 def test_retries_on_429_honour_retry_after(tmp_path):
-    url = f"sqlite:///{tmp_path / 'limits.db'}"
-    migrate(url)
-    st = Stack(tmp_path, url, UNIT_REDIS_URL, RATE_LIMIT_DEFAULT="3 per 2 seconds",
-               SOCKETIO_CHANNEL=f"client-limits-{time.time_ns()}")
-    try:
-        st.start_web()
+    with own_stack(tmp_path, RATE_LIMIT_DEFAULT="3 per 2 seconds") as st:
         token = st.token("admin", st.admin_password)
         patient = Client(st.base, token, retries=5)
         slept: list[float] = []
@@ -157,8 +151,6 @@ def test_retries_on_429_honour_retry_after(tmp_path):
             for _ in range(6):
                 hasty.me()
         assert limited.value.status == 429 and limited.value.retry_after and limited.value.retry_after > 0
-    finally:
-        st.close()
 
 
 def test_client_imports_nothing_of_the_platform():
