@@ -22,7 +22,7 @@ from vision.detectors import Detector, ModelSpec, load_detector
 from vision.pipeline import DetectionPipeline, FrameResult
 from vision.tracker import TrackerConfig
 
-from . import runtime
+from . import rooms, runtime
 from .app import app
 from .evaluation import results_ready
 from .lifecycle import JobCancelled, JobContext, JobLost, run_job
@@ -99,7 +99,7 @@ class EventSink:
     def __init__(self, test_session_id: uuid.UUID, job_id: uuid.UUID) -> None:
         self.test_session_id = test_session_id
         self.job_id = job_id
-        self.room = f"detection_stream_{test_session_id}"
+        self.room = rooms.detection_stream_room(test_session_id)
         self.rows: list[dict[str, Any]] = []
         self.frames: list[dict[str, Any]] = []
         self.last_insert = time.monotonic()
@@ -130,7 +130,7 @@ class EventSink:
         if not self.frames and not final:
             return
         self.seq += 1
-        runtime.emit("detection_event", {
+        runtime.emit(rooms.DETECTION_EVENT, {
             "test_session_id": str(self.test_session_id),
             "job_id": str(self.job_id),
             "seq": self.seq,

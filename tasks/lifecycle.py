@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from models import TERMINAL_STATUSES, Database, Job, utcnow
 from settings import Settings
 
-from . import runtime
+from . import rooms, runtime
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +76,6 @@ def cancel_hinted(job_id: uuid.UUID | str) -> bool:
     except Exception as exc:  # noqa: BLE001 - best effort: the database flag still stops the job
         log.warning("could not read the cancel hint of job %s: %s", job_id, exc)
         return False
-
-
-def job_snapshot(job: Job) -> dict[str, Any]:
-    """The progress fields clients reconcile with live events (same keys as ``job_progress``)."""
-    return {
-        "job_id": str(job.id),
-        "kind": job.kind,
-        "status": job.status,
-        "progress_percent": round(float(job.progress_percent), 2),
-        "stage": job.stage,
-        "seq": int(job.seq),
-        "project_id": str(job.project_id) if job.project_id else None,
-    }
 
 
 def _pid_alive(pid: int) -> bool:
@@ -200,14 +187,7 @@ class ProgressReporter:
         return self.seq
 
     def payload(self, status: str) -> dict[str, Any]:
-        return {
-            "job_id": str(self.job.id),
-            "kind": self.job.kind,
-            "status": status,
-            "progress_percent": round(self.percent, 2),
-            "stage": self.stage,
-            "seq": self.seq,
-        }
+        return rooms.job_progress(self.job.id, self.job.kind, status, self.percent, self.stage, self.seq)
 
     def update(self, percent: float, stage: str | None = None, checkpoint: dict | None = None) -> None:
         if self.heartbeat is not None:
@@ -245,13 +225,7 @@ class ProgressReporter:
     def emit(self, status: str, monitor: bool = False) -> None:
         """Rooms always; Flower only for intermediate progress (it sees start and end itself)."""
         data = self.payload(status)
-        runtime.emit("job_progress", data, room=f"job_{self.job.id}")
-        if self.job.project_id:
-            runtime.emit(
-                "project_progress_update",
-                {"project_id": str(self.job.project_id), "progress": data},
-                room=f"project_{self.job.project_id}",
-            )
+        rooms.publish_job(runtime.emit, data, self.job.project_id)
         _run_hooks(self.job, data)
         if monitor:
             try:
@@ -337,17 +311,14 @@ def _finish_unclaimed(db: Database, job_id: uuid.UUID, status: str, error: str |
                                  seq=time.time_ns() // 1000)))
 
 
-def _emit_terminal_from_row(db: Database, job_id: uuid.UUID) -> None:
+def emit_from_row(db: Database, job_id: uuid.UUID) -> None:
+    """Announce the job's stored state (a state written outside a running attempt)."""
     with db.session() as s:
         job = s.get(Job, job_id)
         if job is None:
             return
-        data = job_snapshot(job)
-    data.pop("project_id")
-    runtime.emit("job_progress", data, room=f"job_{job_id}")
-    if job.project_id:
-        runtime.emit("project_progress_update", {"project_id": str(job.project_id), "progress": data},
-                     room=f"project_{job.project_id}")
+        data = rooms.job_snapshot(job)
+    rooms.publish_job(runtime.emit, data, data.pop("project_id"))
     _run_hooks(job, data)
 
 
@@ -393,7 +364,7 @@ def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str
         return {"outcome": f"already {job.status}"}
     if job.cancel_requested:
         if _finish_unclaimed(db, jid, "cancelled", None, job.attempts):
-            _emit_terminal_from_row(db, jid)
+            emit_from_row(db, jid)
         return {"outcome": "cancelled before start"}
     if job.status == "processing":
         alive, age = previous_attempt_alive(job, me, settings)
@@ -406,7 +377,7 @@ def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str
                 f"giving up after {job.max_attempts} attempts"
             )
             if _finish_unclaimed(db, jid, "failed", error, job.attempts):
-                _emit_terminal_from_row(db, jid)
+                emit_from_row(db, jid)
             return {"outcome": "failed: redelivery cap"}
 
     stage = "resuming" if job.attempts > 0 else "started"

@@ -12,7 +12,7 @@ from settings import load_settings
 from . import runtime
 from .app import app
 from .dispatch import dispatch_pending, send
-from .lifecycle import _emit_terminal_from_row
+from .lifecycle import emit_from_row
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def reap_stale_jobs() -> dict[str, int]:
                 ).rowcount
                 requeued += changed
         if changed and attempts >= max_attempts:
-            _emit_terminal_from_row(db, job_id)
+            emit_from_row(db, job_id)
         elif changed:
             send(str(job_id), kind, queue)
     if requeued or failed:

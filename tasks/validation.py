@@ -34,16 +34,13 @@ from models import (
     utcnow,
 )
 
-from . import runtime
+from . import rooms, runtime
 from .app import app
 from .dispatch import create_job, dispatch
 from .lifecycle import PROGRESS_HOOKS, JobCancelled, JobContext, run_job
 
 log = logging.getLogger(__name__)
 
-ROOM = "validation_run_{}"
-PROGRESS_EVENT = "validation_run_progress"
-SNAPSHOT_EVENT = "validation_run_snapshot"
 RUN_DIR = "validation_runs"
 MATCHES_FILE = "matches.bin"
 #: At most this many run-progress messages a second per run and process (terminal states always).
@@ -51,10 +48,6 @@ EMITS_PER_SECOND = 4
 #: Bootstrap resamples for the intervals, and their seed (a run's numbers are reproducible).
 RESAMPLES = 1000
 SEED = 0
-
-
-def room(run_id: Any) -> str:
-    return ROOM.format(run_id)
 
 
 def engine():
@@ -287,7 +280,7 @@ def emit_progress(run_id: uuid.UUID, live: dict[str, Any] | None = None, force: 
     except Exception as exc:  # noqa: BLE001 - progress is best effort; the row is the truth
         log.warning("could not read progress of validation run %s: %s", run_id, exc)
         return
-    runtime.emit(PROGRESS_EVENT, data, room=room(run_id))
+    runtime.emit(rooms.VALIDATION_RUN_PROGRESS, data, room=rooms.validation_run_room(run_id))
 
 
 def on_job_progress(job: Job, data: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from keyframes import CheckLimits, Keyframe, TrackSpec, box_errors, check_track
 from models import AnnotationKeyframe, AnnotationSession, Project, Video, VideoAnnotation, utcnow
+from tasks import rooms
 
 from .auth import WRITE_ROLES, Principal, project_role
 from .errors import ApiError
@@ -118,10 +119,10 @@ def check_fields(values: dict[str, Any], project: Project, video: Video) -> None
 
 def broadcast(session_id: uuid.UUID, op: str, annotation: dict[str, Any], user: Principal,
               skip_sid: str | None = None) -> None:
-    socketio.emit("annotation_update", {
+    socketio.emit(rooms.ANNOTATION_UPDATE, {
         "session_id": str(session_id), "op": op, "annotation": annotation, "version": annotation.get("version"),
         "from_user": {"id": str(user.id), "username": user.username},
-    }, to=f"annotation_{session_id}", skip_sid=skip_sid)
+    }, to=rooms.annotation_room(session_id), skip_sid=skip_sid)
 
 
 def create_annotation(db: Session, user: Principal, data: dict[str, Any]) -> VideoAnnotation:

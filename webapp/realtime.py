@@ -8,6 +8,7 @@ from flask import current_app, url_for
 from sqlalchemy.orm import Session
 
 from models import Job
+from tasks import rooms
 from tasks.dispatch import dispatch, dispatch_pending, mark_dispatched
 
 from .extensions import socketio
@@ -74,14 +75,16 @@ def submit(session: Session, job: Job):
     return job, 202, {"Location": url_for("jobs.get_job", job_id=str(job.id))}
 
 
+def push(event: str, data: dict, room: str) -> None:
+    """``socketio.emit`` in the shape :mod:`tasks.rooms` takes."""
+    socketio.emit(event, data, to=room)
+
+
 def broadcast_job(snapshot: dict) -> None:
     """Push a job state the web process itself changed (cancel of a pending job)."""
     data = {k: v for k, v in snapshot.items() if k != "project_id"}
     try:
-        socketio.emit("job_progress", data, to=f"job_{data['job_id']}")
-        if snapshot.get("project_id"):
-            socketio.emit("project_progress_update", {"project_id": snapshot["project_id"], "progress": data},
-                          to=f"project_{snapshot['project_id']}")
+        rooms.publish_job(push, data, snapshot.get("project_id"))
     except Exception as exc:  # noqa: BLE001 - clients also get the state from the snapshot
         log.warning("could not broadcast job %s: %s", data["job_id"], exc)
 

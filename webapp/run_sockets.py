@@ -5,6 +5,7 @@ from flask import request
 from flask_socketio import leave_room
 
 from models import ValidationRun
+from tasks import rooms
 from tasks import validation as runs_tasks
 
 from .extensions import socketio
@@ -17,14 +18,14 @@ def validation_run_subscribe(data):
     user, run_id = _user(), _uuid(data, "run_id")
     with _session() as session:
         run = member_row(session, user, ValidationRun, run_id, "validation run")
-        _joined_room(runs_tasks.room(run_id))
+        _joined_room(rooms.validation_run_room(run_id))
         session.refresh(run)
         snapshot = runs_tasks.progress(session, run)
-    socketio.emit(runs_tasks.SNAPSHOT_EVENT, snapshot, to=request.sid)
+    socketio.emit(rooms.VALIDATION_RUN_SNAPSHOT, snapshot, to=request.sid)
     return {"ok": True, **snapshot}
 
 
 @_on("validation_run_unsubscribe")
 def validation_run_unsubscribe(data):
-    leave_room(runs_tasks.room(_uuid(data, "run_id")))
+    leave_room(rooms.validation_run_room(_uuid(data, "run_id")))
     return {"ok": True}

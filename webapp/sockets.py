@@ -31,7 +31,8 @@ from models import (
     ValidationRun,
     VideoAnnotation,
 )
-from tasks.lifecycle import job_snapshot
+from tasks import rooms
+from tasks.rooms import job_snapshot
 
 from .annotation_service import (
     EditConflict,
@@ -133,7 +134,7 @@ class SocketRateLimit:
         limit = current_app.config["SETTINGS"].rate_limit_socket
         body = error_body(429, f"too many Socket.IO events (limit: {limit}); retry later", "rate_limited",
                           {"retry_after": retry_after, "event": event})
-        socketio.emit("event_error", body, to=request.sid, ignore_queue=True)
+        socketio.emit(rooms.EVENT_ERROR, body, to=request.sid, ignore_queue=True)
         return body
 
 
@@ -192,7 +193,7 @@ def on_connect(auth=None):
         # The client gets ``{"message", "data": <the error shape>}`` as the connect error.
         raise ConnectionRefusedError(exc.message, error_body(exc.status, exc.message, exc.code)) from None
     _connections[request.sid] = Connection(claims, user, version)
-    socketio.emit("connection_status", {"status": "connected", "sid": request.sid,
+    socketio.emit(rooms.CONNECTION_STATUS, {"status": "connected", "sid": request.sid,
                                         "user": {"id": str(user.id), "username": user.username, "role": user.role}},
                   to=request.sid)
 
@@ -209,20 +210,17 @@ def on_disconnect(*_args):
 
 def _may_stay(db: Session, user: Principal, room: str) -> bool:
     """Whether the user may still be in one of the resource rooms."""
-    kind, _, raw = room.rpartition("_")
-    try:
-        resource_id = uuid.UUID(raw)
-    except ValueError:
+    parsed = rooms.parse_room(room)
+    if parsed is None:
         return True  # not a resource room (a socket's own room)
-    if kind == "job":
+    kind, resource_id = parsed
+    if kind == rooms.JOB:
         job = db.get(Job, resource_id)
         return job is not None and can_see_job(db, user, job)
-    if kind == "project":
+    if kind == rooms.PROJECT:
         return project_role(db, user, resource_id) is not None
-    owner = {"detection_stream": TestSession, "annotation": AnnotationSession,
-             "validation_run": ValidationRun}.get(kind)
-    if owner is None:
-        return True
+    owner = {rooms.DETECTION_STREAM: TestSession, rooms.ANNOTATION: AnnotationSession,
+             rooms.VALIDATION_RUN: ValidationRun}[kind]
     row = db.get(owner, resource_id)
     return row is not None and project_role(db, user, row.project_id) is not None
 
@@ -231,7 +229,7 @@ def _drop(sid: str, exc: ApiError) -> None:
     """Tell the socket why, then disconnect it (its token is no longer good)."""
     if _connections.pop(sid, None) is None:
         return
-    socketio.emit("connection_status", {"status": "revoked", **error_body(exc.status, exc.message, exc.code)},
+    socketio.emit(rooms.CONNECTION_STATUS, {"status": "revoked", **error_body(exc.status, exc.message, exc.code)},
                   to=sid, namespace=NAMESPACE, ignore_queue=True)
     socketio.server.disconnect(sid, namespace=NAMESPACE)
 
@@ -259,9 +257,10 @@ def recheck_socket(sid: str) -> None:
             if room == sid or _may_stay(db, user, room):
                 continue
             socketio.server.leave_room(sid, room, namespace=NAMESPACE)
-            if room.startswith("annotation_"):
-                _leave(sid, room.removeprefix("annotation_"))
-            socketio.emit("room_left", {"room": room, "reason": "access_revoked"}, to=sid, namespace=NAMESPACE,
+            parsed = rooms.parse_room(room)
+            if parsed is not None and parsed[0] == rooms.ANNOTATION:
+                _leave(sid, str(parsed[1]))
+            socketio.emit(rooms.ROOM_LEFT, {"room": room, "reason": "access_revoked"}, to=sid, namespace=NAMESPACE,
                           ignore_queue=True)
 
 
@@ -293,16 +292,16 @@ def subscribe_job(data):
             raise ApiError(404, "job not found")
         if not can_see_job(session, user, job):
             raise ApiError(403, "not allowed to see this job")
-        _joined_room(f"job_{job_id}")
+        _joined_room(rooms.job_room(job_id))
         session.refresh(job)  # read after joining: nothing falls between snapshot and live events
         snapshot = job_snapshot(job)
-    socketio.emit("job_snapshot", snapshot, to=request.sid)
+    socketio.emit(rooms.JOB_SNAPSHOT, snapshot, to=request.sid)
     return {"ok": True, "job": snapshot}
 
 
 @_on("unsubscribe_job")
 def unsubscribe_job(data):
-    leave_room(f"job_{_uuid(data, 'job_id')}")
+    leave_room(rooms.job_room(_uuid(data, "job_id")))
     return {"ok": True}
 
 
@@ -322,7 +321,7 @@ def detection_stream_subscribe(data):
     user, test_session_id = _user(), _uuid(data, "test_session_id")
     with _session() as session:
         ts = member_row(session, user, TestSession, test_session_id, "test session")
-        _joined_room(f"detection_stream_{test_session_id}")
+        _joined_room(rooms.detection_stream_room(test_session_id))
         count, last = session.execute(
             select(func.count(DetectionEvent.id), func.max(DetectionEvent.frame_number))
             .where(DetectionEvent.test_session_id == test_session_id)).one()
@@ -330,13 +329,13 @@ def detection_stream_subscribe(data):
         snapshot = {"test_session_id": str(test_session_id), "status": ts.status,
                     "detections_stored": int(count), "last_frame_number": last,
                     "job": job_snapshot(job) if job is not None else None}
-    socketio.emit("detection_stream_snapshot", snapshot, to=request.sid)
+    socketio.emit(rooms.DETECTION_STREAM_SNAPSHOT, snapshot, to=request.sid)
     return {"ok": True, **snapshot}
 
 
 @_on("detection_stream_unsubscribe")
 def detection_stream_unsubscribe(data):
-    leave_room(f"detection_stream_{_uuid(data, 'test_session_id')}")
+    leave_room(rooms.detection_stream_room(_uuid(data, "test_session_id")))
     return {"ok": True}
 
 
@@ -350,19 +349,19 @@ def join_project(data):
             raise ApiError(404, "project not found")
         if project_role(session, user, project_id) is None:
             raise ApiError(403, "not a member of this project")
-        _joined_room(f"project_{project_id}")
+        _joined_room(rooms.project_room(project_id))
         active = session.scalars(
             select(Job).where(Job.project_id == project_id, Job.status.notin_(TERMINAL_STATUSES))
             .order_by(Job.created_at)
         ).all()
         snapshot = {"project_id": str(project_id), "jobs": [job_snapshot(j) for j in active]}
-    socketio.emit("project_snapshot", snapshot, to=request.sid)
+    socketio.emit(rooms.PROJECT_SNAPSHOT, snapshot, to=request.sid)
     return {"ok": True, **snapshot}
 
 
 @_on("leave_project")
 def leave_project(data):
-    leave_room(f"project_{_uuid(data, 'project_id')}")
+    leave_room(rooms.project_room(_uuid(data, "project_id")))
     return {"ok": True}
 
 
@@ -394,8 +393,8 @@ def _leave(sid: str, session_id: str) -> None:
     except Exception:  # noqa: BLE001
         pass
     _joined.get(sid, set()).discard(session_id)
-    socketio.emit("user_left", {"session_id": session_id, "user": entry, "presence": _presence(session_id)},
-                  to=f"annotation_{session_id}", skip_sid=sid)
+    socketio.emit(rooms.USER_LEFT, {"session_id": session_id, "user": entry, "presence": _presence(session_id)},
+                  to=rooms.annotation_room(session_id), skip_sid=sid)
 
 
 @_on("join_annotation_session")
@@ -404,7 +403,7 @@ def join_annotation_session(data):
     with _session() as db:
         load_session(db, user, session_id)  # read permission: any member
         role = project_role(db, user, db.get(AnnotationSession, session_id).project_id)
-        _joined_room(f"annotation_{session_id}")
+        _joined_room(rooms.annotation_room(session_id))
         annotations = db.scalars(select(VideoAnnotation)
                                  .where(VideoAnnotation.annotation_session_id == session_id)
                                  .order_by(VideoAnnotation.start_timestamp, VideoAnnotation.id)).all()
@@ -420,18 +419,18 @@ def join_annotation_session(data):
         pass
     _joined.setdefault(request.sid, set()).add(key)
     presence = _presence(key)
-    socketio.emit("user_joined", {"session_id": key, "user": me, "presence": presence},
-                  to=f"annotation_{session_id}", skip_sid=request.sid)
+    socketio.emit(rooms.USER_JOINED, {"session_id": key, "user": me, "presence": presence},
+                  to=rooms.annotation_room(session_id), skip_sid=request.sid)
     answer = {"ok": True, "session_id": key, "annotations": snapshot, "presence": presence,
               "can_edit": role in WRITE_ROLES}
-    socketio.emit("annotation_session_snapshot", answer, to=request.sid)
+    socketio.emit(rooms.ANNOTATION_SESSION_SNAPSHOT, answer, to=request.sid)
     return answer
 
 
 @_on("leave_annotation_session")
 def leave_annotation_session(data):
     session_id = str(_uuid(data, "session_id"))
-    leave_room(f"annotation_{session_id}")
+    leave_room(rooms.annotation_room(session_id))
     _leave(request.sid, session_id)
     return {"ok": True}
 
@@ -484,7 +483,7 @@ def real_time_annotation(data):
         except EditConflict as exc:
             conflict = {"session_id": str(session_id), "annotation_id": str(annotation_id),
                         "base_version": base_version, "current": exc.current}
-            socketio.emit("annotation_conflict", conflict, to=request.sid)
+            socketio.emit(rooms.ANNOTATION_CONFLICT, conflict, to=request.sid)
             return {"ok": False, **error_body(409, "stale base_version", "annotation_conflict",
                                               {"current": exc.current})}
         audit(db, op, "annotation", payload["id"], {"via": "socket"})

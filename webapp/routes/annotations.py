@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from keyframes import Keyframe, interpolate
 from models import AnnotationKeyframe, AnnotationSession, Video, VideoAnnotation, utcnow
+from tasks import rooms
 
 from ..annotation_service import (
     EditConflict,
@@ -382,9 +383,9 @@ def validate_annotation(data, annotation_id):
     validation = {"status": annotation.validation_status, "validated_by": str(user.id),
                   "validated_at": payload["validated_at"], "reason": annotation.validation_reason,
                   "findings": findings}
-    socketio.emit("annotation_validated", {"annotation_id": str(annotation.id),
+    socketio.emit(rooms.ANNOTATION_VALIDATED, {"annotation_id": str(annotation.id),
                                            "session_id": str(annotation.annotation_session_id),
                                            "validation": validation},
-                  to=f"annotation_{annotation.annotation_session_id}")
+                  to=rooms.annotation_room(annotation.annotation_session_id))
     broadcast(annotation.annotation_session_id, "update", payload, user)
     return {"annotation": payload, "findings": findings}

@@ -7,7 +7,8 @@ from sqlalchemy import or_, select, update
 
 from models import TERMINAL_STATUSES, ImportJob, Job, ProjectMember, utcnow
 from tasks.dispatch import create_job
-from tasks.lifecycle import hint_cancel, job_snapshot
+from tasks.lifecycle import hint_cancel
+from tasks.rooms import job_snapshot
 from tasks.transfer import release_import_file
 
 from ..auth import can_change_job, can_see_job, current_user, get_project_for, require_admin

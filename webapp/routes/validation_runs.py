@@ -29,10 +29,11 @@ from models import (
     VideoCompatibilityCache,
     utcnow,
 )
+from tasks import rooms
 from tasks import validation as runs_tasks
 from tasks.dispatch import create_job, dispatch
 from tasks.evaluation import EvaluationError, queue_evaluation
-from tasks.lifecycle import job_snapshot
+from tasks.rooms import job_snapshot
 
 from ..annotation_service import field_error
 from ..auth import current_user, get_project_for
@@ -380,7 +381,7 @@ def cancel_run(run_id):
         current_app.logger.warning("could not broadcast revoke for validation run %s", run.id)
     view = run_view(db, run)
     try:
-        socketio.emit(runs_tasks.PROGRESS_EVENT, view["progress"], to=runs_tasks.room(run.id))
+        socketio.emit(rooms.VALIDATION_RUN_PROGRESS, view["progress"], to=rooms.validation_run_room(run.id))
     except Exception:  # noqa: BLE001 - clients also get the state from the snapshot
         current_app.logger.warning("could not broadcast validation run %s", run.id)
     return view
