@@ -17,7 +17,7 @@ from models import AnnotationKeyframe, AnnotationSession, Project, Video, VideoA
 from tasks import rooms
 
 from .auth import WRITE_ROLES, Principal, project_role
-from .errors import ApiError
+from .errors import ApiError, validation_error
 from .extensions import socketio
 from .schemas import AnnotationOut, KeyframeOut
 from .timelines import video_timeline
@@ -44,10 +44,6 @@ def keyframe_dict(keyframe: AnnotationKeyframe) -> dict[str, Any]:
 
 def _box_list(box: dict | None) -> list[float] | None:
     return None if box is None else [box["x1"], box["y1"], box["x2"], box["y2"]]
-
-
-def field_error(field: str, message: str) -> ApiError:
-    return ApiError(422, "request validation failed", details={"fields": {"json": {field: [message]}}})
 
 
 # ------------------------------------------------------------------------------ access
@@ -111,7 +107,7 @@ def check_fields(values: dict[str, Any], project: Project, video: Video) -> None
         errors.setdefault("class_label", []).append(
             f"'{label}' is not in the project's labels: {', '.join(project.labels)}")
     if errors:
-        raise ApiError(422, "request validation failed", details={"fields": {"json": errors}})
+        raise validation_error(errors)
 
 
 # ------------------------------------------------------------------------------ edits
@@ -128,7 +124,7 @@ def broadcast(session_id: uuid.UUID, op: str, annotation: dict[str, Any], user: 
 def create_annotation(db: Session, user: Principal, data: dict[str, Any]) -> VideoAnnotation:
     ann_session, project, video = load_session(db, user, data["annotation_session_id"], write=True)
     if data["video_id"] != ann_session.video_id:
-        raise field_error("video_id", "must be the video of the annotation session")
+        raise validation_error({"video_id": "must be the video of the annotation session"})
     check_fields(data, project, video)
     annotation = VideoAnnotation(id=data.get("id") or uuid.uuid4(), **{k: data[k] for k in EDITABLE if k in data},
                                  annotation_session_id=ann_session.id, video_id=video.id)
@@ -185,21 +181,22 @@ def keyframe_values(data: dict[str, Any], annotation: VideoAnnotation, video: Vi
     timeline = video_timeline(video)
     frame = data["frame_number"]
     if frame >= timeline.frame_count:
-        raise field_error("frame_number", f"the video has {timeline.frame_count} frames (0-{timeline.frame_count - 1})")
+        raise validation_error(
+            {"frame_number": f"the video has {timeline.frame_count} frames (0-{timeline.frame_count - 1})"})
     actual = float(timeline.time_of(frame))
     given = data.get("timestamp")
     if given is not None and abs(given - actual) > max(1e-3, timeline.frame_interval(frame) / 2):
-        raise field_error("timestamp", f"frame {frame} is at {actual:.6f} s in this video, not {given}")
+        raise validation_error({"timestamp": f"frame {frame} is at {actual:.6f} s in this video, not {given}"})
     if not annotation.start_timestamp - 1e-6 <= actual <= annotation.end_timestamp + 1e-6:
-        raise field_error("frame_number", f"frame {frame} ({actual:.3f} s) is outside the annotation's time span "
-                                          f"{annotation.start_timestamp}-{annotation.end_timestamp} s")
+        raise validation_error({"frame_number": f"frame {frame} ({actual:.3f} s) is outside the annotation's "
+                                                f"time span {annotation.start_timestamp}-{annotation.end_timestamp} s"})
     box = data.get("frame_data", {}).get("bounding_box")
     if box is not None:
         coords = [box.get(k) for k in ("x1", "y1", "x2", "y2")] if isinstance(box, dict) else []
         errors = box_errors(coords, video.width, video.height) if None not in coords and coords else [
             "bounding_box needs x1, y1, x2, y2"]
         if errors:
-            raise field_error("frame_data", "; ".join(errors))
+            raise validation_error({"frame_data": "; ".join(errors)})
     return {**data, "timestamp": actual}
 
 

@@ -14,7 +14,7 @@ from flask import current_app, request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import ApiError
+from .errors import ApiError, validation_error
 
 #: Multipart routes; every other POST, PUT and PATCH under /api/ is a JSON route.
 UPLOAD_ENDPOINTS = frozenset({"videos.upload_video", "transfer.create_import"})
@@ -88,7 +88,7 @@ def single_file(field: str = "file") -> FileStorage:
                        details={"field": field, "parts": len(parts)})
     others = sorted(k for k in request.files if k != field)
     if not parts or others:
-        raise ApiError(422, f"exactly one multipart file field named '{field}' is required",
-                       details={"fields": {"files": {field: ["Missing data for required field."] if not parts
-                                                     else [f"unexpected file fields: {', '.join(others)}"]}}})
+        raise validation_error({field: "Missing data for required field." if not parts
+                                else f"unexpected file fields: {', '.join(others)}"},
+                               "files", f"exactly one multipart file field named '{field}' is required")
     return parts[0]

@@ -41,6 +41,18 @@ def error_body(status: int, message: str, code: str | None = None, details: dict
                       "details": _plain(details or {})}}
 
 
+def validation_error(fields: dict[str, Any], location: str = "json",
+                     message: str = "request validation failed") -> ApiError:
+    """The one 422: messages per field under the location the field came from, as webargs nests them.
+
+    ``location`` is webargs' name (``json``, ``query``, ``form``, ``files``) or, for a Socket.IO
+    event, ``data`` (the event's argument). A message may be a string, a list of strings or, for a
+    nested field, marshmallow's dict of messages.
+    """
+    messages = {name: [value] if isinstance(value, str) else value for name, value in fields.items()}
+    return ApiError(422, message, details={"fields": {location: messages}})
+
+
 def error_response(status: int, message: str, code: str | None = None, details: dict | None = None):
     response = jsonify(error_body(status, message, code, details))
     response.status_code = status

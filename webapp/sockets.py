@@ -45,7 +45,7 @@ from .annotation_service import (
 )
 from .auth import WRITE_ROLES, Principal, can_see_job, decode_token, principal_for_claims, project_role
 from .db import audit
-from .errors import ApiError, error_body
+from .errors import ApiError, error_body, validation_error
 from .extensions import socketio
 from .rights import EVERYONE, rights_version
 from .schemas import AnnotationCreate, AnnotationPatch
@@ -101,7 +101,7 @@ def _uuid(data: Any, key: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise ApiError(422, f"{key} must be a UUID", details={"fields": {key: ["Not a valid UUID."]}}) from None
+        raise validation_error({key: "Not a valid UUID."}, "data", f"{key} must be a UUID") from None
 
 
 class SocketRateLimit:
@@ -441,13 +441,13 @@ def real_time_annotation(data):
     user, session_id = _user(), _uuid(data, "session_id")
     op = data.get("op")
     if op not in ("create", "update", "delete"):
-        raise ApiError(422, "op must be create, update or delete", details={"fields": {"op": ["Invalid op."]}})
+        raise validation_error({"op": "Invalid op."}, "data", "op must be create, update or delete")
     body = data.get("annotation") or {}
     if not isinstance(body, dict):
-        raise ApiError(422, "annotation must be an object", details={"fields": {"annotation": ["Not an object."]}})
+        raise validation_error({"annotation": "Not an object."}, "data", "annotation must be an object")
     base_version = data.get("base_version")
     if base_version is not None and (not isinstance(base_version, int) or isinstance(base_version, bool)):
-        raise ApiError(422, "base_version must be an integer", details={"fields": {"base_version": ["Not an int."]}})
+        raise validation_error({"base_version": "Not an int."}, "data", "base_version must be an integer")
     g.principal = user
     body = dict(body)
     raw_id = body.pop("id", None)
@@ -478,8 +478,7 @@ def real_time_annotation(data):
                 else:
                     payload = delete_annotation(db, user, annotation_id, base_version)
         except ValidationError as exc:
-            raise ApiError(422, "request validation failed", details={"fields": {"annotation": exc.messages}}) \
-                from None
+            raise validation_error({"annotation": exc.messages}, "data") from None
         except EditConflict as exc:
             conflict = {"session_id": str(session_id), "annotation_id": str(annotation_id),
                         "base_version": base_version, "current": exc.current}

@@ -21,7 +21,6 @@ from ..annotation_service import (
     consistency_findings,
     create_annotation,
     delete_annotation,
-    field_error,
     keyframe_values,
     load_annotation,
     load_session,
@@ -30,7 +29,7 @@ from ..annotation_service import (
 )
 from ..auth import current_user, get_project_for, member_projects, project_role
 from ..db import audit, db_session, paginate, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..extensions import socketio
 from ..schemas import (
     AnnotationCreate,
@@ -83,7 +82,7 @@ def create_session(data):
     if video is None:
         raise ApiError(404, "video not found")
     if video.project_id != project.id:
-        raise field_error("video_id", "the video does not belong to this project")
+        raise validation_error({"video_id": "the video does not belong to this project"})
     ann_session = AnnotationSession(project_id=project.id, video_id=video.id, annotator_id=str(user.id),
                                     session_name=data["session_name"], annotation_type=data["annotation_type"],
                                     meta=data["metadata"])
@@ -190,7 +189,7 @@ def list_annotations(args):
             stmt = stmt.where(VideoAnnotation.annotation_session_id.in_(
                 select(AnnotationSession.id).where(AnnotationSession.project_id.in_(member_projects(user)))))
     if video is None:
-        raise field_error("session_id", "give session_id or video_id")
+        raise validation_error({"session_id": "give session_id or video_id"})
     time_from, time_to = args.get("time_from"), args.get("time_to")
     if "frame_from" in args or "frame_to" in args:
         timeline = video_timeline(video)
@@ -259,7 +258,7 @@ def annotation_boxes(args, annotation_id):
     lo = max(int(span[0]), args.get("frame_from", int(span[0])))
     hi = min(int(span[-1]), args.get("frame_to", int(span[-1])))
     if hi - lo + 1 > MAX_BOX_FRAMES:
-        raise field_error("frame_to", f"ask for at most {MAX_BOX_FRAMES} frames at a time")
+        raise validation_error({"frame_to": f"ask for at most {MAX_BOX_FRAMES} frames at a time"})
     frames = span[(span >= lo) & (span <= hi)]
     keyframes = [Keyframe(k.frame_number, tuple(k.frame_data["bounding_box"][c] for c in ("x1", "y1", "x2", "y2")),
                           bool(k.frame_data.get("outside")))

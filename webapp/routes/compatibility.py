@@ -22,7 +22,7 @@ from tasks.dispatch import create_job
 
 from ..auth import current_user, get_project_for, get_video_for
 from ..db import audit, db_session, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..realtime import submit
 from ..schemas import (
     AssignmentOut,
@@ -45,8 +45,7 @@ def _checked(requirement_type, value, weight) -> None:
     try:
         parse_requirement(requirement_type, value, weight)
     except RequirementError as exc:
-        raise ApiError(422, "request validation failed", details={"fields": {"json": {exc.field: [str(exc)]}}}) \
-            from None
+        raise validation_error({exc.field: str(exc)}) from None
 
 
 # ------------------------------------------------------------------------------ features
@@ -189,14 +188,14 @@ def execute_assignments(data, project_id):
     if "from_job" in data:
         job = db.get(Job, data["from_job"])
         if job is None or job.kind != "assignment" or job.status != "completed":
-            raise ApiError(422, "from_job must be a completed assignment job",
-                           details={"fields": {"json": {"from_job": ["Not a completed assignment job."]}}})
+            raise validation_error({"from_job": "Not a completed assignment job."},
+                                   message="from_job must be a completed assignment job")
         items = [{"video_id": parse_uuid(p["video_id"], "video"), "compatibility_score": p["compatibility_score"],
                   "assignment_reason": p["assignment_reason"], "confidence": p["confidence"]}
                  for p in job.result["proposals"] if p["project_id"] == str(project.id)]
         assignment_type = "intelligent"
     if not items:
-        raise ApiError(422, "nothing to assign", details={"fields": {"json": {"assignments": ["Empty."]}}})
+        raise validation_error({"assignments": "Empty."}, message="nothing to assign")
     rows, conflicts = [], []
     for item in items:
         video = _video_for(str(item["video_id"]))

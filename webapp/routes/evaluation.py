@@ -27,7 +27,7 @@ from tasks.evaluation import REPORT_DIR, EvaluationError, plot_path, queue_evalu
 
 from ..auth import current_user, get_project_for
 from ..db import audit, db_session
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..realtime import submit
 from ..schemas import FiniteFloat, JobOut, StrictSchema
 
@@ -61,10 +61,6 @@ class ReportArgs(StrictSchema):
 
 class CompareArgs(StrictSchema):
     ids = fields.String(required=True, validate=validate.Length(min=1, max=40 * MAX_COMPARE))
-
-
-def _fields_error(location: str, field: str, message: str) -> ApiError:
-    return ApiError(422, "request validation failed", details={"fields": {location: {field: [message]}}})
 
 
 def _test_session(test_session_id: uuid.UUID, write: bool = False) -> TestSession:
@@ -113,19 +109,19 @@ def evaluate(data, test_session_id):
     db, user = db_session(), current_user()
     ts = _test_session(test_session_id, write=True)
     if ts.ground_truth_session_id is None:
-        raise _fields_error("json", "ground_truth_session_id",
-                            "The test session has no ground-truth annotation session to evaluate against.")
+        raise validation_error({"ground_truth_session_id":
+                                "The test session has no ground-truth annotation session to evaluate against."})
     gt = db.get(AnnotationSession, ts.ground_truth_session_id)
     if gt is None or gt.video_id != ts.video_id:
-        raise _fields_error("json", "ground_truth_session_id",
-                            "The ground-truth annotation session is missing or of another video.")
+        raise validation_error({"ground_truth_session_id":
+                                "The ground-truth annotation session is missing or of another video."})
     if ts.status in ACTIVE:
         raise ApiError(409, f"the test session's detections are not complete (status {ts.status})")
     if "classes" in data:
         project = get_project_for(db, user, ts.project_id)
         unknown = sorted(set(data["classes"]) - {str(x) for x in project.labels or []})
         if unknown:
-            raise _fields_error("json", "classes", f"Not labels of this project: {', '.join(unknown)}.")
+            raise validation_error({"classes": f"Not labels of this project: {', '.join(unknown)}."})
     try:
         job = queue_evaluation(db, ts, data, created_by=user.id)
     except EvaluationError as exc:
@@ -229,11 +225,11 @@ def compare(args):
         try:
             value = uuid.UUID(part)
         except ValueError:
-            raise _fields_error("query", "ids", f"Not a test session id: {part[:40]!r}.") from None
+            raise validation_error({"ids": f"Not a test session id: {part[:40]!r}."}, "query") from None
         if value not in ids:
             ids.append(value)
     if len(ids) > MAX_COMPARE:
-        raise _fields_error("query", "ids", f"Give at most {MAX_COMPARE} test session ids.")
+        raise validation_error({"ids": f"Give at most {MAX_COMPARE} test session ids."}, "query")
     found = {ts.id: ts for ts in db_session().scalars(select(TestSession).where(TestSession.id.in_(ids)))}
     missing = [str(i) for i in ids if i not in found]
     if missing:
@@ -242,7 +238,7 @@ def compare(args):
     for project_id in dict.fromkeys(ts.project_id for ts in sessions):
         get_project_for(db_session(), current_user(), project_id)
     if len(ids) < 2:
-        raise _fields_error("query", "ids", "Give at least 2 distinct test session ids.")
+        raise validation_error({"ids": "Give at least 2 distinct test session ids."}, "query")
     problems: dict[str, list[str]] = {}
     if len({ts.video_id for ts in sessions}) > 1:
         problems.setdefault("video_id", []).append("The test sessions are of different videos.")
@@ -262,7 +258,7 @@ def compare(args):
                 problems.setdefault(k, []).append(
                     "Evaluated with different values; evaluate again with the same parameters to compare.")
     if problems:
-        raise ApiError(422, "these test sessions cannot be compared", details={"fields": {"query": problems}})
+        raise validation_error(problems, "query", "these test sessions cannot be compared")
     results = [_results(ts) for ts in sessions]
     first = results[0]["parameters"]
     return {

@@ -8,7 +8,7 @@ from models import DEFAULT_LABELS, Project, ProjectMember, User
 
 from ..auth import current_user, get_project_for, project_role, require_writer
 from ..db import audit, db_session, paginate, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..rights import rights_changed
 from ..schemas import MemberIn, MemberOut, PageArgs, ProjectCreate, ProjectOut, ProjectPatch, page_schema
 
@@ -95,8 +95,8 @@ def add_member(data, project_id):
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"), manage=True)
     if ("user_id" in data) == ("username" in data):
-        raise ApiError(422, "give exactly one of user_id or username", details={"fields": {"json": {
-            "user_id": ["exactly one of user_id or username is required"]}}})
+        raise validation_error({"user_id": "exactly one of user_id or username is required"},
+                               message="give exactly one of user_id or username")
     if "user_id" in data:
         member_user = session.get(User, data["user_id"])
     else:

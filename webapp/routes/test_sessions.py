@@ -10,10 +10,9 @@ from tasks.dispatch import create_job
 from vision.detectors import DEFAULT_MODEL, ModelError, check_model_name, list_models, safe_file_name
 from vision.labels import VRU_CLASSES
 
-from ..annotation_service import field_error
 from ..auth import current_user, get_project_for
 from ..db import audit, db_session, paginate, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..realtime import submit
 from ..schemas import (
     DetectionListArgs,
@@ -60,14 +59,14 @@ def check_model(project: Project, model: dict) -> None:
     try:
         check_model_name(model["name"])
     except ModelError as exc:
-        raise field_error("model", str(exc)) from None
+        raise validation_error({"model": str(exc)}) from None
     if model.get("weights") is not None and not safe_file_name(model["weights"]):
-        raise field_error("model", "weights must be a file name inside the model directory")
+        raise validation_error({"model": "weights must be a file name inside the model directory"})
     labels = list(project.labels)
     named = list(model.get("classes") or []) + list((model.get("label_map") or {}).values())
     unknown = sorted(set(named) - set(labels))
     if unknown:
-        raise field_error("model", f"not labels of this project: {unknown}; the project's labels are {labels}")
+        raise validation_error({"model": f"not labels of this project: {unknown}; the project's labels are {labels}"})
 
 
 @bp.route("/test-sessions", methods=["POST"])
@@ -81,16 +80,16 @@ def create_test_session(data):
     if video is None:
         raise ApiError(404, "video not found")
     if video.project_id != project.id:
-        raise field_error("video_id", "the video belongs to another project")
+        raise validation_error({"video_id": "the video belongs to another project"})
     gt_id = data.get("ground_truth_session_id")
     if gt_id is not None:
         gt = db.get(AnnotationSession, gt_id)
         if gt is None or gt.project_id != project.id:
             raise ApiError(404, "ground truth annotation session not found")
         if gt.video_id != video.id:
-            raise field_error("ground_truth_session_id", "the annotation session is of another video")
+            raise validation_error({"ground_truth_session_id": "the annotation session is of another video"})
     if data.get("frame_to") is not None and data.get("frame_from", 0) > data["frame_to"]:
-        raise field_error("frame_to", "frame_to is before frame_from")
+        raise validation_error({"frame_to": "frame_to is before frame_from"})
     model = data["model"]
     check_model(project, model)
 

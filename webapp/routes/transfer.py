@@ -29,7 +29,7 @@ from ..annotation_service import load_session
 from ..auth import current_user, get_project_for, project_role, require_writer
 from ..bodies import single_file
 from ..db import audit, database, db_session, paginate, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..extensions import limiter
 from ..realtime import breaker, marks
 from ..schemas import NAME, FiniteFloat, PageArgs, StrictSchema, page_schema
@@ -149,10 +149,6 @@ ExportPage = page_schema(ExportOut, "ExportPage")
 ImportPage = page_schema(ImportOut, "ImportPage")
 
 
-def _fields_error(location: str, messages: dict) -> ApiError:
-    return ApiError(422, "request validation failed", details={"fields": {location: messages}})
-
-
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -218,8 +214,8 @@ def _check_scope(db, user, scope: Scope, write: bool = False) -> list[uuid.UUID]
                 raise ApiError(404, f"{what} {i} not found")
     projects = scope_projects(db.connection(), scope)
     if not projects:
-        raise _fields_error("json", {"scope_filter": ["name at least one project, video, annotation session or "
-                                                      "test session"]})
+        raise validation_error({"scope_filter": "name at least one project, video, annotation session or "
+                                                "test session"})
     for project_id in projects:
         get_project_for(db, user, project_id, write=write)
     return projects
@@ -236,7 +232,7 @@ def _readable_video_projects(db, user, scope: Scope) -> list[str]:
             raise ApiError(404, f"video {video_id} not found")
     readable = [str(p) for p in scope_projects(db.connection(), scope) if project_role(db, user, p) is not None]
     if not readable:
-        raise _fields_error("json", {"scope_filter": ["no project of yours annotates or tests these videos"]})
+        raise validation_error({"scope_filter": ["no project of yours annotates or tests these videos"]})
     return readable
 
 
@@ -440,16 +436,16 @@ def create_import():
             try:
                 form[key] = json.loads(form[key])
             except ValueError:
-                raise _fields_error("form", {key: ["must be a JSON object"]}) from None
+                raise validation_error({key: ["must be a JSON object"]}, "form") from None
     try:
         data = ImportForm().load(form)
     except ValidationError as exc:
-        raise _fields_error("form", exc.messages) from None
+        raise validation_error(exc.messages, "form") from None
     upload = single_file()
     if data["import_type"] == "project":
         return _create_project_import(db, user, data, upload)
     if "project_id" not in data:
-        raise _fields_error("form", {"project_id": ["Missing data for required field."]})
+        raise validation_error({"project_id": ["Missing data for required field."]}, "form")
     project = get_project_for(db, user, data["project_id"], write=True)
     errors: dict[str, list[str]] = {}
     if data["source_format"] not in RECORD_FORMATS:
@@ -481,7 +477,7 @@ def create_import():
     if video is None and not errors:
         errors.setdefault("video_id", []).append("give the video the file annotates (or session_id)")
     if errors:
-        raise _fields_error("form", errors)
+        raise validation_error(errors, "form")
 
     params = {"project_id": str(project.id), "video_id": str(video.id),
               "on_error": data["on_error"], "label_map": data["label_map"],
@@ -506,7 +502,7 @@ def _create_project_import(db, user, data: dict, upload):
         if key in data:
             errors[key] = ["a project import creates its own projects; leave this out"]
     if errors:
-        raise _fields_error("form", errors)
+        raise validation_error(errors, "form")
     return _enqueue_import(db, user, data, upload, {"on_error": "abort"}, None)
 
 

@@ -35,10 +35,9 @@ from tasks.dispatch import create_job, dispatch
 from tasks.evaluation import EvaluationError, queue_evaluation
 from tasks.rooms import job_snapshot
 
-from ..annotation_service import field_error
 from ..auth import current_user, get_project_for
 from ..db import audit, db_session, paginate, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..extensions import socketio
 from ..realtime import breaker, broadcast_job, marks
 from ..run_schemas import (
@@ -98,10 +97,10 @@ def select_videos(db, project: Project, selection: dict[str, Any] | None) -> lis
         found = {v.id: v for v in db.scalars(select(Video).where(Video.id.in_(ids)))}
         unknown = [str(i) for i in ids if i not in found]
         if unknown:
-            raise field_error("videos", f"unknown videos: {unknown}")
+            raise validation_error({"videos": f"unknown videos: {unknown}"})
         foreign = [str(i) for i in ids if found[i].project_id != project.id]
         if foreign:
-            raise field_error("videos", f"videos of another project: {foreign}")
+            raise validation_error({"videos": f"videos of another project: {foreign}"})
         return [found[i] for i in ids]
     wanted = (selection or {}).get("filter") or {}
     videos = db.scalars(select(Video).where(Video.project_id == project.id)
@@ -116,7 +115,7 @@ def select_videos(db, project: Project, selection: dict[str, Any] | None) -> lis
             select(VideoCompatibilityCache).where(VideoCompatibilityCache.video_id.in_([v.id for v in videos])))}
         videos = [v for v in videos if _conditions_match(measured.get(v.id, {}), wanted["conditions"])]
     if not videos:
-        raise field_error("videos", "no video of the project matches")
+        raise validation_error({"videos": "no video of the project matches"})
     return videos
 
 
@@ -131,11 +130,12 @@ def resolve_ground_truth(db, project: Project, videos: list[Video], spec: Any,
     if isinstance(spec, dict):
         extra = [str(k) for k in spec if k not in {v.id for v in videos}]
         if extra:
-            raise field_error("ground_truth", f"videos not in the run: {extra}")
+            raise validation_error({"ground_truth": f"videos not in the run: {extra}"})
         for video_id, session_id in spec.items():
             gt = db.get(AnnotationSession, session_id)
             if gt is None or gt.project_id != project.id or gt.video_id != video_id:
-                raise field_error("ground_truth", f"annotation session {session_id} is not one of video {video_id}")
+                raise validation_error(
+                    {"ground_truth": f"annotation session {session_id} is not one of video {video_id}"})
             out[video_id] = session_id
     missing = [v for v in videos if v.id not in out]
     if missing and spec == "validated":
@@ -156,7 +156,7 @@ def resolve_ground_truth(db, project: Project, videos: list[Video], spec: Any,
             out.setdefault(video_id, session_id)
     lacking = [str(v.id) for v in videos if v.id not in out]
     if lacking:
-        raise field_error("ground_truth", f"videos without a validated annotation session: {lacking}")
+        raise validation_error({"ground_truth": f"videos without a validated annotation session: {lacking}"})
     return out
 
 
@@ -168,7 +168,7 @@ def _check_gates(db, project: Project, videos: list[Video], gates: list, classes
     errors = runs_tasks.gates_engine().validate_gates(gates, list(classes or project.labels),
                                                       runs_tasks.engine().slice_keys(attributes), has_baseline)
     if errors:
-        raise ApiError(422, "request validation failed", details={"fields": {"json": errors}})
+        raise validation_error(errors)
 
 
 # ------------------------------------------------------------------------------ routes
@@ -185,26 +185,27 @@ def create_run(data):
     if evaluation["classes"] is not None:
         unknown = sorted(set(evaluation["classes"]) - set(project.labels))
         if unknown:
-            raise field_error("evaluation", f"classes are not labels of this project: {unknown}")
+            raise validation_error({"evaluation": f"classes are not labels of this project: {unknown}"})
     baseline_id = data.get("baseline_run_id")
     if baseline_id is not None:
         baseline = db.get(ValidationRun, baseline_id)
         if baseline is None or baseline.project_id != project.id:
-            raise field_error("baseline_run_id", "no validation run of this project has this id")
+            raise validation_error({"baseline_run_id": "no validation run of this project has this id"})
     existing: list[TestSession] = []
     if "test_session_ids" in data:
         ids = list(dict.fromkeys(data["test_session_ids"]))
         found = {t.id: t for t in db.scalars(select(TestSession).where(TestSession.id.in_(ids)))}
         bad = [str(i) for i in ids if i not in found or found[i].project_id != project.id]
         if bad:
-            raise field_error("test_session_ids", f"unknown test sessions of this project: {bad}")
+            raise validation_error({"test_session_ids": f"unknown test sessions of this project: {bad}"})
         existing = [found[i] for i in ids]
         unfinished = [str(t.id) for t in existing if t.status != "completed"]
         if unfinished:
-            raise field_error("test_session_ids", f"test sessions whose detections are not complete: {unfinished}")
+            raise validation_error(
+                {"test_session_ids": f"test sessions whose detections are not complete: {unfinished}"})
         by_video = [t.video_id for t in existing]
         if len(set(by_video)) != len(by_video):
-            raise field_error("test_session_ids", "two test sessions of the same video")
+            raise validation_error({"test_session_ids": "two test sessions of the same video"})
         videos_by_id = {v.id: v for v in db.scalars(select(Video).where(Video.id.in_(by_video)))}
         videos = [videos_by_id[t.video_id] for t in existing]
         model = existing[0].model if len({str(t.model) for t in existing}) == 1 else \
@@ -236,7 +237,7 @@ def create_run(data):
             try:
                 jobs.append(queue_evaluation(db, ts, run_eval, created_by=user.id))
             except EvaluationError as exc:
-                raise field_error("evaluation", str(exc)) from None
+                raise validation_error({"evaluation": str(exc)}) from None
         else:
             ts = TestSession(project_id=project.id, video_id=video.id, name=f"{run.name} / {video.filename}",
                              source="detection", model=model, ground_truth_session_id=ground_truth[video.id],
@@ -298,8 +299,7 @@ def compare(args):
     """Paired comparison of two aggregated runs: b against a, video by video where both have it."""
     parts = [p.strip() for p in args["ids"].split(",") if p.strip()]
     if len(parts) != 2:
-        raise ApiError(422, "request validation failed",
-                       details={"fields": {"query": {"ids": ["exactly two run ids: a,b"]}}})
+        raise validation_error({"ids": "exactly two run ids: a,b"}, "query")
     a, b = (load_run(p) for p in parts)
     for run in (a, b):
         if run.metrics is None:
@@ -311,8 +311,7 @@ def compare(args):
     try:
         result = runs_tasks.compare(Path(current_app.config["STORAGE_DIR"]), done_a, done_b, attributes)
     except runs_tasks.engine().RunError as exc:
-        raise ApiError(422, f"the runs cannot be compared: {exc}",
-                       details={"fields": {"query": {"ids": [str(exc)]}}}) from None
+        raise validation_error({"ids": str(exc)}, "query", f"the runs cannot be compared: {exc}") from None
     return {"ids": [str(a.id), str(b.id)], "baseline": str(a.id), "candidate": str(b.id), "comparison": result}
 
 

@@ -17,7 +17,7 @@ from vision.probe import NotAVideo, probe_video
 from ..auth import current_user, get_project_for, get_video_for, require_writer
 from ..bodies import single_file
 from ..db import audit, db_session, paginate, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..extensions import limiter
 from ..run_schemas import VideoPatch
 from ..schemas import VideoListArgs, VideoOut, VideoUploadForm, page_schema
@@ -52,7 +52,7 @@ def upload_video():
     try:
         form = VideoUploadForm().load(request.form.to_dict())
     except ValidationError as exc:
-        raise ApiError(422, "request validation failed", details={"fields": {"form": exc.messages}}) from None
+        raise validation_error(exc.messages, "form") from None
     upload = single_file()
     project_id = form.get("project_id")
     if project_id is not None:
