@@ -16,7 +16,7 @@ from keyframes import CheckLimits, Keyframe, TrackSpec, box_errors, check_track
 from models import AnnotationKeyframe, AnnotationSession, Project, Video, VideoAnnotation, utcnow
 from tasks import rooms
 
-from .auth import WRITE_ROLES, Principal, project_role
+from .auth import Principal, get_or_404
 from .errors import ApiError, validation_error
 from .extensions import socketio
 from .schemas import AnnotationOut, KeyframeOut
@@ -52,18 +52,10 @@ def _box_list(box: dict | None) -> list[float] | None:
 def load_session(db: Session, user: Principal, session_id: uuid.UUID, write: bool = False
                  ) -> tuple[AnnotationSession, Project, Video]:
     """The session if the user may read it (or write to it); a completed session is read-only."""
-    ann_session = db.get(AnnotationSession, session_id)
-    if ann_session is None:
-        raise ApiError(404, "annotation session not found")
-    role = project_role(db, user, ann_session.project_id)
-    if role is None:
-        raise ApiError(403, "not a member of this project")
-    if write:
-        if role not in WRITE_ROLES:
-            raise ApiError(403, "annotator or administrator role required in this project")
-        if ann_session.status == "completed":
-            raise ApiError(409, "the annotation session is completed and read-only until an admin reopens it",
-                           details={"status": "completed"})
+    ann_session = get_or_404(AnnotationSession, session_id, "annotation session", write=write, session=db, user=user)
+    if write and ann_session.status == "completed":
+        raise ApiError(409, "the annotation session is completed and read-only until an admin reopens it",
+                       details={"status": "completed"})
     return ann_session, db.get(Project, ann_session.project_id), db.get(Video, ann_session.video_id)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from flask import current_app, g, request
@@ -14,7 +14,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import Job, Project, ProjectMember, User, Video
 
+from .db import db_session, parse_uuid
 from .errors import ApiError
+
+T = TypeVar("T")
 
 ALGORITHM = "HS256"
 WRITE_ROLES = ("admin", "annotator")
@@ -170,17 +173,35 @@ def get_project_for(session: Session, user: Principal, project_id: uuid.UUID, wr
     return project
 
 
-def get_video_for(session: Session, user: Principal, video_id: uuid.UUID, write: bool = False) -> Video:
-    """Load a video through its project's permissions (404 if absent, 403 if not allowed);
-    a video in no project is its uploader's (and admins')."""
-    video = session.get(Video, video_id)
-    if video is None:
-        raise ApiError(404, "video not found")
-    if video.project_id is not None:
-        get_project_for(session, user, video.project_id, write=write)
-    elif not (user.is_admin or video.uploaded_by == user.id):
-        raise ApiError(403, "not allowed to use this video")
-    return video
+#: The column naming who owns a row of no project (for rows that are not jobs).
+_OWNER = {Video: "uploaded_by"}
+
+
+def get_or_404(model: type[T], row_id: uuid.UUID | str, what: str, write: bool = False,
+               session: Session | None = None, user: Principal | None = None) -> T:
+    """Load a row the user may see (or, with ``write``, change): 404 when absent, 403 when not allowed.
+
+    A job is its creator's and its project's members'; a row of a project follows the user's role
+    in the project; any other row (an export, an import, a video in no project) is its owner's.
+    Admins may see everything. ``session`` and ``user`` default to the request's.
+    """
+    session = session if session is not None else db_session()
+    user = user if user is not None else current_user()
+    if not isinstance(row_id, uuid.UUID):
+        row_id = parse_uuid(row_id, what)
+    row = session.get(model, row_id)
+    if row is None:
+        raise ApiError(404, f"{what} not found")
+    if isinstance(row, Job):
+        allowed = (can_change_job if write else can_see_job)(session, user, row)
+    elif getattr(row, "project_id", None) is not None:
+        get_project_for(session, user, row.project_id, write=write)
+        allowed = True
+    else:
+        allowed = user.is_admin or str(getattr(row, _OWNER.get(model, "created_by"))) == str(user.id)
+    if not allowed:
+        raise ApiError(403, f"not allowed to {'change' if write else 'see'} this {what}")
+    return row
 
 
 def can_see_job(session: Session, user: Principal, job: Job) -> bool:

@@ -8,8 +8,9 @@ from models import ValidationRun
 from tasks import rooms
 from tasks import validation as runs_tasks
 
+from .auth import get_or_404
 from .extensions import socketio
-from .sockets import _joined_room, _on, _session, _user, _uuid, member_row
+from .sockets import _joined_room, _on, _session, _user, _uuid
 
 
 @_on("validation_run_subscribe")
@@ -17,7 +18,7 @@ def validation_run_subscribe(data):
     """Join the run's room; the answer and a ``validation_run_snapshot`` carry its progress, read after joining."""
     user, run_id = _user(), _uuid(data, "run_id")
     with _session() as session:
-        run = member_row(session, user, ValidationRun, run_id, "validation run")
+        run = get_or_404(ValidationRun, run_id, "validation run", session=session, user=user)
         _joined_room(rooms.validation_run_room(run_id))
         session.refresh(run)
         snapshot = runs_tasks.progress(session, run)

@@ -43,7 +43,16 @@ from .annotation_service import (
     load_session,
     update_annotation,
 )
-from .auth import WRITE_ROLES, Principal, can_see_job, decode_token, principal_for_claims, project_role
+from .auth import (
+    WRITE_ROLES,
+    Principal,
+    can_see_job,
+    decode_token,
+    get_or_404,
+    get_project_for,
+    principal_for_claims,
+    project_role,
+)
 from .db import audit
 from .errors import ApiError, error_body, validation_error
 from .extensions import socketio
@@ -287,11 +296,7 @@ def _joined_room(room: str) -> None:
 def subscribe_job(data):
     user, job_id = _user(), _uuid(data, "job_id")
     with _session() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise ApiError(404, "job not found")
-        if not can_see_job(session, user, job):
-            raise ApiError(403, "not allowed to see this job")
+        job = get_or_404(Job, job_id, "job", session=session, user=user)
         _joined_room(rooms.job_room(job_id))
         session.refresh(job)  # read after joining: nothing falls between snapshot and live events
         snapshot = job_snapshot(job)
@@ -305,22 +310,12 @@ def unsubscribe_job(data):
     return {"ok": True}
 
 
-def member_row(session: Session, user: Principal, model: Any, row_id: uuid.UUID, what: str) -> Any:
-    """A project's row that the user may read as a member: 404 when absent, 403 for outsiders."""
-    row = session.get(model, row_id)
-    if row is None:
-        raise ApiError(404, f"{what} not found")
-    if project_role(session, user, row.project_id) is None:
-        raise ApiError(403, "not a member of this project")
-    return row
-
-
 @_on("detection_stream_subscribe")
 def detection_stream_subscribe(data):
     """Join ``detection_stream_{id}``; the snapshot says how far the stored results go."""
     user, test_session_id = _user(), _uuid(data, "test_session_id")
     with _session() as session:
-        ts = member_row(session, user, TestSession, test_session_id, "test session")
+        ts = get_or_404(TestSession, test_session_id, "test session", session=session, user=user)
         _joined_room(rooms.detection_stream_room(test_session_id))
         count, last = session.execute(
             select(func.count(DetectionEvent.id), func.max(DetectionEvent.frame_number))
@@ -343,12 +338,7 @@ def detection_stream_unsubscribe(data):
 def join_project(data):
     user, project_id = _user(), _uuid(data, "project_id")
     with _session() as session:
-        from models import Project
-
-        if session.get(Project, project_id) is None:
-            raise ApiError(404, "project not found")
-        if project_role(session, user, project_id) is None:
-            raise ApiError(403, "not a member of this project")
+        get_project_for(session, user, project_id)
         _joined_room(rooms.project_room(project_id))
         active = session.scalars(
             select(Job).where(Job.project_id == project_id, Job.status.notin_(TERMINAL_STATUSES))

@@ -20,7 +20,7 @@ from models import Job, ProjectRequirement, ProjectVideoAssignment, Video, Video
 from tasks.compatibility import ALGORITHM_VERSION
 from tasks.dispatch import create_job
 
-from ..auth import current_user, get_project_for, get_video_for
+from ..auth import current_user, get_or_404, get_project_for
 from ..db import audit, db_session, parse_uuid
 from ..errors import ApiError, validation_error
 from ..realtime import submit
@@ -38,7 +38,7 @@ bp = Blueprint("compatibility", __name__, url_prefix="/api", description="Compat
 
 
 def _video_for(video_id, write: bool = False) -> Video:
-    return get_video_for(db_session(), current_user(), parse_uuid(video_id, "video"), write=write)
+    return get_or_404(Video, video_id, "video", write=write)
 
 
 def _checked(requirement_type, value, weight) -> None:

@@ -25,7 +25,7 @@ from evaluation.session import compare_metrics
 from models import AnnotationSession, Job, TestSession
 from tasks.evaluation import REPORT_DIR, EvaluationError, plot_path, queue_evaluation
 
-from ..auth import current_user, get_project_for
+from ..auth import current_user, get_or_404, get_project_for
 from ..db import audit, db_session
 from ..errors import ApiError, validation_error
 from ..realtime import submit
@@ -63,14 +63,6 @@ class CompareArgs(StrictSchema):
     ids = fields.String(required=True, validate=validate.Length(min=1, max=40 * MAX_COMPARE))
 
 
-def _test_session(test_session_id: uuid.UUID, write: bool = False) -> TestSession:
-    db = db_session()
-    ts = db.get(TestSession, test_session_id)
-    if ts is None:
-        raise ApiError(404, "test session not found")
-    get_project_for(db, current_user(), ts.project_id, write=write)
-    return ts
-
 
 def _state(ts: TestSession) -> dict[str, Any]:
     """The latest evaluation's state; a job that ended without recording it (lost, cancelled
@@ -107,7 +99,7 @@ def evaluate(data, test_session_id):
     devkit's integer-pixel areas.
     """
     db, user = db_session(), current_user()
-    ts = _test_session(test_session_id, write=True)
+    ts = get_or_404(TestSession, test_session_id, "test session", write=True)
     if ts.ground_truth_session_id is None:
         raise validation_error({"ground_truth_session_id":
                                 "The test session has no ground-truth annotation session to evaluate against."})
@@ -137,7 +129,7 @@ def evaluate(data, test_session_id):
 def get_metrics(test_session_id):
     """State of the latest evaluation and the numbers of the latest completed one (``metrics`` is
     null until an evaluation has completed)."""
-    ts = _test_session(test_session_id)
+    ts = get_or_404(TestSession, test_session_id, "test session")
     results = _results(ts)
     if results is not None:
         results = {k: v for k, v in results.items() if k != "plots"}
@@ -187,7 +179,7 @@ def _completed(ts: TestSession) -> dict[str, Any]:
 def get_report(args, test_session_id):
     """The metrics plus the plots (PNG): per-class precision-recall curves, the confusion matrix
     with background, and the detection-latency histogram."""
-    ts = _test_session(test_session_id)
+    ts = get_or_404(TestSession, test_session_id, "test session")
     results = _completed(ts)
     plots = {}
     for name in PLOT_NAMES:
@@ -203,7 +195,7 @@ def get_report(args, test_session_id):
 @bp.route("/<uuid:test_session_id>/report/<string:plot>.png", methods=["GET"])
 def get_report_plot(test_session_id, plot):
     """One plot of the report as ``image/png``."""
-    ts = _test_session(test_session_id)
+    ts = get_or_404(TestSession, test_session_id, "test session")
     if plot not in PLOT_NAMES:
         raise ApiError(404, f"unknown plot {plot!r}; known: {', '.join(PLOT_NAMES)}")
     return Response(_plot_bytes(ts, _completed(ts), plot), mimetype="image/png")

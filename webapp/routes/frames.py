@@ -14,8 +14,9 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from ..auth import current_user, get_video_for
-from ..db import db_session, parse_uuid
+from models import Video
+
+from ..auth import get_or_404
 from ..errors import ApiError
 from ..timelines import video_timeline
 
@@ -79,7 +80,7 @@ def video_frame(args, video_id, frame_number):
     404 beyond the last frame. ``X-Frame-Timestamp`` gives the frame's presentation time in
     seconds. Frames never change, so the answer may be cached privately.
     """
-    video = get_video_for(db_session(), current_user(), parse_uuid(video_id, "video"))
+    video = get_or_404(Video, video_id, "video")
     if frame_number >= (video.frame_count or 0):
         raise ApiError(404, f"the video has {video.frame_count} frames (0 to {max(0, video.frame_count - 1)})")
     width = min(args.get("width") or min(video.width or DEFAULT_MAX_WIDTH, DEFAULT_MAX_WIDTH), MAX_WIDTH)

@@ -11,24 +11,14 @@ from tasks.lifecycle import hint_cancel
 from tasks.rooms import job_snapshot
 from tasks.transfer import release_import_file
 
-from ..auth import can_change_job, can_see_job, current_user, get_project_for, require_admin
-from ..db import audit, db_session, paginate, parse_uuid
+from ..auth import can_change_job, current_user, get_or_404, get_project_for, require_admin
+from ..db import audit, db_session, paginate
 from ..errors import ApiError
 from ..realtime import broadcast_job, submit
 from ..schemas import JobListArgs, JobOut, ProbeIn, page_schema
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs", description="Jobs of every kind")
 JobPage = page_schema(JobOut, "JobPage")
-
-
-def _load_job(job_id: str) -> Job:
-    session, user = db_session(), current_user()
-    job = session.get(Job, parse_uuid(job_id, "job"))
-    if job is None:
-        raise ApiError(404, "job not found")
-    if not can_see_job(session, user, job):
-        raise ApiError(403, "not allowed to see this job")
-    return job
 
 
 @bp.route("", methods=["GET"])
@@ -52,7 +42,7 @@ def list_jobs(args):
 @bp.route("/<job_id>", methods=["GET"])
 @bp.response(200, JobOut)
 def get_job(job_id):
-    return _load_job(job_id)
+    return get_or_404(Job, job_id, "job")
 
 
 @bp.route("/<job_id>/cancel", methods=["POST"])
@@ -60,7 +50,7 @@ def get_job(job_id):
 def cancel_job(job_id):
     """Cancel: a pending job stops at once; a running one stops at its next progress point."""
     session, user = db_session(), current_user()
-    job = _load_job(job_id)
+    job = get_or_404(Job, job_id, "job")
     if not can_change_job(session, user, job):
         raise ApiError(403, "not allowed to cancel this job")
     if job.status in TERMINAL_STATUSES:

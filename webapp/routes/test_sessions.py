@@ -10,8 +10,8 @@ from tasks.dispatch import create_job
 from vision.detectors import DEFAULT_MODEL, ModelError, check_model_name, list_models, safe_file_name
 from vision.labels import VRU_CLASSES
 
-from ..auth import current_user, get_project_for
-from ..db import audit, db_session, paginate, parse_uuid
+from ..auth import current_user, get_or_404, get_project_for
+from ..db import audit, db_session, paginate
 from ..errors import ApiError, validation_error
 from ..realtime import submit
 from ..schemas import (
@@ -43,15 +43,6 @@ def session_view(db, ts: TestSession) -> dict:
         "job": job,
     }
 
-
-def load_test_session(test_session_id: str, write: bool = False) -> TestSession:
-    """The test session, if the caller may see (or change) its project."""
-    db, user = db_session(), current_user()
-    ts = db.get(TestSession, parse_uuid(test_session_id, "test session"))
-    if ts is None:
-        raise ApiError(404, "test session not found")
-    get_project_for(db, user, ts.project_id, write=write)
-    return ts
 
 
 def check_model(project: Project, model: dict) -> None:
@@ -139,7 +130,7 @@ def list_test_sessions(args):
 @bp.route("/test-sessions/<test_session_id>", methods=["GET"])
 @bp.response(200, TestSessionOut)
 def get_test_session(test_session_id):
-    ts = load_test_session(test_session_id)
+    ts = get_or_404(TestSession, test_session_id, "test session")
     return session_view(db_session(), ts)
 
 
@@ -148,7 +139,7 @@ def get_test_session(test_session_id):
 @bp.response(200, DetectionPage)
 def list_detections(args, test_session_id):
     """Stored detections in frame order, filtered by frame range, class and track."""
-    ts = load_test_session(test_session_id)
+    ts = get_or_404(TestSession, test_session_id, "test session")
     db = db_session()
     stmt = select(DetectionEvent).where(DetectionEvent.test_session_id == ts.id)
     if "frame_from" in args:

@@ -26,7 +26,7 @@ from tasks.dispatch import create_job, dispatch
 from tasks.transfer import EXPORT_TYPES, IMPORT_TYPES, RECORD_FORMATS, Scope, scope_projects
 
 from ..annotation_service import load_session
-from ..auth import current_user, get_project_for, project_role, require_writer
+from ..auth import current_user, get_or_404, get_project_for, project_role, require_writer
 from ..bodies import single_file
 from ..db import audit, database, db_session, paginate, parse_uuid
 from ..errors import ApiError, validation_error
@@ -243,26 +243,6 @@ def _visible(model, user):
     return stmt
 
 
-def _load_export(export_id: str) -> ExportJob:
-    db, user = db_session(), current_user()
-    exp = db.get(ExportJob, parse_uuid(export_id, "export job"))
-    if exp is None:
-        raise ApiError(404, "export job not found")
-    if not (user.is_admin or exp.created_by == str(user.id)):
-        raise ApiError(403, "not allowed to see this export job")
-    return exp
-
-
-def _load_import(import_id: str) -> ImportJob:
-    db, user = db_session(), current_user()
-    imp = db.get(ImportJob, parse_uuid(import_id, "import job"))
-    if imp is None:
-        raise ApiError(404, "import job not found")
-    if not (user.is_admin or imp.created_by == str(user.id)):
-        raise ApiError(403, "not allowed to see this import job")
-    return imp
-
-
 # ------------------------------------------------------------------------------ exports
 
 
@@ -308,14 +288,14 @@ def list_exports(args):
 @bp.route("/export/jobs/<export_id>", methods=["GET"])
 @bp.response(200, ExportOut)
 def get_export(export_id):
-    return _export_out(_load_export(export_id))
+    return _export_out(get_or_404(ExportJob, export_id, "export job"))
 
 
 @bp.route("/export/jobs/<export_id>/download", methods=["GET"])
 def download_export(export_id):
     """The file, streamed; 409 until the export completed, 410 once it expired."""
     db, user = db_session(), current_user()
-    exp = _load_export(export_id)
+    exp = get_or_404(ExportJob, export_id, "export job")
     if exp.status == "expired":
         raise ApiError(410, "this export expired and its file was deleted; export again")
     if exp.status != "completed" or not exp.file_path:
@@ -548,11 +528,11 @@ def list_imports(args):
 @bp.route("/import/jobs/<import_id>", methods=["GET"])
 @bp.response(200, ImportOut)
 def get_import(import_id):
-    return _import_out(_load_import(import_id))
+    return _import_out(get_or_404(ImportJob, import_id, "import job"))
 
 
 @bp.route("/import/jobs/<import_id>/status", methods=["GET"])
 @bp.response(200, ImportOut)
 def import_status(import_id):
-    return _import_out(_load_import(import_id))
+    return _import_out(get_or_404(ImportJob, import_id, "import job"))
 

@@ -35,8 +35,8 @@ from tasks.dispatch import create_job, dispatch
 from tasks.evaluation import EvaluationError, queue_evaluation
 from tasks.rooms import job_snapshot
 
-from ..auth import current_user, get_project_for
-from ..db import audit, db_session, paginate, parse_uuid
+from ..auth import current_user, get_or_404, get_project_for
+from ..db import audit, db_session, paginate
 from ..errors import ApiError, validation_error
 from ..extensions import socketio
 from ..realtime import breaker, broadcast_job, marks
@@ -63,15 +63,6 @@ def run_view(db, run: ValidationRun) -> dict[str, Any]:
             if c.name not in ("metrics", "comparison", "report_path", "cancel_requested")}
     view["progress"] = runs_tasks.progress(db, run)
     return view
-
-
-def load_run(run_id: str, write: bool = False) -> ValidationRun:
-    db, user = db_session(), current_user()
-    run = db.get(ValidationRun, parse_uuid(run_id, "validation run"))
-    if run is None:
-        raise ApiError(404, "validation run not found")
-    get_project_for(db, user, run.project_id, write=write)
-    return run
 
 
 # ------------------------------------------------------------------------------ selecting
@@ -300,7 +291,7 @@ def compare(args):
     parts = [p.strip() for p in args["ids"].split(",") if p.strip()]
     if len(parts) != 2:
         raise validation_error({"ids": "exactly two run ids: a,b"}, "query")
-    a, b = (load_run(p) for p in parts)
+    a, b = (get_or_404(ValidationRun, p, "validation run") for p in parts)
     for run in (a, b):
         if run.metrics is None:
             raise ApiError(409, f"validation run {run.id} has no metrics yet ({run.status})",
@@ -318,13 +309,13 @@ def compare(args):
 @bp.route("/<run_id>", methods=["GET"])
 @bp.response(200, ValidationRunOut)
 def get_run(run_id):
-    return run_view(db_session(), load_run(run_id))
+    return run_view(db_session(), get_or_404(ValidationRun, run_id, "validation run"))
 
 
 @bp.route("/<run_id>/metrics", methods=["GET"])
 @bp.response(200, RunMetricsOut)
 def get_run_metrics(run_id):
-    run = load_run(run_id)
+    run = get_or_404(ValidationRun, run_id, "validation run")
     return {"run_id": run.id, "status": run.status, "gate_status": run.gate_status, "gates": run.gate_results,
             "metrics": run.metrics, "comparison": run.comparison}
 
@@ -332,7 +323,7 @@ def get_run_metrics(run_id):
 @bp.route("/<run_id>/report.html", methods=["GET"])
 def get_run_report(run_id):
     """The run's report: one HTML file with its plots inline."""
-    run = load_run(run_id)
+    run = get_or_404(ValidationRun, run_id, "validation run")
     if run.report_path is None:
         raise ApiError(404, f"the run has no report yet ({run.status})")
     path = Path(current_app.config["STORAGE_DIR"]) / run.report_path
@@ -347,7 +338,7 @@ def get_run_report(run_id):
 def cancel_run(run_id):
     """Stop every job of the run: pending ones at once, running ones at their next progress point."""
     db = db_session()
-    run = load_run(run_id, write=True)
+    run = get_or_404(ValidationRun, run_id, "validation run", write=True)
     if run.status in RUN_TERMINAL:
         raise ApiError(409, f"validation run already {run.status}", details={"status": run.status})
     now = utcnow()

@@ -14,9 +14,9 @@ from keyframes.timeline import timeline_path
 from models import ProjectMember, Video
 from vision.probe import NotAVideo, probe_video
 
-from ..auth import current_user, get_project_for, get_video_for, require_writer
+from ..auth import current_user, get_or_404, get_project_for, require_writer
 from ..bodies import single_file
-from ..db import audit, db_session, paginate, parse_uuid
+from ..db import audit, db_session, paginate
 from ..errors import ApiError, validation_error
 from ..extensions import limiter
 from ..run_schemas import VideoPatch
@@ -105,7 +105,7 @@ def list_videos(args):
 @bp.route("/<video_id>", methods=["GET"])
 @bp.response(200, VideoOut)
 def get_video(video_id):
-    return get_video_for(db_session(), current_user(), parse_uuid(video_id, "video"))
+    return get_or_404(Video, video_id, "video")
 
 
 @bp.route("/<video_id>", methods=["PATCH"])
@@ -114,7 +114,7 @@ def get_video(video_id):
 def patch_video(data, video_id):
     """Set a video's free tags (``["rain", "urban"]``): validation runs filter and slice by them."""
     session = db_session()
-    video = get_video_for(session, current_user(), parse_uuid(video_id, "video"), write=True)
+    video = get_or_404(Video, video_id, "video", write=True)
     video.tags = list(dict.fromkeys(data["tags"]))
     audit(session, "update", "video", video.id, {"tags": video.tags})
     session.commit()
