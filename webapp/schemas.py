@@ -1,10 +1,13 @@
 """Request and response schemas: validation at the edge and the OpenAPI document."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+import formats
+from evaluation.motchallenge import BENCHMARKS, PROTOCOLS
 from models import JOB_STATUSES, ROLES
 from models.schemas import BoxSchema, FiniteFloat, JSONObject, JSONValue, Labels, StrictSchema
+from tasks.transfer import EXPORT_TYPES, IMPORT_TYPES
 
 from .uploads import display_name
 
@@ -483,3 +486,393 @@ class DetectionOut(Schema):
     confidence = fields.Float()
     bbox = fields.List(fields.Float())
     track_id = fields.Integer(allow_none=True)
+
+
+# ------------------------------------------------------------------------------ pages
+
+
+UserPage = page_schema(UserOut, "UserPage")
+
+
+ProjectPage = page_schema(ProjectOut, "ProjectPage")
+
+
+MemberPage = page_schema(MemberOut, "MemberPage")
+
+
+VideoPage = page_schema(VideoOut, "VideoPage")
+
+
+JobPage = page_schema(JobOut, "JobPage")
+
+
+AnnotationSessionPage = page_schema(AnnotationSessionOut, "AnnotationSessionPage")
+
+
+AnnotationPage = page_schema(AnnotationOut, "AnnotationPage")
+
+
+TestSessionPage = page_schema(TestSessionOut, "TestSessionPage")
+
+
+DetectionPage = page_schema(DetectionOut, "DetectionPage")
+
+
+# ------------------------------------------------------------------------------ audit
+
+
+class AuditOut(Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    user_id = fields.UUID(allow_none=True)
+    username = fields.String(allow_none=True)
+    action = fields.String()
+    resource_type = fields.String()
+    resource_id = fields.String(allow_none=True)
+    details = fields.Dict()
+    ip = fields.String(allow_none=True)
+
+
+class AuditArgs(PageArgs):
+    user_id = fields.UUID()
+    action = fields.String(validate=validate.Length(max=50))
+    resource_type = fields.String(validate=validate.Length(max=50))
+    resource_id = fields.String(validate=validate.Length(max=64))
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+
+
+AuditPage = page_schema(AuditOut, "AuditPage")
+
+
+# ------------------------------------------------------------------------------ frames
+
+
+MAX_WIDTH = 1920
+
+
+DEFAULT_MAX_WIDTH = 1280
+
+
+class FrameArgs(Schema):
+    width = fields.Integer(validate=validate.Range(min=16, max=MAX_WIDTH),
+                           metadata={"description": "scale to this width (height follows); default the "
+                                                    f"video's width, at most {DEFAULT_MAX_WIDTH}"})
+
+
+# ------------------------------------------------------------------------------ model validation
+
+
+MAX_COMPARE = 20
+
+
+class EvaluateIn(StrictSchema):
+    iou_threshold = FiniteFloat(validate=validate.Range(min=0.0, max=1.0, min_inclusive=False))
+    score_threshold = FiniteFloat(validate=validate.Range(min=0.0, max=1.0))
+    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                          validate=validate.Length(min=1, max=100))
+    include_pending = fields.Boolean()
+    protocol = fields.String(validate=validate.OneOf(PROTOCOLS),
+                             metadata={"description": "default: every ground-truth row counts; motchallenge: "
+                                                      "MOT16/17/20 rules (conf-0 rows and distractors ignored)"})
+    benchmark = fields.String(validate=validate.OneOf(BENCHMARKS),
+                              metadata={"description": "motchallenge: whose distractor classes (MOT15 none, "
+                                                       "MOT16 and MOT17 the same, MOT20 more)"})
+    min_visibility = FiniteFloat(validate=validate.Range(min=0.0, max=1.0),
+                                 metadata={"description": "motchallenge: ground truth less visible is ignored"})
+    voc_pixel_inclusive = fields.Boolean(metadata={"description": "VOC AP with the devkit's +1 pixel areas"})
+
+
+class ReportArgs(StrictSchema):
+    embed = fields.Boolean(load_default=True)
+
+
+class SessionCompareArgs(StrictSchema):
+    ids = fields.String(required=True, validate=validate.Length(min=1, max=40 * MAX_COMPARE))
+
+
+# ------------------------------------------------------------------------------ export and import
+
+
+class ScopeIn(StrictSchema):
+    project_ids = fields.List(fields.UUID(), load_default=list)
+    video_ids = fields.List(fields.UUID(), load_default=list)
+    annotation_session_ids = fields.List(fields.UUID(), load_default=list)
+    test_session_ids = fields.List(fields.UUID(), load_default=list)
+    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list)
+    validation_status = fields.List(fields.String(validate=validate.OneOf(("pending", "validated", "rejected"))),
+                                    load_default=list)
+    time_from = FiniteFloat(validate=validate.Range(min=0))
+    time_to = FiniteFloat(validate=validate.Range(min=0))
+
+    @validates_schema
+    def _range(self, data, **_kwargs):
+        start, end = data.get("time_from"), data.get("time_to")
+        if start is not None and end is not None and end < start:
+            raise ValidationError("must not be before time_from", "time_to")
+
+
+class ExportIn(StrictSchema):
+    job_name = fields.String(required=True, validate=NAME)
+    export_type = fields.String(required=True, validate=validate.OneOf(EXPORT_TYPES))
+    format = fields.String(required=True, validate=validate.OneOf(formats.FORMATS))
+    scope_filter = fields.Nested(ScopeIn, load_default=dict)
+    include_images = fields.Boolean(load_default=True, metadata={
+        "description": "yolo: put the frames in the dataset as JPEG (images/), so that it loads in other tools"})
+
+    @validates_schema
+    def _combination(self, data, **_kwargs):
+        if data["export_type"] in ("project", "full") and data["format"] != "json":
+            raise ValidationError("project and full exports are written in the platform's json format", "format")
+        if data["export_type"] == "results" and data["format"] == "cvat_video":
+            raise ValidationError("CVAT for video holds annotations, not results", "format")
+
+
+class ExportOut(Schema):
+    id = fields.UUID()
+    job_id = fields.UUID(allow_none=True)
+    job_name = fields.String()
+    export_type = fields.String()
+    format = fields.String()
+    scope_filter = fields.Dict()
+    status = fields.String()
+    progress_percent = fields.Float()
+    stage = fields.String(allow_none=True)
+    file_size = fields.Integer(allow_none=True)
+    sha256 = fields.String(allow_none=True)
+    download_count = fields.Integer()
+    created_by = fields.String()
+    created_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+    error_message = fields.String(allow_none=True)
+    download_url = fields.String(allow_none=True)
+
+
+class ImportForm(StrictSchema):
+    job_name = fields.String(required=True, validate=NAME)
+    import_type = fields.String(required=True, validate=validate.OneOf(IMPORT_TYPES))
+    source_format = fields.String(required=True, validate=validate.OneOf(formats.FORMATS))
+    project_id = fields.UUID()  # required except for project imports, which create their projects
+    video_id = fields.UUID()
+    session_id = fields.UUID()
+    test_session_id = fields.UUID()
+    source_video_id = fields.String(validate=validate.Length(min=1, max=255))
+    on_error = fields.String(load_default="abort", validate=validate.OneOf(("abort", "skip")))
+    label_map = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    add_missing_labels = fields.Boolean(load_default=False)
+    default_label = fields.String(validate=validate.Length(min=1, max=100),
+                                  metadata={"description": "the class of boxes the file gives none (MOT results, "
+                                                           "det.txt, MOT15 ground truth)"})
+    frame_map = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=1000)),
+                            values=fields.Integer(validate=validate.Range(min=0)), metadata={
+                                "description": "image or label file name -> video frame, where names carry no "
+                                               "frame number (COCO, YOLO)"})
+    validation_status = fields.String(load_default="pending", validate=validate.OneOf(("pending", "validated")))
+
+
+class ImportOut(Schema):
+    id = fields.UUID()
+    job_id = fields.UUID(allow_none=True)
+    job_name = fields.String()
+    import_type = fields.String()
+    source_format = fields.String()
+    status = fields.String()
+    validation_status = fields.String()
+    import_status = fields.String()
+    progress_percent = fields.Float()
+    stage = fields.String(allow_none=True)
+    records_processed = fields.Integer()
+    records_total = fields.Integer()
+    validation_errors = fields.List(fields.Dict())
+    import_errors = fields.List(fields.Dict())
+    result = fields.Dict(allow_none=True)
+    annotation_session_id = fields.String(allow_none=True)
+    test_session_id = fields.String(allow_none=True)
+    project_ids = fields.List(fields.String(), allow_none=True)
+    created_by = fields.String()
+    created_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+    error_message = fields.String(allow_none=True)
+
+
+ExportPage = page_schema(ExportOut, "ExportPage")
+
+
+ImportPage = page_schema(ImportOut, "ImportPage")
+
+
+# ------------------------------------------------------------------------------ validation runs and video tags
+
+TAG = validate.Length(min=1, max=64)
+RUN_STATUSES = ("processing", "aggregating", "completed", "partial", "failed", "cancelled")
+
+
+class RangeIn(StrictSchema):
+    min = FiniteFloat()
+    max = FiniteFloat()
+
+
+class ConditionField(fields.Field):
+    """A measured condition: an exact value, or ``{"min", "max"}`` for a number."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, dict):
+            return RangeIn().load(value)
+        if isinstance(value, str | int | float | bool):
+            return value
+        raise ValidationError("a value or {min, max}")
+
+
+class VideoFilterIn(StrictSchema):
+    tags = fields.List(fields.String(validate=TAG), validate=validate.Length(max=50),
+                       metadata={"description": "every one of these tags"})
+    camera_metadata = fields.Dict(keys=fields.String(validate=TAG),
+                                  metadata={"description": "the project's camera metadata has these values"})
+    conditions = fields.Dict(keys=fields.String(validate=TAG), values=ConditionField(),
+                             metadata={"description": "measured conditions (compatibility analysis): "
+                                                      "value or {min, max}, e.g. day_night, brightness"})
+
+
+class VideosField(fields.Field):
+    """``[video ids]`` or ``{"filter": {...}}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list):
+            if not value or len(value) > 5000:
+                raise ValidationError("between 1 and 5000 video ids")
+            return {"ids": [fields.UUID().deserialize(v) for v in value]}
+        if isinstance(value, dict) and set(value) == {"filter"} and isinstance(value["filter"], dict):
+            return {"filter": VideoFilterIn().load(value["filter"])}
+        raise ValidationError('a list of video ids or {"filter": {...}}')
+
+
+class GroundTruthField(fields.Field):
+    """``"validated"`` (each video's validated annotation session) or ``{video_id: annotation_session_id}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "validated":
+            return "validated"
+        if isinstance(value, dict) and value:
+            return {fields.UUID().deserialize(k): fields.UUID().deserialize(v) for k, v in value.items()}
+        raise ValidationError('"validated" or {video_id: annotation_session_id}')
+
+
+class RunEvaluationIn(StrictSchema):
+    iou_threshold = FiniteFloat(load_default=0.5, validate=validate.Range(min=0, max=1, min_inclusive=False))
+    score_threshold = FiniteFloat(allow_none=True, validate=validate.Range(min=0, max=1))
+    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                          validate=validate.Length(min=1, max=100), allow_none=True)
+    protocol = fields.String(load_default="default", validate=validate.OneOf(PROTOCOLS),
+                             metadata={"description": "as for a test session's evaluation"})
+    include_pending = fields.Boolean(load_default=False)
+
+
+class ValidationRunIn(StrictSchema):
+    project_id = fields.UUID(required=True)
+    name = fields.String(validate=validate.Length(max=255))
+    model = ModelField(load_default=lambda: {"name": "opencv/hog-people"},
+                       metadata={"description": "as for test sessions"})
+    videos = VideosField(metadata={"description": 'video ids, or {"filter": {tags, camera_metadata, conditions}}; '
+                                                  "default: every video of the project"})
+    test_session_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=5000),
+                                   metadata={"description": "existing test sessions (detected or imported) "
+                                                            "instead of new detections"})
+    ground_truth = GroundTruthField(load_default="validated")
+    evaluation = fields.Nested(RunEvaluationIn, load_default=lambda: RunEvaluationIn().load({}))
+    baseline_run_id = fields.UUID(allow_none=True)
+    gates = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=100))
+    batch_size = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    frame_stride = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
+    frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    enable_tracking = fields.Boolean(load_default=False)
+    track_buffer_seconds = FiniteFloat(load_default=1.0, validate=validate.Range(min=0, max=600))
+
+    @validates_schema
+    def _one_selection(self, data, **_kwargs):
+        if "videos" in data and "test_session_ids" in data:
+            raise ValidationError("give videos or test_session_ids, not both", "test_session_ids")
+
+
+class RunVideoOut(Schema):
+    video_id = fields.UUID()
+    test_session_id = fields.UUID()
+    status = fields.String()
+    stage = fields.String()
+    progress_percent = fields.Float()
+    frames = fields.Integer()
+    fps = fields.Float()
+    error = fields.String(allow_none=True)
+    detection_job_id = fields.String(allow_none=True)
+    evaluation_job_id = fields.String(allow_none=True)
+
+
+class RunProgressOut(Schema):
+    run_id = fields.String()
+    status = fields.String()
+    gate_status = fields.String(allow_none=True)
+    videos = fields.Dict(keys=fields.String(), values=fields.Integer())
+    videos_total = fields.Integer()
+    progress_percent = fields.Float()
+    fps = fields.Float()
+    eta_seconds = fields.Float(allow_none=True)
+    aggregation_job_id = fields.String(allow_none=True)
+    per_video = fields.List(fields.Nested(RunVideoOut))
+    seq = fields.Integer()
+
+
+class ValidationRunOut(Schema):
+    id = fields.UUID()
+    project_id = fields.UUID()
+    name = fields.String()
+    model = fields.Dict()
+    request = fields.Dict()
+    evaluation = fields.Dict()
+    baseline_run_id = fields.UUID(allow_none=True)
+    gates = fields.List(fields.Dict())
+    status = fields.String()
+    videos_total = fields.Integer()
+    videos_done = fields.Integer()
+    videos_failed = fields.Integer()
+    aggregation_job_id = fields.UUID(allow_none=True)
+    gate_status = fields.String(allow_none=True)
+    gate_results = fields.List(fields.Dict(), allow_none=True)
+    error = fields.String(allow_none=True)
+    created_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    progress = fields.Nested(RunProgressOut)
+
+
+class ValidationRunListArgs(PageArgs):
+    project_id = fields.UUID()
+    status = fields.String(validate=validate.OneOf(RUN_STATUSES))
+
+
+class RunMetricsOut(Schema):
+    run_id = fields.UUID()
+    status = fields.String()
+    gate_status = fields.String(allow_none=True)
+    gates = fields.List(fields.Dict(), allow_none=True)
+    metrics = fields.Dict(allow_none=True)
+    comparison = fields.Dict(allow_none=True)
+
+
+class RunCompareArgs(StrictSchema):
+    ids = fields.String(required=True, metadata={"description": "two run ids: a,b (b is compared with a)"})
+
+
+class RunCompareOut(Schema):
+    ids = fields.List(fields.String())
+    baseline = fields.String()
+    candidate = fields.String()
+    comparison = fields.Dict(metadata={"description": "per headline metric: baseline, candidate, difference, "
+                                                      "paired interval, verdict; per class, slice and video"})
+
+
+class VideoPatch(StrictSchema):
+    tags = fields.List(fields.String(validate=TAG), required=True, validate=validate.Length(max=100))
+
+
+ValidationRunPage = page_schema(ValidationRunOut, "ValidationRunPage")

@@ -35,24 +35,23 @@ from ..schemas import (
     AnnotationCreate,
     AnnotationListArgs,
     AnnotationOut,
+    AnnotationPage,
     AnnotationPatch,
     AnnotationSessionCreate,
     AnnotationSessionListArgs,
     AnnotationSessionOut,
+    AnnotationSessionPage,
     AnnotationSessionPatch,
     BoxesArgs,
     KeyframeCreate,
     KeyframeOut,
     KeyframePatch,
     ValidateIn,
-    page_schema,
 )
 from ..timelines import video_timeline
 
 bp = Blueprint("annotations", __name__, url_prefix="/api/annotations",
                description="Annotation sessions, temporal annotations, keyframes, validation")
-SessionPage = page_schema(AnnotationSessionOut, "AnnotationSessionPage")
-AnnotationPage = page_schema(AnnotationOut, "AnnotationPage")
 MAX_BOX_FRAMES = 20000
 TRANSITIONS = {("active", "paused"), ("paused", "active"), ("active", "completed"), ("paused", "completed")}
 
@@ -95,7 +94,7 @@ def create_session(data):
 
 @bp.route("/sessions", methods=["GET"])
 @bp.arguments(AnnotationSessionListArgs, location="query")
-@bp.response(200, SessionPage)
+@bp.response(200, AnnotationSessionPage)
 def list_sessions(args):
     db, user = db_session(), current_user()
     stmt = select(AnnotationSession)

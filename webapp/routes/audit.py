@@ -2,40 +2,15 @@
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from models import AuditLog
 
 from ..auth import require_admin
 from ..db import db_session, paginate
-from ..schemas import PageArgs, page_schema
+from ..schemas import AuditArgs, AuditPage
 
 bp = Blueprint("audit", __name__, url_prefix="/api/audit", description="Audit log")
-
-
-class AuditOut(Schema):
-    id = fields.Integer()
-    at = fields.DateTime()
-    user_id = fields.UUID(allow_none=True)
-    username = fields.String(allow_none=True)
-    action = fields.String()
-    resource_type = fields.String()
-    resource_id = fields.String(allow_none=True)
-    details = fields.Dict()
-    ip = fields.String(allow_none=True)
-
-
-class AuditArgs(PageArgs):
-    user_id = fields.UUID()
-    action = fields.String(validate=validate.Length(max=50))
-    resource_type = fields.String(validate=validate.Length(max=50))
-    resource_id = fields.String(validate=validate.Length(max=64))
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
-
-
-AuditPage = page_schema(AuditOut, "AuditPage")
 
 
 @bp.route("", methods=["GET"])

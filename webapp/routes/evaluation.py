@@ -17,10 +17,8 @@ from typing import Any
 
 from flask import Response, current_app, url_for
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 from sqlalchemy import select
 
-from evaluation.motchallenge import BENCHMARKS, PROTOCOLS
 from evaluation.session import compare_metrics
 from models import AnnotationSession, Job, TestSession
 from tasks.evaluation import REPORT_DIR, EvaluationError, plot_path, queue_evaluation
@@ -29,39 +27,12 @@ from ..auth import current_user, get_or_404, get_project_for
 from ..db import audit, db_session
 from ..errors import ApiError, validation_error
 from ..realtime import submit
-from ..schemas import FiniteFloat, JobOut, StrictSchema
+from ..schemas import MAX_COMPARE, EvaluateIn, JobOut, ReportArgs, SessionCompareArgs
 
 bp = Blueprint("evaluation", __name__, url_prefix="/api/test-sessions", description="Model validation")
 
 PLOT_NAMES = ("pr_curves", "confusion_matrix", "latency_histogram")
 ACTIVE = ("pending", "processing")
-MAX_COMPARE = 20
-
-
-class EvaluateIn(StrictSchema):
-    iou_threshold = FiniteFloat(validate=validate.Range(min=0.0, max=1.0, min_inclusive=False))
-    score_threshold = FiniteFloat(validate=validate.Range(min=0.0, max=1.0))
-    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
-                          validate=validate.Length(min=1, max=100))
-    include_pending = fields.Boolean()
-    protocol = fields.String(validate=validate.OneOf(PROTOCOLS),
-                             metadata={"description": "default: every ground-truth row counts; motchallenge: "
-                                                      "MOT16/17/20 rules (conf-0 rows and distractors ignored)"})
-    benchmark = fields.String(validate=validate.OneOf(BENCHMARKS),
-                              metadata={"description": "motchallenge: whose distractor classes (MOT15 none, "
-                                                       "MOT16 and MOT17 the same, MOT20 more)"})
-    min_visibility = FiniteFloat(validate=validate.Range(min=0.0, max=1.0),
-                                 metadata={"description": "motchallenge: ground truth less visible is ignored"})
-    voc_pixel_inclusive = fields.Boolean(metadata={"description": "VOC AP with the devkit's +1 pixel areas"})
-
-
-class ReportArgs(StrictSchema):
-    embed = fields.Boolean(load_default=True)
-
-
-class CompareArgs(StrictSchema):
-    ids = fields.String(required=True, validate=validate.Length(min=1, max=40 * MAX_COMPARE))
-
 
 
 def _state(ts: TestSession) -> dict[str, Any]:
@@ -205,7 +176,7 @@ def get_report_plot(test_session_id, plot):
 
 
 @bp.route("/compare", methods=["GET"])
-@bp.arguments(CompareArgs, location="query")
+@bp.arguments(SessionCompareArgs, location="query")
 def compare(args):
     """Evaluated sessions side by side: same video, same ground truth and the same evaluation
     parameters (IoU threshold, classes, include_pending, protocol) are required, else 422. Each row has the

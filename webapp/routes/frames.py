@@ -12,28 +12,20 @@ from pathlib import Path
 
 from flask import Response, current_app
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
 
 from models import Video
 
 from ..auth import get_or_404
 from ..errors import ApiError
+from ..schemas import DEFAULT_MAX_WIDTH, MAX_WIDTH, FrameArgs
 from ..timelines import video_timeline
 
 bp = Blueprint("frames", __name__, url_prefix="/api/videos", description="Video frames as images")
 
-MAX_WIDTH = 1920
-DEFAULT_MAX_WIDTH = 1280
 JPEG_QUALITY = 85
 CACHE_SIZE = 256
 _cache: OrderedDict[tuple, bytes] = OrderedDict()
 _lock = threading.Lock()
-
-
-class FrameArgs(Schema):
-    width = fields.Integer(validate=validate.Range(min=16, max=MAX_WIDTH),
-                           metadata={"description": "scale to this width (height follows); default the "
-                                                    f"video's width, at most {DEFAULT_MAX_WIDTH}"})
 
 
 def _decode_jpeg(path: str, frame_number: int, width: int) -> bytes | None:

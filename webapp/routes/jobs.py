@@ -15,10 +15,9 @@ from ..auth import can_change_job, current_user, get_or_404, get_project_for, re
 from ..db import audit, db_session, paginate
 from ..errors import ApiError
 from ..realtime import broadcast_job, submit
-from ..schemas import JobListArgs, JobOut, ProbeIn, page_schema
+from ..schemas import JobListArgs, JobOut, JobPage, ProbeIn
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs", description="Jobs of every kind")
-JobPage = page_schema(JobOut, "JobPage")
 
 
 @bp.route("", methods=["GET"])

@@ -10,11 +10,9 @@ from ..auth import current_user, get_project_for, project_role, require_writer
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError, validation_error
 from ..rights import rights_changed
-from ..schemas import MemberIn, MemberOut, PageArgs, ProjectCreate, ProjectOut, ProjectPatch, page_schema
+from ..schemas import MemberIn, MemberOut, MemberPage, PageArgs, ProjectCreate, ProjectOut, ProjectPage, ProjectPatch
 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects", description="Projects and membership")
-ProjectPage = page_schema(ProjectOut, "ProjectPage")
-MemberPage = page_schema(MemberOut, "MemberPage")
 
 
 def _with_role(project: Project, role: str | None) -> Project:

@@ -16,16 +16,14 @@ from ..errors import ApiError, validation_error
 from ..realtime import submit
 from ..schemas import (
     DetectionListArgs,
-    DetectionOut,
+    DetectionPage,
     TestSessionIn,
     TestSessionListArgs,
     TestSessionOut,
-    page_schema,
+    TestSessionPage,
 )
 
 bp = Blueprint("test_sessions", __name__, url_prefix="/api", description="Test sessions and detection jobs")
-TestSessionPage = page_schema(TestSessionOut, "TestSessionPage")
-DetectionPage = page_schema(DetectionOut, "DetectionPage")
 
 
 def session_view(db, ts: TestSession) -> dict:
@@ -42,7 +40,6 @@ def session_view(db, ts: TestSession) -> dict:
         "summary": job.result if job is not None and job.status == "completed" else None,
         "job": job,
     }
-
 
 
 def check_model(project: Project, model: dict) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Response, current_app, request, send_file, url_for
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError
 from sqlalchemy import func, select, update
 
 import formats
@@ -23,7 +23,7 @@ from models import (
     utcnow,
 )
 from tasks.dispatch import create_job, dispatch
-from tasks.transfer import EXPORT_TYPES, IMPORT_TYPES, RECORD_FORMATS, Scope, scope_projects
+from tasks.transfer import RECORD_FORMATS, Scope, scope_projects
 
 from ..annotation_service import load_session
 from ..auth import current_user, get_or_404, get_project_for, project_role, require_writer
@@ -32,121 +32,12 @@ from ..db import audit, database, db_session, paginate, parse_uuid
 from ..errors import ApiError, validation_error
 from ..extensions import limiter
 from ..realtime import breaker, marks
-from ..schemas import NAME, FiniteFloat, PageArgs, StrictSchema, page_schema
+from ..schemas import ExportIn, ExportOut, ExportPage, ImportForm, ImportOut, ImportPage, PageArgs
 from ..uploads import CHUNK, attachment, sha256_of
 
 bp = Blueprint("transfer", __name__, url_prefix="/api", description="Export and import jobs")
 #: Sessions with at most this many annotations are exported in the request itself.
 DIRECT_EXPORT_LIMIT = 2000
-
-
-# ------------------------------------------------------------------------------ schemas
-
-
-class ScopeIn(StrictSchema):
-    project_ids = fields.List(fields.UUID(), load_default=list)
-    video_ids = fields.List(fields.UUID(), load_default=list)
-    annotation_session_ids = fields.List(fields.UUID(), load_default=list)
-    test_session_ids = fields.List(fields.UUID(), load_default=list)
-    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list)
-    validation_status = fields.List(fields.String(validate=validate.OneOf(("pending", "validated", "rejected"))),
-                                    load_default=list)
-    time_from = FiniteFloat(validate=validate.Range(min=0))
-    time_to = FiniteFloat(validate=validate.Range(min=0))
-
-    @validates_schema
-    def _range(self, data, **_kwargs):
-        start, end = data.get("time_from"), data.get("time_to")
-        if start is not None and end is not None and end < start:
-            raise ValidationError("must not be before time_from", "time_to")
-
-
-class ExportIn(StrictSchema):
-    job_name = fields.String(required=True, validate=NAME)
-    export_type = fields.String(required=True, validate=validate.OneOf(EXPORT_TYPES))
-    format = fields.String(required=True, validate=validate.OneOf(formats.FORMATS))
-    scope_filter = fields.Nested(ScopeIn, load_default=dict)
-    include_images = fields.Boolean(load_default=True, metadata={
-        "description": "yolo: put the frames in the dataset as JPEG (images/), so that it loads in other tools"})
-
-    @validates_schema
-    def _combination(self, data, **_kwargs):
-        if data["export_type"] in ("project", "full") and data["format"] != "json":
-            raise ValidationError("project and full exports are written in the platform's json format", "format")
-        if data["export_type"] == "results" and data["format"] == "cvat_video":
-            raise ValidationError("CVAT for video holds annotations, not results", "format")
-
-
-class ExportOut(Schema):
-    id = fields.UUID()
-    job_id = fields.UUID(allow_none=True)
-    job_name = fields.String()
-    export_type = fields.String()
-    format = fields.String()
-    scope_filter = fields.Dict()
-    status = fields.String()
-    progress_percent = fields.Float()
-    stage = fields.String(allow_none=True)
-    file_size = fields.Integer(allow_none=True)
-    sha256 = fields.String(allow_none=True)
-    download_count = fields.Integer()
-    created_by = fields.String()
-    created_at = fields.DateTime()
-    completed_at = fields.DateTime(allow_none=True)
-    expires_at = fields.DateTime(allow_none=True)
-    error_message = fields.String(allow_none=True)
-    download_url = fields.String(allow_none=True)
-
-
-class ImportForm(StrictSchema):
-    job_name = fields.String(required=True, validate=NAME)
-    import_type = fields.String(required=True, validate=validate.OneOf(IMPORT_TYPES))
-    source_format = fields.String(required=True, validate=validate.OneOf(formats.FORMATS))
-    project_id = fields.UUID()  # required except for project imports, which create their projects
-    video_id = fields.UUID()
-    session_id = fields.UUID()
-    test_session_id = fields.UUID()
-    source_video_id = fields.String(validate=validate.Length(min=1, max=255))
-    on_error = fields.String(load_default="abort", validate=validate.OneOf(("abort", "skip")))
-    label_map = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    add_missing_labels = fields.Boolean(load_default=False)
-    default_label = fields.String(validate=validate.Length(min=1, max=100),
-                                  metadata={"description": "the class of boxes the file gives none (MOT results, "
-                                                           "det.txt, MOT15 ground truth)"})
-    frame_map = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=1000)),
-                            values=fields.Integer(validate=validate.Range(min=0)), metadata={
-                                "description": "image or label file name -> video frame, where names carry no "
-                                               "frame number (COCO, YOLO)"})
-    validation_status = fields.String(load_default="pending", validate=validate.OneOf(("pending", "validated")))
-
-
-class ImportOut(Schema):
-    id = fields.UUID()
-    job_id = fields.UUID(allow_none=True)
-    job_name = fields.String()
-    import_type = fields.String()
-    source_format = fields.String()
-    status = fields.String()
-    validation_status = fields.String()
-    import_status = fields.String()
-    progress_percent = fields.Float()
-    stage = fields.String(allow_none=True)
-    records_processed = fields.Integer()
-    records_total = fields.Integer()
-    validation_errors = fields.List(fields.Dict())
-    import_errors = fields.List(fields.Dict())
-    result = fields.Dict(allow_none=True)
-    annotation_session_id = fields.String(allow_none=True)
-    test_session_id = fields.String(allow_none=True)
-    project_ids = fields.List(fields.String(), allow_none=True)
-    created_by = fields.String()
-    created_at = fields.DateTime()
-    completed_at = fields.DateTime(allow_none=True)
-    error_message = fields.String(allow_none=True)
-
-
-ExportPage = page_schema(ExportOut, "ExportPage")
-ImportPage = page_schema(ImportOut, "ImportPage")
 
 
 # ------------------------------------------------------------------------------ helpers

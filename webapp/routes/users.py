@@ -11,10 +11,9 @@ from ..auth import current_user, hash_password, require_admin
 from ..db import audit, db_session, paginate, parse_uuid
 from ..errors import ApiError
 from ..rights import rights_changed
-from ..schemas import PageArgs, UserCreate, UserOut, UserPatch, page_schema
+from ..schemas import PageArgs, UserCreate, UserOut, UserPage, UserPatch
 
 bp = Blueprint("users", __name__, url_prefix="/api/users", description="Users and roles")
-UserPage = page_schema(UserOut, "UserPage")
 
 
 @bp.route("", methods=["POST"])

@@ -40,20 +40,19 @@ from ..db import audit, db_session, paginate
 from ..errors import ApiError, validation_error
 from ..extensions import socketio
 from ..realtime import breaker, broadcast_job, marks
-from ..run_schemas import (
-    CompareArgs,
+from ..schemas import (
+    RunCompareArgs,
     RunCompareOut,
     RunMetricsOut,
     ValidationRunIn,
     ValidationRunListArgs,
     ValidationRunOut,
+    ValidationRunPage,
 )
-from ..schemas import page_schema
 from .test_sessions import check_model
 
 bp = Blueprint("validation_runs", __name__, url_prefix="/api/validation-runs",
                description="Validation runs: a model over a test set")
-RunPage = page_schema(ValidationRunOut, "ValidationRunPage")
 DETECTION_KEYS = ("batch_size", "frame_stride", "frame_from", "frame_to", "enable_tracking", "track_buffer_seconds")
 EVALUATION_KEYS = ("iou_threshold", "score_threshold", "classes", "protocol", "include_pending")
 
@@ -265,7 +264,7 @@ def _jsonable(value: Any) -> Any:
 
 @bp.route("", methods=["GET"])
 @bp.arguments(ValidationRunListArgs, location="query")
-@bp.response(200, RunPage)
+@bp.response(200, ValidationRunPage)
 def list_runs(args):
     db, user = db_session(), current_user()
     stmt = select(ValidationRun)
@@ -284,7 +283,7 @@ def list_runs(args):
 
 
 @bp.route("/compare", methods=["GET"])
-@bp.arguments(CompareArgs, location="query")
+@bp.arguments(RunCompareArgs, location="query")
 @bp.response(200, RunCompareOut)
 def compare(args):
     """Paired comparison of two aggregated runs: b against a, video by video where both have it."""

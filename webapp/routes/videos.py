@@ -19,13 +19,11 @@ from ..bodies import single_file
 from ..db import audit, db_session, paginate
 from ..errors import ApiError, validation_error
 from ..extensions import limiter
-from ..run_schemas import VideoPatch
-from ..schemas import VideoListArgs, VideoOut, VideoUploadForm, page_schema
+from ..schemas import VideoListArgs, VideoOut, VideoPage, VideoPatch, VideoUploadForm
 from ..timelines import save_timeline
 from ..uploads import sha256_of
 
 bp = Blueprint("videos", __name__, url_prefix="/api/videos", description="Videos")
-VideoPage = page_schema(VideoOut, "VideoPage")
 KNOWN_EXTENSIONS = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 
 
