@@ -363,6 +363,8 @@ class ExportJob(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_message: Mapped[str | None] = mapped_column(Text)
 
+    job: Mapped[Job | None] = relationship()
+
 
 class ImportJob(Base):
     __tablename__ = "import_jobs"
@@ -385,6 +387,8 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = _created()
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_message: Mapped[str | None] = mapped_column(Text)
+
+    job: Mapped[Job | None] = relationship()
 
 
 class AuditLog(Base):

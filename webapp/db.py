@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from flask import current_app, g, request
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from models import AuditLog, Database
@@ -88,6 +88,12 @@ def paginate(session: Session, stmt, page: int, per_page: int) -> dict[str, Any]
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     items = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
     return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+def row_view(row: Any, **computed: Any) -> dict[str, Any]:
+    """A row's mapped columns plus values computed for the response, for a response schema to
+    dump: computed values never become attributes of the ORM object."""
+    return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs} | computed
 
 
 def audit(session: Session, action: str, resource_type: str, resource_id: Any = None,

@@ -28,7 +28,7 @@ from ..annotation_service import (
     update_annotation,
 )
 from ..auth import current_user, get_project_for, member_projects, project_role
-from ..db import audit, db_session, paginate, parse_uuid
+from ..db import audit, db_session, paginate, parse_uuid, row_view
 from ..errors import ApiError, validation_error
 from ..extensions import socketio
 from ..schemas import (
@@ -56,11 +56,9 @@ MAX_BOX_FRAMES = 20000
 TRANSITIONS = {("active", "paused"), ("paused", "active"), ("active", "completed"), ("paused", "completed")}
 
 
-def _with_count(sessions: list[AnnotationSession]) -> list[AnnotationSession]:
+def _with_count(sessions: list[AnnotationSession]) -> list[dict]:
     counts = annotation_counts(db_session(), [s.id for s in sessions])
-    for s in sessions:
-        s.annotation_count = counts.get(s.id, 0)
-    return sessions
+    return [row_view(s, annotation_count=counts.get(s.id, 0)) for s in sessions]
 
 
 def _conflict(exc: EditConflict) -> ApiError:

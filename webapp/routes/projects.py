@@ -7,7 +7,7 @@ from sqlalchemy import select
 from models import DEFAULT_LABELS, Project, ProjectMember, User
 
 from ..auth import current_user, get_project_for, project_role, require_writer
-from ..db import audit, db_session, paginate, parse_uuid
+from ..db import audit, db_session, paginate, parse_uuid, row_view
 from ..errors import ApiError, validation_error
 from ..rights import rights_changed
 from ..schemas import MemberIn, MemberOut, MemberPage, PageArgs, ProjectCreate, ProjectOut, ProjectPage, ProjectPatch
@@ -15,9 +15,8 @@ from ..schemas import MemberIn, MemberOut, MemberPage, PageArgs, ProjectCreate, 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects", description="Projects and membership")
 
 
-def _with_role(project: Project, role: str | None) -> Project:
-    project.my_role = role
-    return project
+def _with_role(project: Project, role: str | None) -> dict:
+    return row_view(project, my_role=role)
 
 
 @bp.route("", methods=["POST"])
@@ -48,7 +47,10 @@ def list_projects(args):
     if not user.is_admin:
         stmt = stmt.join(ProjectMember, ProjectMember.project_id == Project.id).where(ProjectMember.user_id == user.id)
     page = paginate(session, stmt, args["page"], args["per_page"])
-    page["items"] = [_with_role(p, project_role(session, user, p.id)) for p in page["items"]]
+    roles = {} if user.is_admin else dict(session.execute(
+        select(ProjectMember.project_id, ProjectMember.role)
+        .where(ProjectMember.user_id == user.id, ProjectMember.project_id.in_([p.id for p in page["items"]]))).all())
+    page["items"] = [_with_role(p, "admin" if user.is_admin else roles.get(p.id)) for p in page["items"]]
     return page
 
 

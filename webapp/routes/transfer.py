@@ -9,6 +9,7 @@ from flask import Response, current_app, request, send_file, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 import formats
 from models import (
@@ -44,7 +45,7 @@ DIRECT_EXPORT_LIMIT = 2000
 
 
 def _job_of(row) -> Job | None:
-    return db_session().get(Job, row.job_id) if row.job_id else None
+    return row.job
 
 
 def _status(row_status: str, job: Job | None) -> str:
@@ -170,8 +171,8 @@ def create_export(data):
 @bp.response(200, ExportPage)
 def list_exports(args):
     db, user = db_session(), current_user()
-    page = paginate(db, _visible(ExportJob, user).order_by(ExportJob.created_at.desc(), ExportJob.id),
-                    args["page"], args["per_page"])
+    page = paginate(db, _visible(ExportJob, user).options(selectinload(ExportJob.job))
+                    .order_by(ExportJob.created_at.desc(), ExportJob.id), args["page"], args["per_page"])
     page["items"] = [_export_out(e) for e in page["items"]]
     return page
 
@@ -410,8 +411,8 @@ def _enqueue_import(db, user, data: dict, upload, params: dict, project_id):
 @bp.response(200, ImportPage)
 def list_imports(args):
     db, user = db_session(), current_user()
-    page = paginate(db, _visible(ImportJob, user).order_by(ImportJob.created_at.desc(), ImportJob.id),
-                    args["page"], args["per_page"])
+    page = paginate(db, _visible(ImportJob, user).options(selectinload(ImportJob.job))
+                    .order_by(ImportJob.created_at.desc(), ImportJob.id), args["page"], args["per_page"])
     page["items"] = [_import_out(i) for i in page["items"]]
     return page
 
