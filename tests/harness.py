@@ -59,7 +59,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        from settings import redis_answers, redis_server_binary
+        from workers.embedded_redis import redis_answers, redis_server_binary
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(

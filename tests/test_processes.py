@@ -11,7 +11,7 @@ import pytest
 import requests
 from harness import ROOT, UNIT_REDIS_URL, free_port, start_flower, wait_until
 
-from settings import redis_answers, start_redis_server
+from workers.embedded_redis import redis_answers, start_redis_server
 from workers.pools import cpu_pool_spec, gpu_pool_specs, visible_gpus
 
 
@@ -40,7 +40,7 @@ def test_embedded_redis_answers_and_dies_with_its_owner(tmp_path):
     proc.wait(10)
     # Owned by the process group that started it: an owner killed with SIGKILL takes it along.
     script = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
-              "from settings import start_redis_server\n"
+              "from workers.embedded_redis import start_redis_server\n"
               f"p, url = start_redis_server(workdir={str(tmp_path / 'r2')!r})\n"
               "print(url, flush=True); time.sleep(60)")
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

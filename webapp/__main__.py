@@ -12,7 +12,8 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 
 from models import SchemaOutOfDate  # noqa: E402
-from settings import UnsafeConfiguration, ensure_redis_url, load_settings  # noqa: E402
+from settings import UnsafeConfiguration, load_settings  # noqa: E402
+from workers.embedded_redis import ensure_redis_url  # noqa: E402
 
 
 def main() -> int:

@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         STORAGE_DIR=str(settings.storage_dir),
-        REDIS_URL=redis_url or settings.redis_url or "redis://127.0.0.1:6379/0",
+        REDIS_URL=redis_url or settings.redis_url,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
         API_TITLE="VRU model validation platform",
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         OPENAPI_SWAGGER_UI_PATH=None,
         JSON_SORT_KEYS=False,
         RATELIMIT_DEFAULT=settings.rate_limit_default,
-        RATELIMIT_STORAGE_URI=redis_url or settings.redis_url or "redis://127.0.0.1:6379/0",
+        RATELIMIT_STORAGE_URI=redis_url or settings.redis_url,
         RATELIMIT_HEADERS_ENABLED=True,
         # Redis down must not take the API down: limits fall back to this process's memory.
         RATELIMIT_SWALLOW_ERRORS=True,

@@ -14,8 +14,9 @@ import logging
 import os
 import sys
 
-from settings import ensure_redis_url, load_settings, production_problems
+from settings import load_settings, production_problems
 
+from .embedded_redis import ensure_redis_url
 from .pools import ProcessSpec, Supervisor, celery_cmd, cpu_pool_spec, gpu_pool_specs
 
 

@@ -21,8 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from settings import free_port, load_settings
+from settings import load_settings
 
+from .embedded_redis import free_port
 from .pools import Supervisor, cpu_pool_spec, gpu_pool_specs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from settings import _die_with_parent
+
+def die_with_parent() -> None:
+    """Make the child get SIGTERM when its starter dies, even on SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - not Linux
+        pass
 
 
 def visible_gpus(env: dict[str, str] | None = None) -> list[str]:
@@ -82,7 +90,7 @@ class Supervisor:
             os.makedirs(self.log_dir, exist_ok=True)
             out = open(os.path.join(self.log_dir, f"{spec.name}.log"), "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(spec.cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=die_with_parent)
         self.procs[spec.name] = proc
         return proc
 
