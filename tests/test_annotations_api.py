@@ -127,6 +127,26 @@ def test_keyframes_and_interpolated_boxes(stack, setup):
     assert len(stack.api("GET", base).json()) == 1
 
 
+def test_a_keyframe_body_may_name_its_annotation_as_the_blueprint_does(stack, setup):
+    _, _, session = setup
+    ann = _annotation(stack, session, bounding_box=None).json()
+    other = _annotation(stack, session, bounding_box=None).json()
+    base = f"/api/annotations/{ann['id']}/keyframes"
+    box = {"bounding_box": {"x1": 0, "y1": 0, "x2": 20, "y2": 40}}
+    same = stack.api("POST", base, json={"annotation_id": ann["id"], "frame_number": 10, "timestamp": 1.0,
+                                         "frame_data": box, "screenshot_path": None})
+    assert same.status_code == 201, same.text
+    assert same.json()["annotation_id"] == ann["id"] and same.json()["frame_number"] == 10
+    differs = stack.api("POST", base, json={"annotation_id": other["id"], "frame_number": 12, "frame_data": box})
+    assert differs.status_code == 422, differs.text
+    error = differs.json()["error"]
+    assert error["code"] == "validation_error" and "annotation_id" in error["details"]["fields"]["json"]
+    not_an_id = stack.api("POST", base, json={"annotation_id": "nope", "frame_number": 12, "frame_data": box})
+    assert not_an_id.status_code == 422 and "annotation_id" in not_an_id.json()["error"]["details"]["fields"]["json"]
+    assert [k["frame_number"] for k in stack.api("GET", base).json()] == [10]
+    assert stack.api("GET", f"/api/annotations/{other['id']}/keyframes").json() == []
+
+
 def test_listing_filters(stack, setup):
     _, _, session = setup
     early = _annotation(stack, session, start_timestamp=0.0, end_timestamp=1.0).json()

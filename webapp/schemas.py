@@ -297,6 +297,8 @@ class AnnotationListArgs(PageArgs):
 
 
 class KeyframeCreate(StrictSchema):
+    annotation_id = fields.UUID(metadata={"description": "the blueprint's body names the annotation; when given it "
+                                                         "must be the one of the URL"})
     frame_number = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_FRAME))
     timestamp = FiniteFloat(validate=validate.Range(min=0))
     frame_data = JSONObject(required=True)

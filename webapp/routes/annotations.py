@@ -281,6 +281,9 @@ def annotation_boxes(args, annotation_id):
 def create_keyframe(data, annotation_id):
     db, user = db_session(), current_user()
     annotation, _, _, video = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
+    named = data.pop("annotation_id", annotation.id)
+    if named != annotation.id:
+        raise validation_error({"annotation_id": f"the URL names annotation {annotation.id}, the body {named}"})
     values = keyframe_values(data, annotation, video)
     if any(k.frame_number == values["frame_number"] for k in annotation.keyframes):
         raise ApiError(409, f"frame {values['frame_number']} already has a keyframe")
