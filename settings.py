@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parent
 #: Redis when ``REDIS_URL`` names none (an embedded server, once started, exports its own URL).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-VRU_CLASSES = ("pedestrian", "cyclist", "motorcyclist", "wheelchair", "scooter")
 DEFAULT_SECRET = "dev-secret-change-me-0123456789abcdef"
 
 

@@ -30,7 +30,6 @@ from .records import Annotation, Detection, FrameInfo, Kind, Record, VideoInfo
 from .sources import open_source
 
 IMAGE_ID_STRIDE = 1_000_000_000
-_RESERVED = ("track_id", "occluded", "keyframe", "outside", "confidence", "visibility")
 
 # image id -> (frame_number, width, height, timestamp) or None when the image itself is unusable
 _Images = dict[int, "tuple[int, int | None, int | None, float | None] | None"]

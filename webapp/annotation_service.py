@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from keyframes import CheckLimits, Keyframe, TrackSpec, box_errors, check_track
-from models import AnnotationKeyframe, AnnotationSession, Project, Video, VideoAnnotation, utcnow
+from models import AnnotationSession, Project, Video, VideoAnnotation, utcnow
 from tasks import rooms
 
 from .auth import Principal, get_or_404
 from .errors import ApiError, validation_error
 from .extensions import socketio
-from .schemas import AnnotationOut, KeyframeOut
+from .schemas import AnnotationOut
 from .timelines import video_timeline
 
 EDITABLE = ("start_timestamp", "end_timestamp", "annotation_type", "class_label", "bounding_box", "confidence",
@@ -36,10 +36,6 @@ class EditConflict(Exception):
 
 def annotation_dict(annotation: VideoAnnotation) -> dict[str, Any]:
     return AnnotationOut().dump(annotation)
-
-
-def keyframe_dict(keyframe: AnnotationKeyframe) -> dict[str, Any]:
-    return KeyframeOut().dump(keyframe)
 
 
 def _box_list(box: dict | None) -> list[float] | None:

@@ -30,16 +30,6 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
     })
 
 
-class ErrorDetail(Schema):
-    code = fields.String()
-    message = fields.String()
-    details = fields.Dict()
-
-
-class ErrorOut(Schema):
-    error = fields.Nested(ErrorDetail)
-
-
 # ------------------------------------------------------------------------------ auth & users
 
 
@@ -116,10 +106,6 @@ class MemberOut(Schema):
     user_id = fields.UUID()
     username = fields.String()
     role = fields.String()
-
-
-class ProjectListArgs(PageArgs):
-    pass
 
 
 # ------------------------------------------------------------------------------ videos
