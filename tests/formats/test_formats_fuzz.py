@@ -42,21 +42,40 @@ def _seed(fmt: str, tmp: Path) -> bytes:
     return SEEDS[fmt]
 
 
-def _read(fmt: str, path: Path) -> None:
+def _open(fmt: str, path: Path, on_error: str):
+    options = ReadOptions(on_error=on_error)
+    if fmt == "json":
+        return formats.read_document(path, options)
+    return formats.open_reader(fmt, path, video=VIDEO, classes=CLASSES, options=options)
+
+
+def _count(fmt: str, path: Path, on_error: str) -> int | FormatError:
+    """How many records a read yields, or the FormatError it ends with."""
     try:
-        if fmt == "json":
-            report = formats.validate(fmt, path)
-            assert report is not None
-            for _row in formats.read_document(path, ReadOptions()):
-                pass
-            return
-        report = formats.validate(fmt, path, video=VIDEO, classes=CLASSES)
-        assert report.records_total >= 0
-        for _record in formats.open_reader(fmt, path, video=VIDEO, classes=CLASSES,
-                                           options=ReadOptions(on_error="skip")):
-            pass
+        return sum(1 for _ in _open(fmt, path, on_error))
     except FormatError as exc:
-        assert exc.issues, "a FormatError must say what is wrong"
+        return exc
+
+
+def _read(fmt: str, path: Path) -> None:
+    """Validation and reading agree about the file, whatever it holds."""
+    report = formats.validate(fmt, path) if fmt == "json" else formats.validate(fmt, path, video=VIDEO,
+                                                                                 classes=CLASSES)
+    # The counts are those of the issues listed (no file here has enough issues to reach the cap).
+    assert report.dropped == 0
+    assert report.errors == sum(i.severity == "error" for i in report.issues)
+    assert report.warnings == len(report.issues) - report.errors
+    for on_error in ("abort", "skip"):
+        outcome = _count(fmt, path, on_error)
+        if isinstance(outcome, FormatError):
+            # A read fails only on a file validation found errors in, and says what they are.
+            assert not report.valid, (on_error, outcome)
+            assert outcome.issues and any(i.severity == "error" for i in outcome.issues)
+        else:
+            # A read that ends well yields every record validation counted; "abort" ends well only
+            # on a file without errors.
+            assert outcome == report.records_total, (on_error, outcome, report.records_total)
+            assert on_error == "skip" or report.valid, report.issues
 
 
 def _mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
