@@ -318,7 +318,8 @@ def emit_from_row(db: Database, job_id: uuid.UUID) -> None:
         if job is None:
             return
         data = rooms.job_snapshot(job)
-    rooms.publish_job(runtime.emit, data, data.pop("project_id"))
+    project_id = data.pop("project_id")
+    rooms.publish_job(runtime.emit, data, project_id)
     _run_hooks(job, data)
 
 
