@@ -19,9 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from matching import assign, content_features, parse_requirement, score_matrix  # noqa: E402
-from matching.requirements import Requirement  # noqa: E402
-from matching.scoring import score_pair  # noqa: E402
+from compatibility import assign, content_features, parse_requirement, score_matrix  # noqa: E402
+from compatibility.requirements import Requirement  # noqa: E402
+from compatibility.scoring import score_pair  # noqa: E402
 from vision.probe import probe_video  # noqa: E402
 
 NUMERIC = ["width", "height", "fps", "duration", "brightness", "contrast", "sharpness", "motion", "noise"]

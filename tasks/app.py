@@ -2,7 +2,7 @@
 from celery import Celery
 
 app = Celery("vru", include=[
-    "tasks.probe", "tasks.maintenance", "tasks.compatibility", "tasks.detection", "tasks.evaluation",
+    "tasks.pool_probe", "tasks.maintenance", "tasks.compatibility", "tasks.detection", "tasks.evaluation",
     "tasks.transfer", "tasks.validation",
 ])
 app.config_from_object("celeryconfig")

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from matching import EXTRACTOR_VERSION, assign, content_features, explain, parse_requirement, score_matrix
-from matching.scoring import requirement_scores
+from compatibility import EXTRACTOR_VERSION, assign, content_features, explain, parse_requirement, score_matrix
+from compatibility.scoring import requirement_scores
 from models import Project, ProjectRequirement, ProjectVideoAssignment, Video, VideoCompatibilityCache, utcnow
 
 from . import runtime

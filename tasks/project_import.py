@@ -31,9 +31,9 @@ from sqlalchemy import BigInteger, Boolean, Connection, Float, Integer, String, 
 from sqlalchemy.types import JSON
 
 import formats
+from compatibility import RequirementError, parse_requirement
 from formats.errors import STORAGE_PATH, TYPE
 from formats.project import Column, ProjectCheck
-from matching import RequirementError, parse_requirement
 from models import (
     AnnotationKeyframe,
     AnnotationSession,

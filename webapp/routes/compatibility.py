@@ -14,8 +14,8 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from matching import RequirementError, parse_requirement, score_matrix
-from matching.scoring import requirement_scores
+from compatibility import RequirementError, parse_requirement, score_matrix
+from compatibility.scoring import requirement_scores
 from models import Job, ProjectRequirement, ProjectVideoAssignment, Video, VideoCompatibilityCache, utcnow
 from tasks.compatibility import ALGORITHM_VERSION
 from tasks.dispatch import create_job

@@ -1,4 +1,4 @@
-"""The matching engine: features on generated and real videos, requirements, scores, assignment."""
+"""The compatibility scoring engine: features on generated and real videos, requirements, scores, assignment."""
 from __future__ import annotations
 
 import math
@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from matching import RequirementError, assign, content_features, explain, parse_requirement, score_matrix
-from matching.assignment import brute_force
-from matching.scoring import requirement_scores, score_pair
+from compatibility import RequirementError, assign, content_features, explain, parse_requirement, score_matrix
+from compatibility.assignment import brute_force
+from compatibility.scoring import requirement_scores, score_pair
 
 
 def _clip(path, frames=30, fps=10, brightness=128, moving=False, blurred=False, size=(320, 240)):
