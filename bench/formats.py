@@ -152,6 +152,8 @@ def _pg_import(spec: str, count: int, orm: bool) -> int:
     n = 0
     if not orm:
         class _Quiet:
+            job_id = uuid.uuid4()
+
             def progress(self, *_a, **_k):
                 return None
 
@@ -274,7 +276,10 @@ def pg_bench(admin_url: str, small: int, large: int, base: float) -> None:
 
 def run(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--child", phase, fmt, str(count), path],
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr)
+        out.check_returncode()
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
