@@ -45,7 +45,7 @@ from models import (
     VideoAnnotation,
     utcnow,
 )
-from models.bulk import insert_rows
+from models.bulk import OrderedIds, insert_rows
 
 from . import runtime
 from .app import app
@@ -629,17 +629,18 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
     ann_table, kf_table = VideoAnnotation.__table__, AnnotationKeyframe.__table__
     now = utcnow()
     ids: dict[int, uuid.UUID] = {}  # the annotation of each track still open
+    new_id = OrderedIds()
     opened = 0
     spans: list[dict[str, Any]] = []
     for event in track_events(w.counted(records)):
         if isinstance(event, KeyframeRead):
             ann_id = ids.pop(event.number) if event.final else ids[event.number]
-            w.add(kf_table, {"id": uuid.uuid4(), "annotation_id": ann_id, "frame_number": event.frame_number,
+            w.add(kf_table, {"id": new_id(), "annotation_id": ann_id, "frame_number": event.frame_number,
                              "timestamp": float(timeline.time_of(event.frame_number)),
                              "frame_data": {"bounding_box": _box_dict(event.box), **event.extras}, "created_at": now})
         elif isinstance(event, TrackOpened):
             rec, opened = event.record, opened + 1
-            ids[event.number] = ann_id = uuid.uuid4()
+            ids[event.number] = ann_id = new_id()
             t = float(timeline.time_of(rec.frame_number))
             w.add(ann_table, {"id": ann_id, "annotation_session_id": session_id, "video_id": video.id,
                               "start_timestamp": t, "end_timestamp": t, "annotation_type": "temporal",
