@@ -12,11 +12,14 @@ grows with the data.
 
 Import into PostgreSQL (``--pg``, on by default) goes through the import job's own database
 path: a CSV file of the generated boxes read by the format engine and written by
-``tasks.transfer._import_annotations`` (on PostgreSQL one COPY per batch of 2,000 rows, all in
-one transaction; every box is a keyframe row, each track one annotation row) into a private
-database ``bench_<random>`` that is dropped at the end. The straightforward approach builds ORM
-objects for the same rows and ``session.add_all`` + commit; it runs at ``--small`` only (at
-1,000,000 it needs gigabytes), so the ratio is taken at ``--small``.
+``tasks.transfer._import_annotations`` (on PostgreSQL one COPY per batch of 2,000 rows per table,
+all in one transaction; every box is a keyframe row) into a private database ``bench_<random>``
+that is dropped at the end. It runs twice: untracked boxes (as COCO or a CSV without track ids
+hold them: one annotation row per box) and tracked boxes (one annotation row per track). The
+straightforward approach builds ORM objects for the same rows and ``session.add_all`` + commit;
+it runs at ``--small`` only (at 1,000,000 it needs gigabytes), so the ratio is taken at ``--small``.
+
+    .venv/bin/python bench/formats.py --formats '' --count 1000000 --small 50000
 """
 from __future__ import annotations
 
@@ -97,7 +100,7 @@ def child(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
         import sqlalchemy.orm  # noqa: F401
 
         import tasks.transfer  # noqa: F401
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = 0
     if phase == "baseline":
         pass
@@ -132,8 +135,8 @@ def child(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
         rows = doc["annotations"] if fmt == "coco" else doc["sections"]["annotations"]
         for _ in rows:
             n += 1
-    seconds = time.perf_counter() - t0
-    return {"n": n, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"n": n, "seconds": seconds, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _pg_import(spec: str, count: int, orm: bool) -> int:
@@ -261,13 +264,16 @@ def pg_drop(admin_url: str, name: str) -> None:
 def pg_bench(admin_url: str, small: int, large: int, base: float) -> None:
     """Both kinds of file into PostgreSQL: boxes of tracks (MOT, CVAT, a CSV with track ids: one
     annotation per track) and untracked boxes (COCO, a CSV without: one annotation per box). The
-    ORM baseline runs at ``small`` in the same run; the ratio is taken there."""
+    ORM baseline runs at ``small`` in the same run; the ratio is taken there. ``job CPU s`` is
+    the importing process's own CPU time (the database server's is not in it): on a loaded
+    machine the wall time is mostly waiting for a core and for the server."""
     import formats
     with tempfile.TemporaryDirectory() as tmp:
         name, url = pg_setup(admin_url)
         try:
             print(f"import into PostgreSQL ({name}): csv boxes -> annotations + keyframes, one transaction")
-            print(f"{'boxes':<11}{'approach':<24}{'boxes':>11}{'boxes/s':>11}{'peak MB':>10}")
+            print(f"{'boxes':<11}{'approach':<24}{'boxes':>11}{'boxes/s':>11}{'peak MB':>10}{'wall s':>9}"
+                  f"{'job CPU s':>11}")
             for tracked in (False, True):
                 kind = "tracked" if tracked else "untracked"
                 rates = {}
@@ -284,7 +290,7 @@ def pg_bench(admin_url: str, small: int, large: int, base: float) -> None:
                         rates[(phase, label)] = r["n"] / r["seconds"]
                         what = "import job (COPY)" if phase == "pg_import" else "ORM add_all"
                         print(f"{kind:<11}{what:<24}{count:>11,}{rates[(phase, label)]:>11,.0f}"
-                              f"{r['rss_mb'] - base:>10.1f}", flush=True)
+                              f"{r['rss_mb'] - base:>10.1f}{r['seconds']:>9.1f}{r['cpu']:>11.1f}", flush=True)
                     os.unlink(csv_path)
                 print(f"{kind:<11}ratio import job / ORM at {small:,}: "
                       f"{rates[('pg_import', 'small')] / rates[('pg_orm', 'small')]:.1f}x", flush=True)

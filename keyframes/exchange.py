@@ -104,6 +104,28 @@ def records_by_frame(tracks: Sequence[StoredTrack], timeline: Timeline, window: 
         yield from batch
 
 
+def number_tracks(sources: Sequence[Any], used: set[int]) -> list[int]:
+    """Track ids for tracks written out: each keeps its source id (the id it had in the file it
+    was imported from) where that is a non-negative integer still free, the others get the next
+    numbers after the largest one used. ``used`` holds the ids already given (several videos in
+    one file) and grows with these."""
+    numbers: list[int | None] = []
+    for source in sources:
+        if isinstance(source, int) and not isinstance(source, bool) and source >= 0 and source not in used:
+            numbers.append(source)
+            used.add(source)
+        else:
+            numbers.append(None)
+    free = max(used, default=0) + 1
+    out = []
+    for number in numbers:
+        if number is None:
+            number, free = free, free + 1
+            used.add(number)
+        out.append(number)
+    return out
+
+
 # ----------------------------------------------------------------------------- and back
 
 
@@ -228,9 +250,8 @@ def tracks_from_records(records: Iterable[Any], timeline: Timeline) -> list[Stor
             tracks[event.number].keyframes.append((event.frame_number, list(event.box), event.extras))
         else:
             frames[event.number] = (event.first, event.last)
-    free = max((t.track_id for t in tracks if t.track_id >= 0), default=0) + 1
-    for track, (first, last) in zip(tracks, frames, strict=True):
-        if track.track_id < 0:
-            track.track_id, free = free, free + 1
+    numbers = number_tracks([t.track_id if t.track_id >= 0 else None for t in tracks], set())
+    for track, number, (first, last) in zip(tracks, numbers, frames, strict=True):
+        track.track_id = number
         track.start, track.end = float(timeline.time_of(first)), float(timeline.time_of(last))
     return tracks

@@ -26,7 +26,15 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, s
 import formats
 from formats import Annotation, Detection, FormatError, ReadOptions, VideoInfo
 from keyframes import Timeline
-from keyframes.exchange import KeyframeRead, StoredTrack, TrackOpened, records_by_frame, records_by_track, track_events
+from keyframes.exchange import (
+    KeyframeRead,
+    StoredTrack,
+    TrackOpened,
+    number_tracks,
+    records_by_frame,
+    records_by_track,
+    track_events,
+)
 from models import (
     TERMINAL_STATUSES,
     AnnotationKeyframe,
@@ -258,19 +266,10 @@ def _tracks_for_video(conn: Connection, session_ids: list[uuid.UUID], video: Vid
 
 
 def _number_tracks(rows: list[Any], numbering: dict[Any, int]) -> None:
-    """Track ids for an export: the id the track had in the file it was imported from where that id
-    is still free in this export, else the next number after the largest one used."""
-    used = set(numbering.values())
-    for r in rows:
-        source = (r.keyframe_data or {}).get("source_track_id")
-        if isinstance(source, int) and not isinstance(source, bool) and source >= 0 and source not in used:
-            numbering[r.id] = source
-            used.add(source)
-    free = max(used, default=0) + 1
-    for r in rows:
-        if r.id not in numbering:
-            numbering[r.id] = free
-            free += 1
+    """Track ids for an export (:func:`keyframes.exchange.number_tracks`), shared by the file's videos."""
+    sources = [(r.keyframe_data or {}).get("source_track_id") for r in rows]
+    for r, number in zip(rows, number_tracks(sources, set(numbering.values())), strict=True):
+        numbering[r.id] = number
 
 
 def _annotation_streams(conn: Connection, scope: Scope, by_track: bool

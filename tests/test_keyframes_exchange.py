@@ -12,6 +12,7 @@ from keyframes.exchange import (
     StoredTrack,
     TrackOpened,
     TrackSpan,
+    number_tracks,
     records_by_track,
     track_events,
     tracks_from_records,
@@ -92,3 +93,10 @@ def test_a_track_of_several_frames_ends_with_its_span():
     events = list(track_events(records))
     assert events[-1] == TrackSpan(0, 3, 9)
     assert not any(e.final for e in events if isinstance(e, KeyframeRead))
+
+
+def test_tracks_keep_their_source_ids_where_free_and_the_rest_follow_the_largest():
+    used: set[int] = set()
+    assert number_tracks([4, None, 2, 4, True, -1, "7"], used) == [4, 5, 2, 6, 7, 8, 9]
+    assert number_tracks([2, 10, None], used) == [11, 10, 12]  # a second video of the same file
+    assert used == {2, *range(4, 13)}
