@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -361,34 +360,19 @@ class FrameJpegs:
             self.cap = None
 
 
-PerVideo = tuple[VideoInfo, Callable[[], Iterator[Any]], "Video | None"]
+def _write_per_video(fmt: str, dest: Path, items: list[tuple[VideoInfo, Callable[[], Iterator[Any]], Video | None]],
+                     classes: list[str], kind: str, with_images: bool = False) -> int:
+    """One file per video (:func:`formats.write_per_video`); a YOLO dataset carries its frames as
+    JPEG unless ``with_images`` is off."""
+    storage = Path(runtime.settings().storage_dir)
 
+    def images_of(video: Video | None) -> Callable[[], FrameJpegs] | None:
+        if not with_images or fmt != "yolo" or video is None:
+            return None
+        return lambda: FrameJpegs(storage / video.storage_path)
 
-def _write_per_video(fmt: str, dest: Path, items: list[PerVideo], classes: list[str], kind: str,
-                     with_images: bool = False) -> int:
-    """One file for one video; several videos: one member per video in a zip. A YOLO dataset
-    carries its frames as JPEG unless ``with_images`` is off."""
-    def write_one(path: Path, info: VideoInfo, make: Callable[[], Iterator[Any]], video: Video | None) -> int:
-        images = FrameJpegs(Path(runtime.settings().storage_dir) / video.storage_path) \
-            if with_images and fmt == "yolo" and video is not None else None
-        try:
-            return formats.write(fmt, path, make(), video=info, classes=classes, kind=kind, images=images)
-        finally:
-            if images is not None:
-                images.close()
-
-    if len(items) == 1:
-        return write_one(dest, *items[0])
-    n = 0
-    # Named after the partial file, so that what a killed worker leaves is found and removed with it.
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f"{dest.name}.") as tmp, \
-            zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        for info, make, video in items:
-            member = Path(tmp) / f"{info.name}{formats.EXTENSIONS[fmt]}"
-            n += write_one(member, info, make, video)
-            zf.write(member, member.name)
-            member.unlink()
-    return n
+    return formats.write_per_video(fmt, dest, [(info, make, images_of(video)) for info, make, video in items],
+                                   classes=classes, kind=kind)
 
 
 def _table_rows(conn: Connection, stmt, counter: Counter | None = None) -> Iterator[dict[str, Any]]:
