@@ -613,18 +613,19 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
     now = utcnow()
     ids: dict[int, uuid.UUID] = {}  # the annotation of each track still open
     new_id = OrderedIds()
+    time_of = timeline.timestamps.item  # a frame's time as a float (what float(timeline.time_of(f)) gives)
     opened = 0
     spans: list[dict[str, Any]] = []
     for event in track_events(w.counted(records)):
         if isinstance(event, KeyframeRead):
             ann_id = ids.pop(event.number) if event.final else ids[event.number]
             w.add(kf_table, {"id": new_id(), "annotation_id": ann_id, "frame_number": event.frame_number,
-                             "timestamp": float(timeline.time_of(event.frame_number)),
+                             "timestamp": time_of(event.frame_number),
                              "frame_data": {"bounding_box": _box_dict(event.box), **event.extras}, "created_at": now})
         elif isinstance(event, TrackOpened):
             rec, opened = event.record, opened + 1
             ids[event.number] = ann_id = new_id()
-            t = float(timeline.time_of(rec.frame_number))
+            t = time_of(rec.frame_number)
             w.add(ann_table, {"id": ann_id, "annotation_session_id": session_id, "video_id": video.id,
                               "start_timestamp": t, "end_timestamp": t, "annotation_type": "temporal",
                               "class_label": rec.label, "bounding_box": _box_dict(rec.box),
@@ -633,8 +634,7 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
                               "validation_status": validation_status, "version": 1, "created_at": now,
                               "updated_at": now})
         else:
-            spans.append({"b_id": ids[event.number], "b_start": float(timeline.time_of(event.first)),
-                          "b_end": float(timeline.time_of(event.last))})
+            spans.append({"b_id": ids[event.number], "b_start": time_of(event.first), "b_end": time_of(event.last)})
     w.flush()
     for i in range(0, len(spans), BATCH):
         w.conn.execute(update(ann_table).where(ann_table.c.id == bindparam("b_id"))
