@@ -17,6 +17,10 @@ from sqlalchemy import JSON, Connection, Float, Integer, String, Table, Text, Uu
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+# The C encoder behind _JSON.encode, made once rather than on every call (what encode does for
+# anything but a plain string); None where the interpreter has no C accelerator.
+_C_ENCODE = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    {}, _JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
 
 
 def copy_text(value: Any) -> str:
@@ -42,13 +46,18 @@ def copy_json(value: Any) -> str:
         return "\\N"
     if value == {}:
         return "{}"
-    return _JSON.encode(value).translate(_COPY_ESCAPES)
+    if _C_ENCODE is None or isinstance(value, str):
+        return _JSON.encode(value).translate(_COPY_ESCAPES)
+    return "".join(_C_ENCODE(value, 0)).translate(_COPY_ESCAPES)
 
 
 def _column_text(column: Any, values: list[Any]) -> list[str]:
     """One column of a batch in COPY text format, converted column-wise (what :func:`copy_text`
     and :func:`copy_json` give, value by value)."""
     kind = column.type
+    first = values[0]
+    if all(v is first for v in values):  # the same value on every row (the parent's id, the time)
+        return [copy_json(first) if isinstance(kind, JSON) else copy_text(first)] * len(values)
     if isinstance(kind, JSON):
         return [copy_json(v) for v in values]
     if None not in values:
@@ -57,7 +66,7 @@ def _column_text(column: Any, values: list[Any]) -> list[str]:
         if isinstance(kind, Integer) and all(type(v) is int for v in values):
             return list(map(int.__repr__, values))
         if isinstance(kind, Uuid) and all(type(v) is uuid.UUID for v in values):
-            return list(map(str, values))
+            return [f"{v.int:032x}" for v in values]  # PostgreSQL reads a uuid without its hyphens too
     if isinstance(kind, String | Text) or hasattr(values[0], "isoformat"):  # few distinct values per batch
         try:
             texts = {v: copy_text(v) for v in set(values)}

@@ -619,9 +619,11 @@ def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timelin
     for event in track_events(w.counted(records)):
         if isinstance(event, KeyframeRead):
             ann_id = ids.pop(event.number) if event.final else ids[event.number]
+            frame_data = {"bounding_box": _box_dict(event.box)}
+            if event.extras:
+                frame_data.update(event.extras)
             w.add(kf_table, {"id": new_id(), "annotation_id": ann_id, "frame_number": event.frame_number,
-                             "timestamp": time_of(event.frame_number),
-                             "frame_data": {"bounding_box": _box_dict(event.box), **event.extras}, "created_at": now})
+                             "timestamp": time_of(event.frame_number), "frame_data": frame_data, "created_at": now})
         elif isinstance(event, TrackOpened):
             rec, opened = event.record, opened + 1
             ids[event.number] = ann_id = new_id()
