@@ -12,11 +12,14 @@ grows with the data.
 
 Import into PostgreSQL (``--pg``, on by default) goes through the import job's own database
 path: a CSV file of the generated boxes read by the format engine and written by
-``tasks.transfer._import_annotations`` (on PostgreSQL one COPY per batch of 2,000 rows, all in
-one transaction; every box is a keyframe row, each track one annotation row) into a private
-database ``bench_<random>`` that is dropped at the end. The straightforward approach builds ORM
-objects for the same rows and ``session.add_all`` + commit; it runs at ``--small`` only (at
-1,000,000 it needs gigabytes), so the ratio is taken at ``--small``.
+``tasks.transfer._import_annotations`` (on PostgreSQL one COPY per batch of 2,000 rows per table,
+all in one transaction; every box is a keyframe row) into a private database ``bench_<random>``
+that is dropped at the end. It runs twice: untracked boxes (as COCO or a CSV without track ids
+hold them: one annotation row per box) and tracked boxes (one annotation row per track). The
+straightforward approach builds ORM objects for the same rows and ``session.add_all`` + commit;
+it runs at ``--small`` only (at 1,000,000 it needs gigabytes), so the ratio is taken at ``--small``.
+
+    .venv/bin/python bench/formats.py --formats '' --count 1000000 --small 50000
 """
 from __future__ import annotations
 
@@ -44,8 +47,9 @@ def _video(count: int):
     return VideoInfo(1920, 1080, count // PER_FRAME + 1, 30.0, "bench", "v1")
 
 
-def _annotations(count: int, by_track: bool = False):
-    """Generated lazily: the data set itself never sits in memory."""
+def _annotations(count: int, by_track: bool = False, tracked: bool = True):
+    """Generated lazily: the data set itself never sits in memory. Untracked boxes (as COCO or a
+    CSV without track ids hold them) have no track id: each becomes an annotation of its own."""
     from formats import Annotation
     frames = count // PER_FRAME + (count % PER_FRAME > 0)
     if by_track:  # CVAT and Label Studio want records ordered by track
@@ -58,7 +62,8 @@ def _annotations(count: int, by_track: bool = False):
             continue
         x = (t * 173.3 + f * 0.37) % 1800
         y = (t * 91.7 + f * 0.11) % 1000
-        yield Annotation(f, CLASSES[t % 5], (x, y, x + 40.25, y + 70.5), track_id=t, timestamp=f / 30,
+        yield Annotation(f, CLASSES[t % 5], (x, y, x + 40.25, y + 70.5), track_id=t if tracked else None,
+                         timestamp=f / 30,
                          video_id="v1")
         n += 1
 
@@ -91,7 +96,11 @@ def child(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
     import formats
     from formats import FrameInfo, ReadOptions
     video = _video(count)
-    t0 = time.perf_counter()
+    if phase.startswith("pg_"):  # the worker has its modules loaded before a job starts
+        import sqlalchemy.orm  # noqa: F401
+
+        import tasks.transfer  # noqa: F401
+    t0, c0 = time.perf_counter(), time.process_time()
     n = 0
     if phase == "baseline":
         pass
@@ -126,8 +135,8 @@ def child(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
         rows = doc["annotations"] if fmt == "coco" else doc["sections"]["annotations"]
         for _ in rows:
             n += 1
-    seconds = time.perf_counter() - t0
-    return {"n": n, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"n": n, "seconds": seconds, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _pg_import(spec: str, count: int, orm: bool) -> int:
@@ -152,6 +161,8 @@ def _pg_import(spec: str, count: int, orm: bool) -> int:
     n = 0
     if not orm:
         class _Quiet:
+            job_id = uuid.uuid4()
+
             def progress(self, *_a, **_k):
                 return None
 
@@ -175,17 +186,20 @@ def _pg_import(spec: str, count: int, orm: bool) -> int:
             objects = []
             for rec in reader:
                 n += 1
-                ann = tracks.get(rec.track_id)
+                ann = tracks.get(rec.track_id) if rec.track_id is not None else None
                 t = float(timeline.time_of(rec.frame_number))
                 x1, y1, x2, y2 = rec.box
                 box = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
                 if ann is None:
-                    ann = tracks[rec.track_id] = VideoAnnotation(
+                    ann = VideoAnnotation(
                         id=uuid.uuid4(), annotation_session_id=session_id, video_id=video_id, start_timestamp=t,
                         end_timestamp=t, annotation_type="temporal", class_label=rec.label, bounding_box=box,
-                        confidence=1.0, keyframe_data={"source_track_id": rec.track_id}, validation_status="pending",
-                        created_at=now, updated_at=now)
+                        confidence=1.0,
+                        keyframe_data={} if rec.track_id is None else {"source_track_id": rec.track_id},
+                        validation_status="pending", created_at=now, updated_at=now)
                     objects.append(ann)
+                    if rec.track_id is not None:
+                        tracks[rec.track_id] = ann
                 ann.end_timestamp = max(ann.end_timestamp, t)
                 objects.append(AnnotationKeyframe(id=uuid.uuid4(), annotation_id=ann.id,
                                                   frame_number=rec.frame_number, timestamp=t,
@@ -248,33 +262,48 @@ def pg_drop(admin_url: str, name: str) -> None:
 
 
 def pg_bench(admin_url: str, small: int, large: int, base: float) -> None:
+    """Both kinds of file into PostgreSQL: boxes of tracks (MOT, CVAT, a CSV with track ids: one
+    annotation per track) and untracked boxes (COCO, a CSV without: one annotation per box). The
+    ORM baseline runs at ``small`` in the same run; the ratio is taken there. ``job CPU s`` is
+    the importing process's own CPU time (the database server's is not in it): on a loaded
+    machine the wall time is mostly waiting for a core and for the server."""
     import formats
     with tempfile.TemporaryDirectory() as tmp:
         name, url = pg_setup(admin_url)
         try:
             print(f"import into PostgreSQL ({name}): csv boxes -> annotations + keyframes, one transaction")
-            print(f"{'approach':<28}{'boxes':>10}{'boxes/s':>12}{'peak MB':>10}")
-            rates = {}
-            for label, count, phases in (("small", small, ("pg_import", "pg_orm")), ("large", large, ("pg_import",))):
-                csv_path = str(Path(tmp) / f"boxes-{label}.csv")
-                formats.write("csv", csv_path, _annotations(count))
-                for phase in phases:
-                    vid, sid = pg_target(url)
-                    r = run(phase, "csv", count, "|".join((url, csv_path, vid, sid)))
-                    assert r["n"] == count, r
-                    rates[(phase, label)] = r["n"] / r["seconds"]
-                    what = "ours (COPY per batch)" if phase == "pg_import" else "ORM add_all"
-                    print(f"{what:<28}{count:>10,}{rates[(phase, label)]:>12,.0f}{r['rss_mb'] - base:>10.1f}",
-                          flush=True)
-                os.unlink(csv_path)
-            print(f"ratio at {small:,}: {rates[('pg_import', 'small')] / rates[('pg_orm', 'small')]:.1f}x")
+            print(f"{'boxes':<11}{'approach':<24}{'boxes':>11}{'boxes/s':>11}{'peak MB':>10}{'wall s':>9}"
+                  f"{'job CPU s':>11}")
+            for tracked in (False, True):
+                kind = "tracked" if tracked else "untracked"
+                rates = {}
+                sizes = [("small", small, ("pg_import", "pg_orm"))]
+                if large != small:
+                    sizes.append(("large", large, ("pg_import",)))
+                for label, count, phases in sizes:
+                    csv_path = str(Path(tmp) / f"boxes-{kind}-{label}.csv")
+                    formats.write("csv", csv_path, _annotations(count, tracked=tracked))
+                    for phase in phases:
+                        vid, sid = pg_target(url)
+                        r = run(phase, "csv", count, "|".join((url, csv_path, vid, sid)))
+                        assert r["n"] == count, r
+                        rates[(phase, label)] = r["n"] / r["seconds"]
+                        what = "import job (COPY)" if phase == "pg_import" else "ORM add_all"
+                        print(f"{kind:<11}{what:<24}{count:>11,}{rates[(phase, label)]:>11,.0f}"
+                              f"{r['rss_mb'] - base:>10.1f}{r['seconds']:>9.1f}{r['cpu']:>11.1f}", flush=True)
+                    os.unlink(csv_path)
+                print(f"{kind:<11}ratio import job / ORM at {small:,}: "
+                      f"{rates[('pg_import', 'small')] / rates[('pg_orm', 'small')]:.1f}x", flush=True)
         finally:
             pg_drop(admin_url, name)
 
 
 def run(phase: str, fmt: str, count: int, path: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--child", phase, fmt, str(count), path],
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr)
+        out.check_returncode()
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -12,7 +12,10 @@ numbers and pixel ``xyxy`` boxes; writers consume iterables of the same records.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import coco, csvfile, cvat, kitti, labelstudio, mot, native, yolo
@@ -84,12 +87,49 @@ def write(fmt: str, dest: Any, records: Any, *, video: VideoInfo | None = None,
     raise ValueError(f"unknown format {fmt!r}; json documents are written with write_document()")
 
 
+PerVideo = tuple[VideoInfo, Callable[[], Iterable[Any]], Callable[[], Any] | None]
+
+
+def write_per_video(fmt: str, dest: Any, videos: Sequence[PerVideo], *, classes: Sequence[str] = (),
+                    kind: Kind = "annotations") -> int:
+    """A single-video format (:data:`SINGLE_VIDEO`) for several videos: ``dest`` is the one video's
+    file, or a zip with one member per video named after it (``VideoInfo.name``).
+
+    Each entry is (video, its records, its ``images`` or None), the last two as factories called
+    when that video's member is written, so that one video's data is open at a time; ``images``
+    is closed after its member if it has ``close()``. Returns the records written.
+    """
+    def write_one(path: Path, info: VideoInfo, make: Callable[[], Iterable[Any]],
+                  images_of: Callable[[], Any] | None) -> int:
+        images = images_of() if images_of is not None else None
+        try:
+            return write(fmt, path, make(), video=info, classes=classes, kind=kind, images=images)
+        finally:
+            if hasattr(images, "close"):
+                images.close()
+
+    dest = Path(dest)
+    if len(videos) == 1:
+        return write_one(dest, *videos[0])
+    n = 0
+    # Named after the partial file, so that what a killed writer leaves is found and removed with it.
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f"{dest.name}.") as tmp, \
+            zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for info, make, images_of in videos:
+            member = Path(tmp) / f"{info.name}{EXTENSIONS[fmt]}"
+            n += write_one(member, info, make, images_of)
+            zf.write(member, member.name)
+            member.unlink()
+    return n
+
+
 __all__ = [
     "CONTENT_TYPES",
     "EXTENSIONS",
     "FORMATS",
     "BY_TRACK",
     "SINGLE_VIDEO",
+    "PerVideo",
     "Annotation",
     "BoxXYXY",
     "Detection",
@@ -118,6 +158,7 @@ __all__ = [
     "read_document",
     "validate",
     "write",
+    "write_per_video",
     "write_document",
     "yolo",
 ]

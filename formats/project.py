@@ -20,7 +20,7 @@ import datetime as dt
 import math
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -479,4 +479,45 @@ def check(path: Any, columns: Mapping[str, Mapping[str, Column]], options: ReadO
                         offset, file, log)
 
 
-__all__ = ["BIG", "REFERENCES", "SECTIONS", "Column", "ProjectCheck", "RowCheck", "VideoRow", "check"]
+def imported_rows(rows: Iterable[Any], check: ProjectCheck, columns: Mapping[str, Sequence[str]],
+                  videos: Mapping[uuid.UUID, tuple[uuid.UUID, Mapping[str, Any]]], users: Container[Any],
+                  user_columns: Mapping[str, Sequence[str]]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """Each row of a checked document (``rows``: :func:`formats.read_document`) as the row to write.
+
+    Only ``columns`` of each section are kept; every row gets its new id (:meth:`ProjectCheck.remap`;
+    the ``detections`` section has none of its own) and so does every reference to a row of the
+    document. ``videos`` gives each video row the platform's video behind it: (its id, the facts of
+    its file). A video owned by a project of the document becomes a new row with that file's facts;
+    one that belongs elsewhere is referred to as it is and yields ``None`` (nothing to write). A
+    user column naming no one in ``users`` is emptied.
+    """
+    remap = check.remap
+    owned = {v.id for v in check.videos if v.in_document}
+    video_ids: dict[uuid.UUID, uuid.UUID] = {}
+    for row in rows:
+        section, data = row.section, row.data
+        out = {name: data.get(name) for name in columns[section]}
+        for name in user_columns.get(section, ()):
+            if out[name] is not None and out[name] not in users:
+                out[name] = None
+        if section != "detections":
+            out["id"] = remap(data["id"])
+        if section == "videos":
+            found, facts = videos[data["id"]]
+            if data["id"] not in owned:
+                video_ids[data["id"]] = found
+                yield section, None
+                continue
+            video_ids[data["id"]] = out["id"]
+            out["project_id"] = remap(data["project_id"])
+            out.update(facts)
+        elif section == "test_sessions":
+            out["job_id"] = None  # the detection job is not part of the document
+        for name in REFERENCES.get(section, {}):
+            if out[name] is not None:
+                out[name] = video_ids[out[name]] if name == "video_id" else remap(out[name])
+        yield section, out
+
+
+__all__ = ["BIG", "REFERENCES", "SECTIONS", "Column", "ProjectCheck", "RowCheck", "VideoRow", "check",
+           "imported_rows"]

@@ -8,7 +8,7 @@ import built gives the same boxes back, whatever the format could hold of the fl
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,3 +102,156 @@ def records_by_frame(tracks: Sequence[StoredTrack], timeline: Timeline, window: 
                 batch.extend(track.records(timeline, lo, hi))
         batch.sort(key=lambda r: (r.frame_number, r.track_id if r.track_id is not None else -1))
         yield from batch
+
+
+def number_tracks(sources: Sequence[Any], used: set[int]) -> list[int]:
+    """Track ids for tracks written out: each keeps its source id (the id it had in the file it
+    was imported from) where that is a non-negative integer still free, the others get the next
+    numbers after the largest one used. ``used`` holds the ids already given (several videos in
+    one file) and grows with these."""
+    numbers: list[int | None] = []
+    for source in sources:
+        if isinstance(source, int) and not isinstance(source, bool) and source >= 0 and source not in used:
+            numbers.append(source)
+            used.add(source)
+        else:
+            numbers.append(None)
+    free = max(used, default=0) + 1
+    out = []
+    for number in numbers:
+        if number is None:
+            number, free = free, free + 1
+            used.add(number)
+        out.append(number)
+    return out
+
+
+# ----------------------------------------------------------------------------- and back
+
+
+@dataclass(frozen=True, slots=True)
+class TrackOpened:
+    """A record starts a track: the first box of a track id, or a box without one (a track of its own).
+
+    ``number`` counts the tracks of the stream from 0 in the order of their first box.
+    """
+
+    number: int
+    record: Annotation
+
+
+@dataclass(frozen=True, slots=True)
+class KeyframeRead:
+    """One stored keyframe of track ``number``: its box and extras (``outside`` for a gap marker,
+    ``keyframe: false`` for a box the source interpolated, ``occluded``, ``visibility``,
+    ``attributes``). ``final`` says the track gets no more keyframes (a box without a track id)."""
+
+    number: int
+    frame_number: int
+    box: tuple[float, float, float, float]
+    extras: dict[str, Any]
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpan:
+    """After the last record: a track of several frames spans from its first to its last box."""
+
+    number: int
+    first: int
+    last: int
+
+
+TrackEvent = TrackOpened | KeyframeRead | TrackSpan
+
+
+def keyframe_extras(rec: Any) -> dict[str, Any]:
+    """What a visible box stores beside its coordinates (only what differs from the defaults)."""
+    data: dict[str, Any] = {}
+    if not getattr(rec, "keyframe", True):
+        data["keyframe"] = False
+    if getattr(rec, "occluded", False):
+        data["occluded"] = True
+    if getattr(rec, "visibility", None) is not None:
+        data["visibility"] = rec.visibility
+    if getattr(rec, "attributes", None):
+        data["attributes"] = rec.attributes
+    return data
+
+
+class _Open:
+    """A track id's state while its records stream in."""
+
+    __slots__ = ("first", "gone", "last", "last_box", "number")
+
+    def __init__(self, number: int, frame: int, box: Any) -> None:
+        self.number, self.first, self.last, self.last_box = number, frame, frame, box
+        self.gone: Annotation | None = None  # an outside record waiting for the track to reappear
+
+
+def track_events(records: Iterable[Any]) -> Iterator[TrackEvent]:
+    """The inverse of :func:`records_by_track`, streamed: per-frame records back into tracks.
+
+    Records of one track id become one track spanning its visible frames; every box is kept
+    as a keyframe (``keyframe: false`` where the source interpolated it), and an ``outside``
+    record inside the span becomes a gap marker (the last box, flagged ``outside``), so the
+    track has no box until it is visible again. A record without a track id is a track of its
+    own. Memory holds one small state per track id, nothing per untracked record.
+    """
+    open_: dict[int, _Open] = {}
+    count = 0
+    for rec in records:
+        if isinstance(rec, Annotation) and rec.outside:
+            entry = open_.get(rec.track_id) if rec.track_id is not None else None
+            if entry is not None and entry.gone is None:  # before a track's first box, absence says nothing
+                entry.gone = rec  # a gap only if the track comes back: after its last box the span ends anyway
+            continue
+        box = tuple(rec.box)
+        if rec.track_id is None:
+            yield TrackOpened(count, rec)
+            yield KeyframeRead(count, rec.frame_number, box, keyframe_extras(rec), True)
+            count += 1
+            continue
+        entry = open_.get(rec.track_id)
+        if entry is None:
+            entry = open_[rec.track_id] = _Open(count, rec.frame_number, box)
+            count += 1
+            yield TrackOpened(entry.number, rec)
+        else:
+            gone = entry.gone
+            if gone is not None and entry.last < gone.frame_number <= rec.frame_number:
+                yield KeyframeRead(entry.number, gone.frame_number, entry.last_box, {"outside": True})
+            entry.gone = None
+            entry.first = min(entry.first, rec.frame_number)
+            entry.last = max(entry.last, rec.frame_number)
+            entry.last_box = box
+        yield KeyframeRead(entry.number, rec.frame_number, box, keyframe_extras(rec))
+    for entry in open_.values():
+        if entry.first != entry.last:
+            yield TrackSpan(entry.number, entry.first, entry.last)
+
+
+def tracks_from_records(records: Iterable[Any], timeline: Timeline) -> list[StoredTrack]:
+    """The tracks :func:`track_events` rebuilds, held in memory (what an import stores).
+
+    A track keeps its source track id; a box without one gets the next number after the
+    largest id in the stream, in order, as an export numbers them.
+    """
+    tracks: list[StoredTrack] = []
+    frames: list[tuple[int, int]] = []
+    for event in track_events(records):
+        if isinstance(event, TrackOpened):
+            rec = event.record
+            frames.append((rec.frame_number, rec.frame_number))
+            tracks.append(StoredTrack(-1 if rec.track_id is None else rec.track_id, rec.label, 0.0, 0.0,
+                                      list(rec.box), [], float(getattr(rec, "confidence", 1.0)),
+                                      getattr(rec, "video_id", None)))
+        elif isinstance(event, KeyframeRead):
+            tracks[event.number].keyframes.append((event.frame_number, list(event.box), event.extras))
+        else:
+            frames[event.number] = (event.first, event.last)
+    numbers = number_tracks([t.track_id if t.track_id >= 0 else None for t in tracks], set())
+    for track, number, (first, last) in zip(tracks, numbers, frames, strict=True):
+        track.track_id = number
+        track.start, track.end = float(timeline.time_of(first)), float(timeline.time_of(last))
+    return tracks

@@ -178,43 +178,24 @@ def write(ctx: JobContext, w: Any, path: Path, check: ProjectCheck, videos: dict
     """Every row of the document, in order, inside the caller's transaction (``w`` batches the inserts)."""
     conn: Connection = w.conn
     users = set(conn.scalars(select(User.id)))
-    remap = check.remap
-    video_ids: dict[uuid.UUID, uuid.UUID] = {}
-    owned = {v.id for v in check.videos if v.in_document}
-    columns = {section: [c.name for c in table.columns] for section, table in TABLES.items()}
-    columns["detections"] = [c for c in columns["detections"] if c != "id"]
-    current = None
+    columns = {section: [c.name for c in table.columns if not (section == "detections" and c.name == "id")]
+               for section, table in TABLES.items()}
+    files = {old: (video.id, {name: getattr(video, name) for name in FILE_COLUMNS}) for old, video in videos.items()}
     now = utcnow()
     importer = uuid.UUID(imp.created_by) if _is_uuid(imp.created_by) else None
     new_projects: list[uuid.UUID] = []
-    for row in formats.read_document(path):
-        if row.section != current:
+    current = None
+    for section, out in formats.project.imported_rows(formats.read_document(path), check, columns, files, users,
+                                                      USER_COLUMNS):
+        if section != current:
             w.flush()
-            current = row.section
+            current = section
         w.tick()
-        data = row.data
-        out = {name: data.get(name) for name in columns[current]}
-        for name in USER_COLUMNS.get(current, ()):
-            if out[name] is not None and out[name] not in users:
-                out[name] = None
-        if current != "detections":
-            out["id"] = remap(data["id"])
-        if current == "projects":
+        if out is None:  # a video of another project, referred to as it is
+            continue
+        if section == "projects":
             new_projects.append(out["id"])
-        elif current == "videos":
-            video = videos[data["id"]]
-            if data["id"] not in owned:
-                video_ids[data["id"]] = video.id
-                continue
-            video_ids[data["id"]] = out["id"]
-            out["project_id"] = remap(data["project_id"])
-            out.update({name: getattr(video, name) for name in FILE_COLUMNS})
-        elif current == "test_sessions":
-            out["job_id"] = None  # the detection job is not part of the document
-        for name in formats.project.REFERENCES.get(current, {}):
-            if out[name] is not None:
-                out[name] = video_ids[out[name]] if name == "video_id" else remap(out[name])
-        w.add(TABLES[current], _imported_row(current, out))
+        w.add(TABLES[section], _imported_row(section, out))
     w.flush()
     if importer is not None and importer in users:
         for project_id in new_projects:

@@ -10,25 +10,30 @@ finds its import completed writes nothing again.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import shutil
-import tempfile
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 import formats
 from formats import Annotation, Detection, FormatError, ReadOptions, VideoInfo
 from keyframes import Timeline
-from keyframes.exchange import StoredTrack, records_by_frame, records_by_track
+from keyframes.exchange import (
+    KeyframeRead,
+    StoredTrack,
+    TrackOpened,
+    number_tracks,
+    records_by_frame,
+    records_by_track,
+    track_events,
+)
 from models import (
     TERMINAL_STATUSES,
     AnnotationKeyframe,
@@ -47,6 +52,7 @@ from models import (
     VideoAnnotation,
     utcnow,
 )
+from models.bulk import OrderedIds, insert_rows
 
 from . import runtime
 from .app import app
@@ -259,19 +265,10 @@ def _tracks_for_video(conn: Connection, session_ids: list[uuid.UUID], video: Vid
 
 
 def _number_tracks(rows: list[Any], numbering: dict[Any, int]) -> None:
-    """Track ids for an export: the id the track had in the file it was imported from where that id
-    is still free in this export, else the next number after the largest one used."""
-    used = set(numbering.values())
-    for r in rows:
-        source = (r.keyframe_data or {}).get("source_track_id")
-        if isinstance(source, int) and not isinstance(source, bool) and source >= 0 and source not in used:
-            numbering[r.id] = source
-            used.add(source)
-    free = max(used, default=0) + 1
-    for r in rows:
-        if r.id not in numbering:
-            numbering[r.id] = free
-            free += 1
+    """Track ids for an export (:func:`keyframes.exchange.number_tracks`), shared by the file's videos."""
+    sources = [(r.keyframe_data or {}).get("source_track_id") for r in rows]
+    for r, number in zip(rows, number_tracks(sources, set(numbering.values())), strict=True):
+        numbering[r.id] = number
 
 
 def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
@@ -363,34 +360,19 @@ class FrameJpegs:
             self.cap = None
 
 
-PerVideo = tuple[VideoInfo, Callable[[], Iterator[Any]], "Video | None"]
+def _write_per_video(fmt: str, dest: Path, items: list[tuple[VideoInfo, Callable[[], Iterator[Any]], Video | None]],
+                     classes: list[str], kind: str, with_images: bool = False) -> int:
+    """One file per video (:func:`formats.write_per_video`); a YOLO dataset carries its frames as
+    JPEG unless ``with_images`` is off."""
+    storage = Path(runtime.settings().storage_dir)
 
+    def images_of(video: Video | None) -> Callable[[], FrameJpegs] | None:
+        if not with_images or fmt != "yolo" or video is None:
+            return None
+        return lambda: FrameJpegs(storage / video.storage_path)
 
-def _write_per_video(fmt: str, dest: Path, items: list[PerVideo], classes: list[str], kind: str,
-                     with_images: bool = False) -> int:
-    """One file for one video; several videos: one member per video in a zip. A YOLO dataset
-    carries its frames as JPEG unless ``with_images`` is off."""
-    def write_one(path: Path, info: VideoInfo, make: Callable[[], Iterator[Any]], video: Video | None) -> int:
-        images = FrameJpegs(Path(runtime.settings().storage_dir) / video.storage_path) \
-            if with_images and fmt == "yolo" and video is not None else None
-        try:
-            return formats.write(fmt, path, make(), video=info, classes=classes, kind=kind, images=images)
-        finally:
-            if images is not None:
-                images.close()
-
-    if len(items) == 1:
-        return write_one(dest, *items[0])
-    n = 0
-    # Named after the partial file, so that what a killed worker leaves is found and removed with it.
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f"{dest.name}.") as tmp, \
-            zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        for info, make, video in items:
-            member = Path(tmp) / f"{info.name}{formats.EXTENSIONS[fmt]}"
-            n += write_one(member, info, make, video)
-            zf.write(member, member.name)
-            member.unlink()
-    return n
+    return formats.write_per_video(fmt, dest, [(info, make, images_of(video)) for info, make, video in items],
+                                   classes=classes, kind=kind)
 
 
 def _table_rows(conn: Connection, stmt, counter: Counter | None = None) -> Iterator[dict[str, Any]]:
@@ -590,17 +572,21 @@ class Writer:
         rows = self.pending.setdefault(table, [])
         rows.append(row)
         if len(rows) >= BATCH:
-            self.flush(table)
+            self.flush()
 
-    def flush(self, table=None) -> None:
-        for t in [table] if table is not None else list(self.pending):
-            rows = self.pending.get(t)
+    def flush(self) -> None:
+        """Every pending row, table after table in the order the tables first got rows: a row's
+        parents are added before it, so they are written before it."""
+        for table, rows in self.pending.items():
             if rows:
-                if self.conn.dialect.name == "postgresql":
-                    _copy_rows(self.conn, t, rows)
-                else:
-                    self.conn.execute(insert(t), rows)
-                self.pending[t] = []
+                insert_rows(self.conn, table, rows)
+                self.pending[table] = []
+
+    def counted(self, records: Iterable[Any]) -> Iterator[Any]:
+        """The records, each one counted (progress, cancellation) as it is read."""
+        for rec in records:
+            self.tick()
+            yield rec
 
     def check_cancel(self) -> None:
         """Inside the transaction: a cancel asked in the database or announced through Redis
@@ -619,117 +605,49 @@ class Writer:
                             progress_percent=int(50 + 50 * min(1.0, self.processed / self.total)))
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int | uuid.UUID):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
-
-
-def _copy_json(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    return json.dumps(value, allow_nan=False, separators=(",", ":")).translate(_COPY_ESCAPES)
-
-
-def _copy_rows(conn: Connection, table, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: one COPY per batch in the same transaction (several times faster than INSERTs)."""
-    columns = list(rows[0])
-    convert = [(c, _copy_json if isinstance(table.c[c].type, JSON) else _copy_text) for c in columns]
-    buf = io.StringIO()
-    for row in rows:
-        buf.write("\t".join([fn(row[c]) for c, fn in convert]))
-        buf.write("\n")
-    buf.seek(0)
-    names = ", ".join(f'"{c}"' for c in columns)
-    with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', buf)
-
 def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timeline: Timeline,
                         session_id: uuid.UUID, validation_status: str) -> int:
-    """Tracks become annotations spanning their visible frames; every box is kept as a keyframe row
-    (``keyframe: false`` where the source interpolated it) and an ``outside`` record inside the span
-    becomes a gap marker, so the track has no box until it is visible again."""
-    # key -> [annotation id, min frame, max frame, last box, outside record waiting for the track to reappear]
-    tracks: dict[Any, list[Any]] = {}
+    """Tracks become annotations spanning their visible frames, every box a keyframe row
+    (:func:`keyframes.exchange.track_events`); returns the annotations written."""
     ann_table, kf_table = VideoAnnotation.__table__, AnnotationKeyframe.__table__
     now = utcnow()
-    untracked = 0
-
-    def key_row(ann_id: uuid.UUID, rec: Annotation, box: Any, outside: bool = False) -> dict[str, Any]:
-        x1, y1, x2, y2 = box
-        data: dict[str, Any] = {"bounding_box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}}
-        if outside:
-            data["outside"] = True
-        else:
-            if not getattr(rec, "keyframe", True):
-                data["keyframe"] = False
-            if getattr(rec, "occluded", False):
-                data["occluded"] = True
-            if getattr(rec, "visibility", None) is not None:
-                data["visibility"] = rec.visibility
-            if getattr(rec, "attributes", None):
-                data["attributes"] = rec.attributes
-        return {"id": uuid.uuid4(), "annotation_id": ann_id, "frame_number": rec.frame_number,
-                "timestamp": float(timeline.time_of(rec.frame_number)), "frame_data": data, "created_at": now}
-
-    for rec in records:
-        w.tick()
-        if isinstance(rec, Annotation) and rec.outside:
-            entry = tracks.get(("t", rec.track_id)) if rec.track_id is not None else None
-            if entry is not None and entry[4] is None:  # before a track's first box, absence says nothing
-                entry[4] = rec  # a gap only if the track comes back: after its last box the span ends anyway
-            continue
-        if rec.track_id is None:
-            untracked += 1
-            key: Any = ("r", untracked)
-        else:
-            key = ("t", rec.track_id)
-        entry = tracks.get(key)
-        if entry is None:
-            ann_id = uuid.uuid4()
-            entry = tracks[key] = [ann_id, rec.frame_number, rec.frame_number, rec.box, None]
-            x1, y1, x2, y2 = rec.box
-            t = float(timeline.time_of(rec.frame_number))
+    ids: dict[int, uuid.UUID] = {}  # the annotation of each track still open
+    new_id = OrderedIds()
+    time_of = timeline.timestamps.item  # a frame's time as a float (what float(timeline.time_of(f)) gives)
+    opened = 0
+    spans: list[dict[str, Any]] = []
+    for event in track_events(w.counted(records)):
+        if isinstance(event, KeyframeRead):
+            ann_id = ids.pop(event.number) if event.final else ids[event.number]
+            frame_data = {"bounding_box": _box_dict(event.box)}
+            if event.extras:
+                frame_data.update(event.extras)
+            w.add(kf_table, {"id": new_id(), "annotation_id": ann_id, "frame_number": event.frame_number,
+                             "timestamp": time_of(event.frame_number), "frame_data": frame_data, "created_at": now})
+        elif isinstance(event, TrackOpened):
+            rec, opened = event.record, opened + 1
+            ids[event.number] = ann_id = new_id()
+            t = time_of(rec.frame_number)
             w.add(ann_table, {"id": ann_id, "annotation_session_id": session_id, "video_id": video.id,
                               "start_timestamp": t, "end_timestamp": t, "annotation_type": "temporal",
-                              "class_label": rec.label, "bounding_box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                              "class_label": rec.label, "bounding_box": _box_dict(rec.box),
                               "confidence": float(getattr(rec, "confidence", 1.0)),
                               "keyframe_data": {} if rec.track_id is None else {"source_track_id": rec.track_id},
                               "validation_status": validation_status, "version": 1, "created_at": now,
                               "updated_at": now})
         else:
-            gone = entry[4]
-            if gone is not None and entry[2] < gone.frame_number <= rec.frame_number:
-                w.flush(ann_table)
-                w.add(kf_table, key_row(entry[0], gone, entry[3], outside=True))
-            entry[4] = None
-            entry[1] = min(entry[1], rec.frame_number)
-            entry[2] = max(entry[2], rec.frame_number)
-            entry[3] = rec.box
-        w.flush(ann_table)
-        w.add(kf_table, key_row(entry[0], rec, rec.box))
+            spans.append({"b_id": ids[event.number], "b_start": time_of(event.first), "b_end": time_of(event.last)})
     w.flush()
-    spans = [{"b_id": e[0], "b_start": float(timeline.time_of(e[1])), "b_end": float(timeline.time_of(e[2]))}
-             for e in tracks.values() if e[1] != e[2]]
     for i in range(0, len(spans), BATCH):
         w.conn.execute(update(ann_table).where(ann_table.c.id == bindparam("b_id"))
                        .values(start_timestamp=bindparam("b_start"), end_timestamp=bindparam("b_end")),
                        spans[i:i + BATCH])
-    return len(tracks)
+    return opened
+
+
+def _box_dict(box: Sequence[float]) -> dict[str, float]:
+    x1, y1, x2, y2 = box
+    return {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
 
 
 def _import_results(w: Writer, records: Iterable[Any], timeline: Timeline, test_session_id: uuid.UUID) -> int:
