@@ -17,8 +17,9 @@ from .boxes import iou
 from .tracks import Keyframe
 
 
-def _kept(times: np.ndarray, boxes: np.ndarray, min_iou: float) -> list[int]:
-    """Indices to keep so that interpolating between them gives every box with IoU >= ``min_iou``."""
+def _kept(times: np.ndarray, boxes: np.ndarray, min_iou: float, max_seconds: float | None) -> list[int]:
+    """Indices to keep so that interpolating between them gives every box with IoU >= ``min_iou``,
+    and no two kept ones are more than ``max_seconds`` apart (when given)."""
     n = len(times)
     if n <= 2:
         return list(range(n))
@@ -36,13 +37,19 @@ def _kept(times: np.ndarray, boxes: np.ndarray, min_iou: float) -> list[int]:
         worst = int(np.argmax(np.abs(guess - boxes[inner]).max(axis=1)))
         if iou(guess, boxes[inner]).min() < min_iou:
             mid = int(inner[worst])
+        elif max_seconds is not None and span > max_seconds:  # close enough, but too far apart to review
+            mid = int(inner[np.argmin(np.abs(times[inner] - (times[lo] + span / 2)))])
+        else:
+            mid = None
+        if mid is not None:
             keep.add(mid)
             stack += [(lo, mid), (mid, hi)]
     return sorted(keep)
 
 
 def track_keyframes(frames: Sequence[int], times: Sequence[float], boxes: np.ndarray, min_iou: float = 0.9,
-                    max_gap: int = 1, next_frames: Sequence[int] | None = None) -> list[Keyframe]:
+                    max_gap: int = 1, next_frames: Sequence[int] | None = None,
+                    max_seconds: float | None = None) -> list[Keyframe]:
     """Keyframes reproducing a track's boxes within ``min_iou`` when interpolated in time.
 
     ``frames`` (ascending, one box each) are where the track was seen, ``times`` their
@@ -50,6 +57,8 @@ def track_keyframes(frames: Sequence[int], times: Sequence[float], boxes: np.nda
     outside from the frame after the last sighting (``next_frames[i]``, the frame following
     ``frames[i]`` among those the model ran on, when given; else ``frames[i] + 1``) until it is
     seen again, so the frames it was not detected on are not claimed as ground truth.
+    ``max_seconds`` bounds the time between keyframes (the consistency checks warn about longer
+    gaps, which a reviewer cannot judge by eye).
     """
     frames = np.asarray(frames, dtype=np.int64)
     times = np.asarray(times, dtype=np.float64)
@@ -61,7 +70,7 @@ def track_keyframes(frames: Sequence[int], times: Sequence[float], boxes: np.nda
     ends = np.concatenate([breaks + 1, [frames.size]])
     out: list[Keyframe] = []
     for k, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-        for i in _kept(times[a:b], boxes[a:b], min_iou):
+        for i in _kept(times[a:b], boxes[a:b], min_iou, max_seconds):
             out.append(Keyframe(int(frames[a + i]), tuple(float(v) for v in boxes[a + i])))
         if k < len(starts) - 1:  # a gap follows: outside from the next frame the model looked at
             last = b - 1

@@ -103,3 +103,6 @@ def test_track_keyframes_tolerance_bounds_every_box():
     assert 2 < len(keys) < frames.size / 2
     back = interpolate(keys, frames, timeline)
     assert min(iou(a, b) for a, b in zip(back, boxes, strict=True)) >= 0.9 - 1e-9
+    capped = track_keyframes(frames, timeline.time_of(frames), boxes, min_iou=0.9, max_seconds=1.0)
+    visible_times = timeline.time_of([k.frame_number for k in capped])
+    assert np.diff(visible_times).max() <= 1.0 + 1e-9 and len(capped) >= len(keys)

@@ -101,7 +101,10 @@ def test_pre_annotations_one_pending_track_each_with_few_keyframes(stack, world,
     assert set(by_track) == {1, 2, 3}
     assert by_track[3]["class_label"] == "cyclist"
     keyframes = stack.api("GET", f"/api/annotations/{by_track[1]['id']}/keyframes").json()
-    assert [k["frame_number"] for k in keyframes] == [0, FRAMES - 1]  # a straight move: its two ends
+    # a straight move: its two ends, and one between so that no keyframe gap exceeds the checks' 2 s
+    assert [k["frame_number"] for k in keyframes][::2] == [0, FRAMES - 1] and len(keyframes) == 3
+    times = [k["timestamp"] for k in keyframes]
+    assert max(b - a for a, b in zip(times, times[1:], strict=False)) <= 2.0
     # the API's interpolated boxes are the detected ones on every frame
     got = boxes_of(stack, by_track[1]["id"])
     assert sorted(got) == list(range(FRAMES))
@@ -138,6 +141,7 @@ def test_review_progress_findings_and_bulk_decisions(stack, world, pre):
     assert body["progress"]["pending"] == 3 and body["progress"]["total"] == 3
     assert body["progress"]["per_class"]["cyclist"]["pending"] == 1
     assert all("findings" in a for a in body["annotations"])
+    assert not any(a["findings"] for a in body["annotations"])  # the model's tracks pass the checks as made
     assert stack.api("GET", f"/api/annotations/sessions/{sid}/review", token=world["viewer"]).status_code == 200
     refused = stack.api("POST", f"/api/annotations/sessions/{sid}/validate", token=world["viewer"],
                         json={"status": "validated"})

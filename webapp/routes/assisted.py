@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 
-from keyframes import track_keyframes
+from keyframes import CheckLimits, track_keyframes
 from models import AnnotationKeyframe, AnnotationSession, DetectionEvent, TestSession, Video, VideoAnnotation
 from tasks.evaluation import evaluated_frames
 
@@ -116,7 +116,8 @@ def pre_annotate(data, test_session_id):
         next_frames = np.where(nxt < ran_on.size, ran_on[np.minimum(nxt, ran_on.size - 1)], frames + 1)
         times = timeline.time_of(frames)
         keys = track_keyframes(frames, times, boxes, data["keyframe_iou"],
-                               max_gap=stride * (data["max_missed_frames"] + 1), next_frames=next_frames)
+                               max_gap=stride * (data["max_missed_frames"] + 1), next_frames=next_frames,
+                               max_seconds=CheckLimits().max_keyframe_gap_seconds)
         label = Counter(r.class_label for r in seen).most_common(1)[0][0]
         annotation = VideoAnnotation(
             id=uuid.uuid4(), annotation_session_id=ann_session.id, video_id=video.id,
