@@ -225,3 +225,64 @@ def test_bulk_review_by_class_and_frame_range(stack, browser, world):  # noqa: F
     assert (progress["pending"], progress["validated"], progress["rejected"]) == (2, 1, 1)
     severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
     assert not severe, severe
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_import_fixed_with_a_label_map_in_the_form(stack, browser, world):  # noqa: F811 - the fixture
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    import formats
+
+    driver = browser
+    find = driver.find_element
+    _login_with_new_project(driver, stack, "review-20-login")
+    clip = make_clip(world["tmp"] / f"import-{uuid.uuid4().hex[:6]}.avi", FRAMES, 10.0)
+    _tab(driver, "submit")
+    find(By.ID, "upload-file").send_keys(str(clip))
+    find(By.ID, "upload-button").click()
+    video_id = wait_until(lambda: driver.execute_script(
+        "const r = document.querySelector('#videos-table tbody tr'); return r && r.dataset.videoId;"), 60,
+        what="the uploaded video")
+    # another tool's file: its people are 'person', one row already says 'pedestrian'
+    lines = [",".join(formats.csvfile.ANNOTATION_COLUMNS),
+             ",0,,1,person,10,50,40,120,1,1,0,0,,",
+             ",20,,1,person,110,50,140,120,1,1,0,0,,",
+             ",5,,2,pedestrian,200,140,240,220,1,1,0,0,,"]
+    path = world["tmp"] / "people.csv"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    _choose(driver, "import-type", "annotations", "annotations")
+    Select(find(By.ID, "import-format")).select_by_visible_text("csv")  # options without value attributes
+    _choose(driver, "import-video", video_id, "the video")
+    find(By.ID, "import-file").send_keys(str(path))
+    find(By.ID, "import-submit").click()
+
+    # -- refused: the errors say where, and the form offers a label map row for 'person'
+    wait_until(lambda: (_state(driver, "imports") or {}).get("last", {}).get("status") == "failed", 90, 0.3,
+               "the failed import")
+    issues = find(By.ID, "import-issues").text
+    assert "unknown_class" in issues and "line 2" in issues and "line 3" in issues, issues
+    row = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#import-map-rows .map-row[data-from='person']"),
+                     30, what="the label map row for 'person'")[0]
+    assert Select(find(By.ID, "import-format")).first_selected_option.text == "csv"  # the format is kept
+    driver.execute_script("document.getElementById('import-label-map').scrollIntoView()")
+    _shot(driver, "review-21-import-refused")
+    Select(row.find_element(By.CSS_SELECTOR, "select")).select_by_value("pedestrian")
+    find(By.ID, "import-submit").click()
+
+    # -- imported: a link to the session it made
+    wait_until(lambda: (_state(driver, "imports") or {}).get("last", {}).get("status") == "completed", 90, 0.3,
+               "the completed import")
+    last = _state(driver, "imports.last")
+    assert last["records_processed"] == 3 and last["annotation_session_id"], last
+    assert Select(find(By.ID, "import-format")).first_selected_option.text == "csv"
+    _shot(driver, "review-22-import-done")
+    _click(driver, "#import-open-session", "the link to the imported session")
+    wait_until(lambda: _state(driver, "review.sessionId") == last["annotation_session_id"]
+               and len(_review_rows(driver)) == 2, 30, what="the imported session in the review")
+    labels = {a["class_label"] for a in stack.api(
+        "GET", f"/api/annotations/temporal?session_id={last['annotation_session_id']}").json()["items"]}
+    assert labels == {"pedestrian"}
+    _shot(driver, "review-23-imported-session")
+    severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
+    assert not severe, severe

@@ -352,7 +352,13 @@ def frame_warnings(sessions: list[TestSession]) -> list[dict[str, Any]]:
     seen = [frames_of(ts) for ts in sessions]
     if len(set(seen)) <= 1:
         return []
-    described = ", ".join(f"{ts.name}: every {s}. frame of {a}-{'end' if b is None else b}"
+    def every(n: int) -> str:
+        if n == 1:
+            return "every frame"
+        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return f"every {n}{suffix} frame"
+
+    described = "; ".join(f"{ts.name}: {every(s)} of frames {a}–{'the last' if b is None else b}"
                           for ts, (s, a, b) in zip(sessions, seen, strict=True))
     return [{"code": "different_frames", "message": "The sessions ran on different frames, so their numbers "
                                                     f"are not measured on the same footage ({described}).",

@@ -363,7 +363,8 @@ async function compareSelected(reference) {
   $("compare-warnings").replaceChildren(...warnings.map((w) => el("li", { text: w.message, dataset: { code: w.code } })));
   $("compare-warnings").hidden = !warnings.length;
   thead.append(el("tr", {}, el("th", { text: "metric" }),
-    ...data.sessions.map((s, i) => el("th", { text: `${s.name}${i === ref ? " (reference)" : ""}`, title: s.id }))));
+    ...data.sessions.map((s, i) => el("th", { className: "num", text: `${s.name}${i === ref ? " (reference)" : ""}`,
+                                           title: s.id }))));
   for (const r of data.metrics) {
     const tied = new Set(r.tied || []);
     tbody.append(el("tr", { dataset: { metric: r.metric } },
