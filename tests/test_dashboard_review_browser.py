@@ -51,6 +51,11 @@ def _upload(stack, world, project_id: str) -> None:
     world["video"] = r.json()
 
 
+def _no_page_errors(driver) -> None:
+    severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
+    assert not severe, severe
+
+
 def _tab(driver, name: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -174,8 +179,7 @@ def test_pre_annotate_review_and_evaluate_in_the_dashboard(stack, browser, world
     assert "(tie)" in precision.text and not precision.find_elements(By.CSS_SELECTOR, "td.best"), precision.text
     driver.execute_script("document.getElementById('compare-panel').scrollIntoView()")
     _shot(driver, "review-07-compare")
-    severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
-    assert not severe, severe
+    _no_page_errors(driver)
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
@@ -223,8 +227,7 @@ def test_bulk_review_by_class_and_frame_range(stack, browser, world):  # noqa: F
     _shot(driver, "review-11-bulk")
     progress = stack.api("GET", f"/api/annotations/sessions/{session['id']}/review").json()["progress"]
     assert (progress["pending"], progress["validated"], progress["rejected"]) == (2, 1, 1)
-    severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
-    assert not severe, severe
+    _no_page_errors(driver)
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
@@ -284,5 +287,4 @@ def test_import_fixed_with_a_label_map_in_the_form(stack, browser, world):  # no
         "GET", f"/api/annotations/temporal?session_id={last['annotation_session_id']}").json()["items"]}
     assert labels == {"pedestrian"}
     _shot(driver, "review-23-imported-session")
-    severe = [e for e in _console(driver) if e.get("level") == "SEVERE"]
-    assert not severe, severe
+    _no_page_errors(driver)

@@ -244,6 +244,19 @@ async function openReport(id) {
       } catch { /* keep the short text */ }
       $("report-title").textContent = "Report";
       $("report-state").textContent = text;
+      const t = state.testSessions.find((x) => x.id === id);
+      if (t && t.ground_truth_session_id) {   // what an evaluation would rest on, before there is one
+        try {
+          const b = await api("GET", `/api/test-sessions/${id}/evaluation-basis`);
+          if (shown === id) {
+            renderBasis($("report-basis"), b.basis, b.refusal, remedies(t.ground_truth_session_id, () => {
+              openEvaluate(t);
+              $("evaluate-pending").checked = true;
+              showBasis();
+            }));
+          }
+        } catch { /* the short text stands */ }
+      }
       return;
     }
     $("report-state").textContent = errorText(err);

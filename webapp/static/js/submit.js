@@ -279,7 +279,9 @@ function renderImport(imp) {
   if (!TERMINAL_IMPORT.has(imp.status)) text += ` (${Math.round(imp.progress_percent || 0)} %${imp.stage ? `, ${imp.stage}` : ""})`;
   if (imp.status === "completed") text += `: ${imp.records_processed} record(s) imported`;
   if (imp.status === "failed") text += `${imp.error_message ? `: ${imp.error_message}` : ""}`;
-  if (errors || warnings) text += `; ${errors} error(s), ${warnings} warning(s)`;
+  if ((errors || warnings) && !(imp.status === "failed" && imp.error_message)) {
+    text += `; ${errors} error(s), ${warnings} warning(s)`;
+  }
   status.textContent = text;
   status.className = `status status-${imp.status}`;
   $("import-issues").replaceChildren(...issues.slice(0, 100).map((i) => el("li", {
