@@ -225,32 +225,72 @@ def _value(metrics: Mapping[str, Any], path: Sequence[str]) -> float | None:
     return float(v)
 
 
-def compare_metrics(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per metric: the value of every result, its difference to the first, the best.
+#: Names a person reads in a comparison or a report, by the last parts of a metric's path.
+METRIC_LABELS: dict[str, str] = {
+    "coco.overall.AP": "AP (IoU 0.50:0.95)", "coco.overall.AP50": "AP at IoU 0.50",
+    "coco.overall.AP75": "AP at IoU 0.75", "coco.overall.APs": "AP, small objects",
+    "coco.overall.APm": "AP, medium objects", "coco.overall.APl": "AP, large objects",
+    "coco.overall.AR1": "recall, 1 detection per frame", "coco.overall.AR10": "recall, 10 detections per frame",
+    "coco.overall.AR100": "recall, 100 detections per frame", "coco.overall.ARs": "recall, small objects",
+    "coco.overall.ARm": "recall, medium objects", "coco.overall.ARl": "recall, large objects",
+    "operating_point.precision": "precision", "operating_point.recall": "recall", "operating_point.f1": "F1",
+    "operating_point.tp": "true positives", "operating_point.fp": "false positives",
+    "operating_point.fn": "false negatives (missed boxes)",
+    "temporal.overall.missed_objects": "objects never detected",
+    "temporal.overall.median_latency_seconds": "median detection latency (s)",
+    "temporal.overall.p90_latency_seconds": "90th percentile detection latency (s)",
+    "temporal.overall.mean_detected_share": "share of each object's frames detected",
+    "tracking.overall.mota": "MOTA", "tracking.overall.motp": "MOTP (mean 1 - IoU of matches)",
+    "tracking.overall.idf1": "IDF1", "tracking.overall.num_switches": "identity switches",
+    "tracking.overall.num_fragmentations": "track fragmentations",
+    "tracking.overall.mostly_tracked": "objects mostly tracked", "tracking.overall.mostly_lost": "objects mostly lost",
+    "hota.overall.HOTA": "HOTA", "hota.overall.DetA": "HOTA detection accuracy (DetA)",
+    "hota.overall.AssA": "HOTA association accuracy (AssA)", "hota.overall.LocA": "HOTA localisation accuracy (LocA)",
+    "hota.overall.DetRe": "HOTA detection recall", "hota.overall.DetPr": "HOTA detection precision",
+    "hota.overall.AssRe": "HOTA association recall", "hota.overall.AssPr": "HOTA association precision",
+    "voc.all_point.mAP": "VOC mAP (all points)", "voc.11_point.mAP": "VOC mAP (11 points)",
+}
+PER_CLASS_LABELS: dict[tuple[str, str], str] = {
+    ("coco.per_class", "AP"): "AP (IoU 0.50:0.95)", ("coco.per_class", "AP50"): "AP at IoU 0.50",
+    ("operating_point.per_class", "precision"): "precision", ("operating_point.per_class", "recall"): "recall",
+    ("operating_point.per_class", "f1"): "F1",
+    ("temporal.per_class", "median_latency_seconds"): "median detection latency (s)",
+    ("temporal.per_class", "missed_objects"): "objects never detected", ("hota.per_class", "HOTA"): "HOTA",
+    ("voc.all_point.per_class", "AP"): "VOC AP (all points)",
+}
 
-    ``differences[i]`` is ``values[i] - values[0]`` (None when either is undefined); ``best``
-    is the index of the best defined value (ties: the first), None when fewer than one value
-    is defined.
+
+def compare_metrics(results: Sequence[Mapping[str, Any]], reference: int = 0) -> list[dict[str, Any]]:
+    """One row per metric: the value of every result, its difference to the reference, the best.
+
+    ``differences[i]`` is ``values[i] - values[reference]`` (None when either is undefined);
+    ``best`` is the index of the single best defined value, None when no value is defined or
+    when several share the best value (``tied`` then lists them: a tie is nobody's win).
+    ``label`` is the metric's name for people.
     """
+    if not 0 <= reference < max(1, len(results)):
+        raise ValueError("reference must index one of the results")
     classes: list[str] = []
     for r in results:
         for name in (_get(r, ("coco", "per_class")) or {}):
             if name not in classes:
                 classes.append(name)
-    rows: list[tuple[tuple[str, ...], bool]] = [(tuple(p.split(".")), hib) for p, hib in SUMMARY_METRICS]
+    rows: list[tuple[tuple[str, ...], bool, str]] = [
+        (tuple(p.split(".")), hib, METRIC_LABELS.get(p, p)) for p, hib in SUMMARY_METRICS]
     for name in classes:
-        rows += [((*base.split("."), name, key), hib) for base, key, hib in PER_CLASS_METRICS]
+        rows += [((*base.split("."), name, key), hib, f"{name}: {PER_CLASS_LABELS.get((base, key), key)}")
+                 for base, key, hib in PER_CLASS_METRICS]
     out = []
-    for path, higher in rows:
+    for path, higher, label in rows:
         values = [_value(r, path) for r in results]
         if all(v is None for v in values):
             continue
-        base = values[0]
+        base = values[reference]
         diffs = [None if v is None or base is None else v - base for v in values]
-        defined = [(v, i) for i, v in enumerate(values) if v is not None]
-        best = None
-        if defined:
-            best = (max(defined, key=lambda t: (t[0], -t[1])) if higher else min(defined))[1]
-        out.append({"metric": ".".join(path), "higher_is_better": higher, "values": values, "differences": diffs,
-                    "best": best})
+        defined = [v for v in values if v is not None]
+        top = max(defined) if higher else min(defined)
+        leaders = [i for i, v in enumerate(values) if v is not None and abs(v - top) <= 1e-12]
+        best = leaders[0] if len(leaders) == 1 else None
+        out.append({"metric": ".".join(path), "label": label, "higher_is_better": higher, "values": values,
+                    "differences": diffs, "best": best, "tied": leaders if len(leaders) > 1 else []})
     return out

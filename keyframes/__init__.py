@@ -6,8 +6,9 @@ covering the whole 640x480 frame is ``[0, 0, 640, 480]``).
 """
 from .boxes import box_errors, iou
 from .checks import CheckLimits, Finding, TrackSpec, check_track
+from .simplify import track_keyframes
 from .timeline import Timeline
 from .tracks import Keyframe, interpolate, visible
 
 __all__ = ["CheckLimits", "Finding", "Keyframe", "Timeline", "TrackSpec", "box_errors", "check_track",
-           "interpolate", "iou", "visible"]
+           "interpolate", "iou", "track_keyframes", "visible"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evaluation import AnnotationTrack, Boxes, ground_truth_boxes
@@ -293,6 +293,95 @@ def evaluated_frames(test_session: TestSession, video: Video) -> np.ndarray:
     return np.arange(start, min(end, video.frame_count), stride, dtype=np.int64)
 
 
+def _ranges(frames: np.ndarray) -> list[list[int]]:
+    """Consecutive runs of ``frames`` (sorted) as ``[first, last]`` pairs."""
+    if frames.size == 0:
+        return []
+    cuts = np.nonzero(np.diff(frames) != 1)[0]
+    starts = np.concatenate([[0], cuts + 1])
+    ends = np.concatenate([cuts, [frames.size - 1]])
+    return [[int(frames[a]), int(frames[b])] for a, b in zip(starts, ends, strict=True)]
+
+
+def ground_truth_basis(db: Session, test_session: TestSession, video: Video, timeline: Timeline,
+                       include_pending: bool, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """What an evaluation of the session rests on, said before any number: the ground truth's
+    annotations by review status, the objects, boxes and frames that count, the frames the model
+    ran on and those it skipped (with the ground-truth boxes they hold, which no metric sees).
+
+    ``empty`` is true when no ground-truth box falls on a frame the model ran on: precision and
+    recall would then describe nothing, and ``remedies`` say how to get ground truth that counts.
+    """
+    frames = evaluated_frames(test_session, video)
+    config = test_session.config or {}
+    base = {"video_frames": int(video.frame_count), "evaluated": int(frames.size),
+            "frame_stride": max(1, int(config.get("frame_stride") or 1)),
+            "frame_from": int(config.get("frame_from") or 0),
+            "frame_to": int(config["frame_to"]) if config.get("frame_to") is not None else int(video.frame_count) - 1}
+    skipped = np.setdiff1d(np.arange(video.frame_count, dtype=np.int64), frames)
+    base["skipped"] = int(skipped.size)
+    base["skipped_ranges"] = _ranges(skipped)[:50]
+    out: dict[str, Any] = {"ground_truth_session_id": None, "include_pending": bool(include_pending),
+                           "classes": list(classes) if classes is not None else None,
+                           "annotations": {"validated": 0, "pending": 0, "rejected": 0, "total": 0},
+                           "counted_annotations": 0, "ground_truth_objects": 0, "ground_truth_boxes": 0,
+                           "ground_truth_frames": 0, "boxes_on_skipped_frames": 0, "pending_boxes": 0,
+                           "frames": base}
+    gt_id = test_session.ground_truth_session_id
+    if gt_id is not None:
+        out["ground_truth_session_id"] = str(gt_id)
+        stmt = (select(VideoAnnotation.validation_status, func.count())
+                .where(VideoAnnotation.annotation_session_id == gt_id).group_by(VideoAnnotation.validation_status))
+        if classes is not None:
+            stmt = stmt.where(VideoAnnotation.class_label.in_(list(classes)))
+        for status, n in db.execute(stmt):
+            out["annotations"][status] = out["annotations"].get(status, 0) + int(n)
+        out["annotations"]["total"] = sum(v for k, v in out["annotations"].items() if k != "total")
+        labels = list(classes) if classes is not None else list(db.scalars(
+            select(VideoAnnotation.class_label).distinct().where(VideoAnnotation.annotation_session_id == gt_id)))
+        index = {n: i for i, n in enumerate(labels)}
+        tracks, _ = load_ground_truth(db, gt_id, index, True)
+        counted = [t for t in tracks if t.validation_status == "validated" or include_pending]
+        out["counted_annotations"] = len(counted)
+        everywhere = ground_truth_boxes(counted, timeline, None, include_pending=include_pending)
+        seen = np.isin(everywhere.frame, frames)
+        out["ground_truth_boxes"] = int(seen.sum())
+        out["ground_truth_objects"] = int(np.unique(everywhere.track_id[seen]).size)
+        out["ground_truth_frames"] = int(np.unique(everywhere.frame[seen]).size)
+        out["boxes_on_skipped_frames"] = int((~seen).sum())
+        if not include_pending:
+            pending = [t for t in tracks if t.validation_status == "pending"]
+            extra = ground_truth_boxes(pending, timeline, frames, include_pending=True)
+            out["pending_boxes"] = len(extra)
+    out["empty"] = out["ground_truth_boxes"] == 0
+    out["remedies"] = _remedies(out) if out["empty"] else []
+    return out
+
+
+def _remedies(basis: dict[str, Any]) -> list[dict[str, str]]:
+    """The ways out of an empty ground truth, most useful first."""
+    counts, out = basis["annotations"], []
+    if basis["ground_truth_session_id"] is None:
+        return [{"action": "choose_ground_truth",
+                 "message": "The test session has no ground-truth annotation session: annotate the video and "
+                            "give the session as ground_truth_session_id."}]
+    if counts["pending"]:
+        out.append({"action": "validate", "message": f"{counts['pending']} annotation(s) are pending review: "
+                                                      "validate them (evaluation counts only validated ones)."})
+        if not basis["include_pending"] and basis["pending_boxes"]:
+            out.append({"action": "include_pending",
+                        "message": f"Or evaluate with include_pending to count them as they are "
+                                   f"({basis['pending_boxes']} box(es) on the frames the model ran on)."})
+    if basis["boxes_on_skipped_frames"]:
+        out.append({"action": "frames", "message": f"{basis['boxes_on_skipped_frames']} ground-truth box(es) lie on "
+                                                   "frames the model skipped: run detection over those frames."})
+    if not out:
+        out.append({"action": "annotate", "message": "The ground-truth session has no usable box"
+                                                     f"{' of these classes' if basis['classes'] else ''}: "
+                                                     "annotate the video first."})
+    return out
+
+
 def class_names(project: Project, requested: Sequence[str] | None, present: Sequence[str]) -> list[str]:
     """The evaluated classes in the project's label order: the requested ones, else every label
     seen in the ground truth or the detections."""
@@ -427,6 +516,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         ctx.progress(20, "loading detections")
         dt, dropped = load_detections(db, ts.id, index)
         model_name = (ts.model or {}).get("name") if isinstance(ts.model, dict) else None
+        basis = ground_truth_basis(db, ts, video, timeline, params["include_pending"], params.get("classes"))
     dt = dt.select((dt.frame >= 0) & (dt.frame < timeline.frame_count))
     ctx.check_cancel()
     with_tracking = bool(np.any(dt.track_id >= 0))
@@ -471,6 +561,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
                    "detections_of_other_classes": dropped},
         **metrics,
         "tracking_note": tracking_note,
+        "basis": basis,
     }
     # Found again from the session and job ids (never from a stored path): see the report route.
     write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))

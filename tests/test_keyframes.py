@@ -70,3 +70,39 @@ def test_checks_do_not_judge_across_a_gap():
                                                           Keyframe(50, (500, 300, 510, 310))))
     assert {f.check for f in check_track(stays, [stays], timeline, 640, 480, 10.0)} == {"keyframe_gap",
                                                                                         "implausible_jump"}
+
+
+def test_track_keyframes_keep_only_the_turns_and_mark_gaps_outside():
+    from keyframes import track_keyframes
+
+    timeline = Timeline(np.arange(60) / 10.0)
+    # straight line 0..19, a turn at 20, straight again to 29; then lost for 30..39; seen 40..49 standing still
+    frames = np.r_[np.arange(30), np.arange(40, 50)]
+    x = np.where(frames <= 20, 5.0 * frames, 100.0 - 5.0 * (frames - 20))
+    x[frames >= 40] = 300.0
+    boxes = np.stack([x, np.full(frames.size, 10.0), x + 40, np.full(frames.size, 90.0)], axis=1)
+    keys = track_keyframes(frames, timeline.time_of(frames), boxes, min_iou=0.95, max_gap=1)
+    visible_keys = [k.frame_number for k in keys if not k.outside]
+    assert visible_keys == [0, 20, 29, 40, 49]
+    assert [k.frame_number for k in keys if k.outside] == [30]
+    back = interpolate(keys, frames, timeline)
+    assert np.allclose(back, boxes)  # the kept keyframes reproduce every box exactly here
+    lost = interpolate(keys, np.arange(30, 40), timeline)
+    assert np.isnan(lost).all()
+
+
+def test_track_keyframes_tolerance_bounds_every_box():
+    from keyframes import iou, track_keyframes
+
+    rng = np.random.default_rng(3)
+    frames = np.arange(200)
+    timeline = Timeline(frames / 25.0)
+    x = np.cumsum(rng.normal(0, 2.0, frames.size)) + 300
+    boxes = np.stack([x, x * 0 + 50, x + 60, x * 0 + 170], axis=1)
+    keys = track_keyframes(frames, timeline.time_of(frames), boxes, min_iou=0.9)
+    assert 2 < len(keys) < frames.size / 2
+    back = interpolate(keys, frames, timeline)
+    assert min(iou(a, b) for a, b in zip(back, boxes, strict=True)) >= 0.9 - 1e-9
+    capped = track_keyframes(frames, timeline.time_of(frames), boxes, min_iou=0.9, max_seconds=1.0)
+    visible_times = timeline.time_of([k.frame_number for k in capped])
+    assert np.diff(visible_times).max() <= 1.0 + 1e-9 and len(capped) >= len(keys)

@@ -114,6 +114,11 @@ MATRIX = {
     "evaluation.get_metrics": (READ, "GET", "/api/test-sessions/{test_session}/metrics", None),
     "evaluation.get_report": (READ, "GET", "/api/test-sessions/{test_session}/report", None),
     "evaluation.get_report_plot": (READ, "GET", "/api/test-sessions/{test_session}/report/pr_curves.png", None),
+    "evaluation.get_basis": (READ, "GET", "/api/test-sessions/{test_session}/evaluation-basis", None),
+    "review.session_review": (READ, "GET", "/api/annotations/sessions/{session}/review", None),
+    "review.bulk_validate": (WRITE, "POST", "/api/annotations/sessions/{session}/validate",
+                             {"status": "rejected", "class_label": "nothing-of-that-class"}),
+    "assisted.pre_annotate": (WRITE, "POST", "/api/test-sessions/{test_session}/pre-annotations", {}),
     "evaluation.compare": (READ, "GET", "/api/test-sessions/compare?ids={test_session},{test_session}", None),
     "videos.patch_video": (WRITE, "PATCH", "/api/videos/{video}", {"tags": ["matrix"]}),
     "validation_runs.create_run": (WRITE, "POST", "/api/validation-runs", {

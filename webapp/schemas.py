@@ -577,6 +577,13 @@ class ReportArgs(StrictSchema):
 
 class SessionCompareArgs(StrictSchema):
     ids = fields.String(required=True, validate=validate.Length(min=1, max=40 * MAX_COMPARE))
+    reference = fields.UUID(metadata={"description": "the session the differences are to (default: the first)"})
+
+
+class BasisArgs(StrictSchema):
+    include_pending = fields.Boolean(load_default=False)
+    classes = fields.String(validate=validate.Length(min=1, max=10_000),
+                            metadata={"description": "comma-separated labels (default: every label)"})
 
 
 # ------------------------------------------------------------------------------ export and import

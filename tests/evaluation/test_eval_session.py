@@ -77,12 +77,17 @@ def test_compare_rows_differences_and_best() -> None:
     b = {"coco": {"overall": {"AP": 0.75}, "per_class": {"x": {"AP": -1.0, "AP50": 0.4}}},
          "operating_point": {"fp": 1, "recall": 0.5}}
     rows = {r["metric"]: r for r in compare_metrics([a, b])}
-    assert rows["coco.overall.AP"] == {"metric": "coco.overall.AP", "higher_is_better": True, "values": [0.5, 0.75],
-                                       "differences": [0.0, 0.25], "best": 1}
+    assert rows["coco.overall.AP"] == {"metric": "coco.overall.AP", "label": "AP (IoU 0.50:0.95)",
+                                       "higher_is_better": True, "values": [0.5, 0.75],
+                                       "differences": [0.0, 0.25], "best": 1, "tied": []}
     assert rows["operating_point.fp"]["best"] == 1 and rows["operating_point.fp"]["differences"] == [0.0, -2.0]
     assert rows["operating_point.recall"]["differences"] == [None, None] and rows["operating_point.recall"]["best"] == 1
     assert "coco.per_class.x.AP" not in rows  # -1 on both sides: nothing to compare
-    assert rows["coco.per_class.x.AP50"]["best"] == 0  # a tie goes to the first
+    tie = rows["coco.per_class.x.AP50"]
+    assert tie["best"] is None and tie["tied"] == [0, 1]  # a tie is nobody's win
+    assert tie["label"] == "x: AP at IoU 0.50"
+    against_b = {r["metric"]: r for r in compare_metrics([a, b], reference=1)}
+    assert against_b["coco.overall.AP"]["differences"] == [-0.25, 0.0]
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

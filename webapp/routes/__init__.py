@@ -1,6 +1,7 @@
 """HTTP blueprints, one per resource."""
 from . import (
     annotations,
+    assisted,
     audit,
     auth,
     compatibility,
@@ -9,6 +10,7 @@ from . import (
     frames,
     jobs,
     projects,
+    review,
     test_sessions,
     transfer,
     users,
@@ -18,5 +20,5 @@ from . import (
 
 BLUEPRINTS = (
     auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, test_sessions.bp,
-    evaluation.bp, validation_runs.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp,
+    evaluation.bp, validation_runs.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp, review.bp, assisted.bp,
 )

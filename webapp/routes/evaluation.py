@@ -20,14 +20,15 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from evaluation.session import compare_metrics
-from models import AnnotationSession, Job, TestSession
-from tasks.evaluation import REPORT_DIR, EvaluationError, plot_path, queue_evaluation
+from models import AnnotationSession, Job, TestSession, Video
+from tasks.evaluation import REPORT_DIR, EvaluationError, ground_truth_basis, plot_path, queue_evaluation
 
 from ..auth import current_user, get_or_404, get_project_for
 from ..db import audit, db_session
 from ..errors import ApiError, validation_error
 from ..realtime import submit
-from ..schemas import MAX_COMPARE, EvaluateIn, JobOut, ReportArgs, SessionCompareArgs
+from ..schemas import MAX_COMPARE, BasisArgs, EvaluateIn, JobOut, ReportArgs, SessionCompareArgs
+from ..timelines import video_timeline
 
 bp = Blueprint("evaluation", __name__, url_prefix="/api/test-sessions", description="Model validation")
 
@@ -50,6 +51,34 @@ def _state(ts: TestSession) -> dict[str, Any]:
 
 def _results(ts: TestSession) -> dict[str, Any] | None:
     return (ts.metrics or {}).get("results")
+
+
+def _basis(ts: TestSession, include_pending: bool, classes: list[str] | None) -> dict[str, Any]:
+    db = db_session()
+    video = db.get(Video, ts.video_id)
+    return ground_truth_basis(db, ts, video, video_timeline(video), include_pending, classes)
+
+
+def refusal(basis: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Why precision and recall of an evaluation are not worth showing, and the ways out; None when
+    they are (the numbers stay in ``metrics``: false positives still count)."""
+    if not basis or not basis.get("empty"):
+        return None
+    counts = basis.get("annotations") or {}
+    why = ("the ground truth has no box on the frames the model ran on"
+           f" ({counts.get('validated', 0)} validated, {counts.get('pending', 0)} pending, "
+           f"{counts.get('rejected', 0)} rejected annotation(s)"
+           f"{', pending ones not counted' if not basis.get('include_pending') else ''})")
+    return {"code": "empty_ground_truth", "message": f"No precision or recall: {why}.",
+            "remedies": basis.get("remedies") or []}
+
+
+def _stored_basis(ts: TestSession, results: dict[str, Any]) -> dict[str, Any]:
+    """The basis the evaluation recorded; for results stored before it did, the basis now."""
+    if results.get("basis") is not None:
+        return results["basis"]
+    params = results.get("parameters") or {}
+    return _basis(ts, bool(params.get("include_pending")), params.get("classes"))
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -102,9 +131,26 @@ def get_metrics(test_session_id):
     null until an evaluation has completed)."""
     ts = get_or_404(TestSession, test_session_id, "test session")
     results = _results(ts)
+    basis = None
     if results is not None:
+        basis = _stored_basis(ts, results)
         results = {k: v for k, v in results.items() if k != "plots"}
-    return {"test_session_id": str(ts.id), "evaluation": _state(ts), "metrics": results}
+    return {"test_session_id": str(ts.id), "evaluation": _state(ts), "metrics": results, "basis": basis,
+            "refusal": refusal(basis)}
+
+
+@bp.route("/<uuid:test_session_id>/evaluation-basis", methods=["GET"])
+@bp.arguments(BasisArgs, location="query")
+def get_basis(args, test_session_id):
+    """What an evaluation with these parameters would rest on, now: the ground truth's annotations
+    by review status, the objects, boxes and frames counted, the frames the model skipped; with
+    ``refusal`` when precision and recall would mean nothing, and how to fix that."""
+    ts = get_or_404(TestSession, test_session_id, "test session")
+    classes = None
+    if "classes" in args:
+        classes = list(dict.fromkeys(c.strip() for c in args["classes"].split(",") if c.strip())) or None
+    basis = _basis(ts, args["include_pending"], classes)
+    return {"test_session_id": str(ts.id), "basis": basis, "refusal": refusal(basis)}
 
 
 def plot_file(storage_dir: str | Path, ts: TestSession, results: dict[str, Any], name: str) -> Path | None:
@@ -159,8 +205,10 @@ def get_report(args, test_session_id):
         if args["embed"]:
             entry["data"] = base64.b64encode(_plot_bytes(ts, results, name)).decode("ascii")
         plots[name] = entry
+    basis = _stored_basis(ts, results)
     return {"test_session_id": str(ts.id), "name": ts.name, "model": ts.model, "evaluation": _state(ts),
-            "metrics": {k: v for k, v in results.items() if k != "plots"}, "plots": plots}
+            "metrics": {k: v for k, v in results.items() if k != "plots"}, "plots": plots, "basis": basis,
+            "refusal": refusal(basis)}
 
 
 @bp.route("/<uuid:test_session_id>/report/<string:plot>.png", methods=["GET"])
@@ -223,6 +271,11 @@ def compare(args):
     if problems:
         raise validation_error(problems, "query", "these test sessions cannot be compared")
     results = [_results(ts) for ts in sessions]
+    reference = 0
+    if args.get("reference") is not None:
+        if args["reference"] not in ids:
+            raise validation_error({"reference": "The reference must be one of the compared sessions."}, "query")
+        reference = ids.index(args["reference"])
     first = results[0]["parameters"]
     return {
         "ids": [str(i) for i in ids],
@@ -234,5 +287,32 @@ def compare(args):
                       "evaluation_job_id": r.get("job_id"), "evaluated_at": r.get("evaluated_at"),
                       "score_threshold": r["parameters"].get("score_threshold"), "counts": r.get("counts")}
                      for ts, r in zip(sessions, results, strict=True)],
-        "metrics": compare_metrics(results),
+        "reference": reference,
+        "warnings": frame_warnings(sessions),
+        "metrics": compare_metrics(results, reference),
     }
+
+
+def frame_warnings(sessions: list[TestSession]) -> list[dict[str, Any]]:
+    """Sessions that ran on different frames (stride or range) are compared on different footage."""
+    def frames_of(ts: TestSession) -> tuple[int, int, int | None]:
+        config = ts.config or {}
+        to = config.get("frame_to")
+        return (max(1, int(config.get("frame_stride") or 1)), int(config.get("frame_from") or 0),
+                None if to is None else int(to))
+
+    seen = [frames_of(ts) for ts in sessions]
+    if len(set(seen)) <= 1:
+        return []
+    def every(n: int) -> str:
+        if n == 1:
+            return "every frame"
+        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return f"every {n}{suffix} frame"
+
+    described = "; ".join(f"{ts.name}: {every(s)} of frames {a}–{'the last' if b is None else b}"
+                          for ts, (s, a, b) in zip(sessions, seen, strict=True))
+    return [{"code": "different_frames", "message": "The sessions ran on different frames, so their numbers "
+                                                    f"are not measured on the same footage ({described}).",
+             "sessions": [{"id": str(ts.id), "frame_stride": s, "frame_from": a, "frame_to": b}
+                          for ts, (s, a, b) in zip(sessions, seen, strict=True)]}]

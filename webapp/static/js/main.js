@@ -6,6 +6,7 @@ import * as viewer from "./viewer.js";
 import * as report from "./report.js";
 import * as annotations from "./annotations.js";
 import * as runs from "./runs.js";
+import * as review from "./review.js";
 
 const PROJECT_KEY = "vru.project";
 let socket = null;
@@ -70,7 +71,7 @@ function connectSocket() {
   socket.on("connection_status", (status) => {  // the token was revoked while connected
     if (status && status.status === "revoked") showLogin("Your session ended; log in again.");
   });
-  for (const view of [jobs, viewer, annotations, runs]) view.bindSocket(socket);
+  for (const view of [jobs, viewer, annotations, runs, review]) view.bindSocket(socket);
 }
 
 async function loadProjects(selectId) {
@@ -146,6 +147,7 @@ function init() {
   report.init();
   annotations.init(() => socket);
   runs.init(() => socket);
+  review.init();
   if (auth.token) start(); else showLogin();
 }
 

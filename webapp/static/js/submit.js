@@ -7,6 +7,12 @@ export function init() {
   $("detect-video").addEventListener("change", fillGroundTruth);
   $("export-form").addEventListener("submit", submitExport);
   $("import-form").addEventListener("submit", submitImport);
+  $("import-map-add").addEventListener("click", () => {
+    const name = $("import-map-from").value.trim();
+    if (name) addMapRow(name);
+    $("import-map-from").value = "";
+  });
+  on("project-changed", () => { fillImportLabels(); $("import-map-rows").replaceChildren(); $("import-outcome").hidden = true; });
   $("assign-form").addEventListener("submit", submitAssignment);
   on("project-changed", () => refresh());
   on("test-sessions-changed", () => loadTestSessions());
@@ -180,6 +186,39 @@ async function submitExport(event) {
   }
 }
 
+// ------------------------------------------------------------------------------ imports
+
+const TERMINAL_IMPORT = new Set(["completed", "failed", "cancelled"]);
+let followed = null;   // the import this form follows
+
+function projectLabels() { return (state.project && state.project.labels) || []; }
+
+function fillImportLabels() {
+  const select = $("import-default-label");
+  const keep = select.value;
+  select.replaceChildren(option("", "(none)"), ...projectLabels().map((l) => option(l, l, l === keep)));
+}
+
+/** A row of the label map: a class of the file and the project class it becomes. */
+function addMapRow(fileLabel, target = "") {
+  const rows = $("import-map-rows");
+  if ([...rows.children].some((r) => r.dataset.from === fileLabel)) return;
+  const select = el("select", { className: "map-to", title: `what '${fileLabel}' becomes` },
+    option("", "— choose a project class —"), ...projectLabels().map((l) => option(l, l, l === target)));
+  rows.append(el("div", { className: "map-row", dataset: { from: fileLabel } },
+    el("code", { text: fileLabel }), el("span", { text: "→" }), select,
+    el("button", { type: "button", text: "Remove", onclick: (e) => e.target.closest(".map-row").remove() })));
+}
+
+function labelMap() {
+  const out = {};
+  for (const row of $("import-map-rows").children) {
+    const to = row.querySelector("select").value;
+    if (to) out[row.dataset.from] = to;
+  }
+  return out;
+}
+
 async function submitImport(event) {
   event.preventDefault();
   const file = $("import-file").files[0];
@@ -195,6 +234,10 @@ async function submitImport(event) {
     form.append("source_format", $("import-format").value);
     form.append("project_id", state.project.id);
     form.append("on_error", $("import-on-error").value);
+    const map = labelMap();
+    if (Object.keys(map).length) form.append("label_map", JSON.stringify(map));
+    if ($("import-add-labels").checked) form.append("add_missing_labels", "true");
+    if ($("import-default-label").value) form.append("default_label", $("import-default-label").value);
   }
   if (kind === "results") {
     if ($("import-test-session").value) form.append("test_session_id", $("import-test-session").value);
@@ -202,13 +245,83 @@ async function submitImport(event) {
   } else if (kind === "annotations" && $("import-video").value) {
     form.append("video_id", $("import-video").value);
   }
+  $("import-outcome").hidden = false;
+  $("import-issues").replaceChildren();
+  $("import-links").replaceChildren();
+  $("import-status").textContent = `uploading ${file.name}…`;
   try {
-    const job = await jobOf(await upload("/api/import/jobs", form));
+    const made = await upload("/api/import/jobs", form);
     toast("Import started");
-    $("import-form").reset();
-    if (job) emit("job-submitted", job);
+    // the form keeps its choices (format, type, label map): a failed import is fixed and sent again
+    follow(made.id);
   } catch (err) {
-    toast(errorText(err), true);
+    $("import-status").textContent = `Refused: ${errorText(err)}`;
+    $("import-status").className = "status status-failed";
+  }
+}
+
+function where(issue) {
+  const parts = [issue.file, issue.line !== undefined ? `line ${issue.line}` : null,
+                 issue.pointer !== undefined ? issue.pointer || "/" : null,
+                 issue.field !== undefined ? `field ${issue.field}` : null].filter(Boolean);
+  return parts.length ? parts.join(", ") : "the file";
+}
+
+const UNKNOWN_CLASS = /class (['"])(.+?)\1 is not one of/;
+
+function renderImport(imp) {
+  state.imports = { last: imp };
+  const status = $("import-status");
+  const issues = [...(imp.validation_errors || []), ...(imp.import_errors || [])];
+  const errors = issues.filter((i) => i.severity === "error").length;
+  const warnings = issues.length - errors;
+  let text = `${imp.job_name}: ${imp.status}`;
+  if (!TERMINAL_IMPORT.has(imp.status)) text += ` (${Math.round(imp.progress_percent || 0)} %${imp.stage ? `, ${imp.stage}` : ""})`;
+  if (imp.status === "completed") text += `: ${imp.records_processed} record(s) imported`;
+  if (imp.status === "failed") text += `${imp.error_message ? `: ${imp.error_message}` : ""}`;
+  if ((errors || warnings) && !(imp.status === "failed" && imp.error_message)) {
+    text += `; ${errors} error(s), ${warnings} warning(s)`;
+  }
+  status.textContent = text;
+  status.className = `status status-${imp.status}`;
+  $("import-issues").replaceChildren(...issues.slice(0, 100).map((i) => el("li", {
+    className: i.severity, dataset: { code: i.code }, text: `${i.severity} [${i.code}] ${where(i)}: ${i.message}`,
+  })));
+  const unknown = new Set();
+  for (const i of issues) {
+    const m = i.code === "unknown_class" && UNKNOWN_CLASS.exec(i.message);
+    if (m) unknown.add(m[2]);
+  }
+  for (const name of unknown) addMapRow(name);   // the form offers what the errors ask for
+  if (unknown.size) $("import-label-map").scrollIntoView({ behavior: "smooth", block: "center" });
+  const links = $("import-links");
+  links.replaceChildren();
+  if (imp.status === "completed" && imp.annotation_session_id) {
+    links.append(el("button", { type: "button", id: "import-open-session", text: "Open the annotation session",
+                                onclick: () => emit("open-review", imp.annotation_session_id) }));
+    loadAnnotationSessions();
+  }
+  if (imp.status === "completed" && imp.test_session_id && imp.import_type === "results") {
+    links.append(el("button", { type: "button", id: "import-open-results", text: "Open the test session",
+                                onclick: () => emit("open-viewer", imp.test_session_id) }));
+    loadTestSessions();
+  }
+}
+
+async function follow(importId) {
+  followed = importId;
+  for (let i = 0; i < 600 && followed === importId; i++) {
+    let imp;
+    try {
+      imp = await api("GET", `/api/import/jobs/${importId}`);
+    } catch (err) {
+      $("import-status").textContent = errorText(err);
+      return;
+    }
+    if (followed !== importId) return;
+    renderImport(imp);
+    if (TERMINAL_IMPORT.has(imp.status)) return;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
 
