@@ -296,7 +296,8 @@ class Job(Base):
 class TestSession(Base):
     __tablename__ = "test_sessions"
     __test__ = False  # not a pytest class
-    __table_args__ = (Index("idx_test_sessions_project_video", "project_id", "video_id"),)
+    __table_args__ = (Index("idx_test_sessions_project_video", "project_id", "video_id"),
+                      Index("idx_test_sessions_job", "job_id"))
 
     id: Mapped[uuid.UUID] = _pk()
     project_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False)
@@ -343,7 +344,8 @@ class DetectionEvent(Base):
 
 class ExportJob(Base):
     __tablename__ = "export_jobs"
-    __table_args__ = (Index("idx_export_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (Index("idx_export_jobs_status_created", "status", "created_at"),
+                      Index("idx_export_jobs_job", "job_id"))
 
     id: Mapped[uuid.UUID] = _pk()
     job_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("jobs.id", ondelete="SET NULL"))
@@ -368,7 +370,8 @@ class ExportJob(Base):
 
 class ImportJob(Base):
     __tablename__ = "import_jobs"
-    __table_args__ = (Index("idx_import_jobs_status_created", "import_status", "created_at"),)
+    __table_args__ = (Index("idx_import_jobs_status_created", "import_status", "created_at"),
+                      Index("idx_import_jobs_job", "job_id"))
 
     id: Mapped[uuid.UUID] = _pk()
     job_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("jobs.id", ondelete="SET NULL"))

@@ -15,9 +15,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert
 
-from models import DetectionEvent, Project, TestSession, Video, utcnow
+from models import DetectionEvent, Project, Video, utcnow
 from vision.detectors import Detector, ModelSpec, load_detector
 from vision.pipeline import DetectionPipeline, FrameResult
 from vision.tracker import TrackerConfig
@@ -144,12 +144,6 @@ class EventSink:
         self.last_emit = time.monotonic()
 
 
-def _set_session(test_session_id: uuid.UUID, **values: Any) -> None:
-    with runtime.database().Session() as db:
-        db.execute(update(TestSession).where(TestSession.id == test_session_id).values(**values))
-        db.commit()
-
-
 def _discard_events(test_session_id: uuid.UUID) -> None:
     with runtime.database().Session() as db:
         db.execute(delete(DetectionEvent).where(DetectionEvent.test_session_id == test_session_id))
@@ -168,7 +162,6 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
         labels = list(project.labels) if project is not None and project.labels else None
     # A redelivered job starts over: whatever an earlier attempt wrote is replaced, never doubled.
     _discard_events(test_session_id)
-    _set_session(test_session_id, status="processing")
     try:
         ctx.progress(0, "loading model")
         spec = model_spec(params)
@@ -202,10 +195,10 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
     except JobLost:
         raise  # another attempt owns the session now and is writing its events
     except BaseException as exc:
-        # Nothing half-written stays behind: a failed or cancelled run leaves no events.
+        # Nothing half-written stays behind: a failed or cancelled run leaves no events (the
+        # session's status is the job's, written by the lifecycle).
         _discard_events(test_session_id)
         status = "cancelled" if isinstance(exc, JobCancelled) else "failed"
-        _set_session(test_session_id, status=status)
         from .validation import video_ended
 
         video_ended(params.get("validation_run_id"), test_session_id, status,
@@ -215,7 +208,7 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
     summary = pipeline.stats.summary()
     summary.update(model=spec.name, model_cached=cached, events_stored=sink.inserted,
                    test_session_id=str(test_session_id))
-    summary["evaluation_job_id"] = results_ready(test_session_id)
+    summary["evaluation_job_id"] = results_ready(test_session_id, ctx.job_id)
     return summary
 
 

@@ -4,12 +4,13 @@ The job loads the detections in bulk as columns, interpolates the ground truth t
 evaluated frame, runs every metric (``evaluation.session``), draws the report plots and stores
 both. ``test_sessions.metrics`` holds::
 
-    {"evaluation": {"status", "job_id", "parameters", "error", "updated_at"},   # the latest request
-     "results": {...} | None}                                                  # the latest completed one
+    {"evaluation": {"job_id", "parameters", "updated_at"},   # the latest request
+     "results": {...} | None}                              # the latest completed one
 
 so a new evaluation (another IoU threshold or class subset) never hides the previous numbers
-while it runs. Only the job named in ``evaluation.job_id`` may write: an older job that finishes
-after a newer request leaves its numbers in its own job result only.
+while it runs. The request's status and error are its job's (the jobs row, written by the
+lifecycle alone). Only the job named in ``evaluation.job_id`` may store numbers: an older job
+that finishes after a newer request leaves its numbers in its own job result only.
 """
 from __future__ import annotations
 
@@ -124,23 +125,25 @@ def queue_evaluation(db_session: Session, test_session: TestSession, params: dic
                      created_by=created_by if created_by is not None else test_session.created_by)
     previous = test_session.metrics or {}
     test_session.metrics = {
-        "evaluation": {"status": "pending", "job_id": str(job.id), "parameters": job_params, "error": None,
-                       "updated_at": utcnow().isoformat()},
+        "evaluation": {"job_id": str(job.id), "parameters": job_params, "updated_at": utcnow().isoformat()},
         "results": previous.get("results"),
     }
     return job
 
 
-def results_ready(test_session_id: uuid.UUID) -> str | None:
-    """A test session's detections are complete (detected or imported): mark it so, and queue its
-    evaluation when it has ground truth. Returns the evaluation job's id, if one was queued."""
+def results_ready(test_session_id: uuid.UUID, job_id: uuid.UUID | None = None) -> str | None:
+    """A test session's detections are complete (detected by its job ``job_id``, or imported):
+    queue its evaluation when it has ground truth. Returns the evaluation job's id, if one was
+    queued. A session's own detection job completes it through the lifecycle; an import marks
+    the session it filled completed here."""
     from .dispatch import dispatch
 
     with runtime.database().Session() as db:
         session = db.get(TestSession, test_session_id)
         if session is None:
             return None
-        session.status = "completed"
+        if job_id is None or session.job_id != job_id:
+            session.status = "completed"
         session.completed_at = utcnow()
         # A validation run's session carries the run's evaluation parameters in its config.
         job = queue_evaluation(db, session, (session.config or {}).get("evaluation")) \
@@ -394,9 +397,9 @@ def class_names(project: Project, requested: Sequence[str] | None, present: Sequ
 # ------------------------------------------------------------------------------ storing
 
 
-def _set_state(test_session_id: uuid.UUID, job_id: uuid.UUID, status: str, error: str | None = None,
-               results: dict[str, Any] | None = None) -> bool:
-    """Record the evaluation state on the test session if this job is still the one asked for."""
+def _store_results(test_session_id: uuid.UUID, job_id: uuid.UUID, results: dict[str, Any] | None = None) -> bool:
+    """Store the numbers on the test session if this job is still the one asked for (without
+    ``results``: only tell whether it is). The evaluation's status is its job's."""
     with runtime.database().Session() as db:
         ts = db.scalar(select(TestSession).where(TestSession.id == test_session_id).with_for_update())
         if ts is None:
@@ -406,8 +409,9 @@ def _set_state(test_session_id: uuid.UUID, job_id: uuid.UUID, status: str, error
         if state.get("job_id") not in (None, str(job_id)):
             db.rollback()
             return False
-        state.update(status=status, job_id=str(job_id), error=error, updated_at=utcnow().isoformat())
-        ts.metrics = {"evaluation": state, "results": results if results is not None else current.get("results")}
+        if results is not None:
+            state.update(job_id=str(job_id), updated_at=utcnow().isoformat())
+            ts.metrics = {"evaluation": state, "results": results}
         db.commit()
         return True
 
@@ -449,20 +453,17 @@ def evaluate_body(ctx: JobContext) -> dict[str, Any]:
     ts_id = uuid.UUID(ctx.params["test_session_id"])
     run_id = ctx.params.get("validation_run_id")
     if validation.run_cancelled(ctx.params):  # queued by a detection that ended just as the run was cancelled
-        _set_state(ts_id, ctx.job_id, "cancelled")
         raise JobCancelled(str(ctx.job_id))
-    if not _set_state(ts_id, ctx.job_id, "processing"):
+    if not _store_results(ts_id, ctx.job_id):
         return {"test_session_id": str(ts_id), "outcome": "superseded or test session gone"}
     try:
         return _evaluate(ctx, ts_id)
     except JobLost:
         raise
-    except JobCancelled:
-        _set_state(ts_id, ctx.job_id, "cancelled")
+    except JobCancelled:  # the job's state is the lifecycle's to write; the run counts the video
         validation.video_ended(run_id, ts_id, "cancelled", error="evaluation cancelled")
         raise
     except Exception as exc:
-        _set_state(ts_id, ctx.job_id, "failed", f"{type(exc).__name__}: {exc}")
         validation.video_ended(run_id, ts_id, "failed", error=f"evaluation failed: {type(exc).__name__}: {exc}")
         raise
 
@@ -574,7 +575,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
                              params["iou_threshold"], tracking=with_tracking, video_id=str(ts.video_id))
         matches_path = store_matches(storage_dir, REPORT_DIR, ts_id, ctx.job_id, matches)
     ctx.progress(95, "storing")
-    if not _set_state(ts_id, ctx.job_id, "completed", results=results):
+    if not _store_results(ts_id, ctx.job_id, results):
         return {"test_session_id": str(ts_id), "outcome": "superseded by a newer evaluation",
                 "coco": results["coco"]["overall"]}
     prune_plots(storage_dir, ts_id, str(ctx.job_id))

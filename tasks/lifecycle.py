@@ -9,6 +9,10 @@ with a :class:`JobContext`, and records the outcome. It is safe against redelive
 * every later write is guarded by the claim token, so a superseded attempt cannot write a
   result; results are therefore written once;
 * after ``max_attempts`` lost workers the job fails with a message saying so.
+
+State has one writer, :func:`write_state`: status, progress and error go to the job row and, in
+the same transaction, to the columns a kind's own row shows them in (``STATE_COLUMNS``: the
+blueprint's export and import jobs, a test session's status). Task bodies never write state.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import func, update
 from sqlalchemy.exc import DBAPIError
 
-from models import TERMINAL_STATUSES, Database, Job, utcnow
+from models import TERMINAL_STATUSES, Database, ExportJob, ImportJob, Job, TestSession, utcnow
 from settings import Settings
 
 from . import rooms, runtime
@@ -47,6 +51,10 @@ def _run_hooks(job: Job, data: dict[str, Any]) -> None:
             hook(job, data)
         except Exception as exc:  # noqa: BLE001 - progress is best effort
             log.warning("progress hook %s failed for job %s: %s", getattr(hook, "__name__", hook), job.id, exc)
+
+
+class JobRefused(Exception):
+    """The job's input was refused: its message, as it is, is the job's error."""
 
 
 class JobCancelled(Exception):
@@ -213,9 +221,7 @@ class ProgressReporter:
             }
             if checkpoint is not None:
                 values["checkpoint"] = checkpoint
-            done = _execute(self.db, update(Job).where(Job.id == self.job.id, Job.claim_token == self.token)
-                            .values(**values))
-            if not done:
+            if not _write_state(self.db, self.job.id, self.job.kind, Job.claim_token == self.token, **values):
                 raise JobLost(str(self.job.id))
             self._last_db = now
         if emit:
@@ -290,25 +296,89 @@ def _stored_error(error: str | None) -> str | None:
     return None if error is None else public_error(error, runtime.settings().storage_dir)
 
 
-def _execute(db: Database, stmt) -> int:
-    """One statement in its own transaction, through Core (cheaper than an ORM session)."""
-    with db.engine.begin() as conn:
-        return conn.execute(stmt).rowcount
-
-
 def _execute_first(db: Database, stmt):
-    """Like :func:`_execute` for ``RETURNING`` statements: the row is read before the commit."""
+    """One ``RETURNING`` statement in its own transaction, through Core (cheaper than an ORM
+    session): the row is read before the commit."""
     with db.engine.begin() as conn:
         return conn.execute(stmt).first()
 
 
-def _finish_unclaimed(db: Database, job_id: uuid.UUID, status: str, error: str | None, seen_attempts: int) -> bool:
-    return bool(_execute(db, update(Job)
-                         .where(Job.id == job_id, Job.attempts == seen_attempts,
-                                Job.status.notin_(TERMINAL_STATUSES))
-                         .values(status=status, error=_stored_error(error), finished_at=utcnow(), claim_token=None,
-                                 stage="cancelled" if status == "cancelled" else "failed",
-                                 seq=time.time_ns() // 1000)))
+@dataclass(frozen=True)
+class StateColumns:
+    """A row that shows its job's state in columns of its own (the blueprint's export and import
+    jobs, a test session's detections): the lifecycle fills them in the statement's transaction."""
+
+    table: Any
+    status: str
+    progress: str | None = None
+    error: str | None = None
+
+
+#: Per job kind, the row (found by its ``job_id``) that carries a copy of the job's state.
+STATE_COLUMNS: dict[str, StateColumns] = {
+    "export": StateColumns(ExportJob.__table__, "status", "progress_percent", "error_message"),
+    "import": StateColumns(ImportJob.__table__, "import_status", "progress_percent", "error_message"),
+    "detection": StateColumns(TestSession.__table__, "status"),
+}
+
+
+def _copy_state(conn, kind: str, job_id: uuid.UUID, values: dict[str, Any]) -> None:
+    side = STATE_COLUMNS.get(kind)
+    if side is None:
+        return
+    copied: dict[str, Any] = {}
+    if "status" in values:
+        copied[side.status] = values["status"]
+    if side.progress and "progress_percent" in values:
+        copied[side.progress] = int(values["progress_percent"])  # the blueprint's column is an integer
+    if side.error and "error" in values:
+        copied[side.error] = values["error"]
+    if copied:
+        conn.execute(update(side.table).where(side.table.c.job_id == job_id).values(**copied))
+
+
+def write_state(conn, job_id: uuid.UUID, kind: str, *where: Any, **values: Any) -> bool:
+    """The one writer of a job's state: the job row (where ``where`` still holds) and, in the same
+    transaction, its kind's state columns. ``conn`` is a connection or a session in a transaction
+    the caller commits. Returns whether the job row was changed."""
+    done = conn.execute(update(Job).where(Job.id == job_id, *where).values(**values)).rowcount
+    if done:
+        _copy_state(conn, kind, job_id, values)
+    return bool(done)
+
+
+def _write_state(db: Database, job_id: uuid.UUID, kind: str, *where: Any, **values: Any) -> bool:
+    """:func:`write_state` in a transaction of its own."""
+    with db.engine.begin() as conn:
+        return write_state(conn, job_id, kind, *where, **values)
+
+
+def _claim_row(db: Database, job_id: uuid.UUID, *where: Any, **values: Any):
+    """Claim with ``RETURNING``: the row as claimed, its state copied in the same transaction."""
+    with db.engine.begin() as conn:
+        row = conn.execute(update(Job).where(Job.id == job_id, *where).values(**values)
+                           .returning(*Job.__table__.c)).first()
+        if row is not None:
+            _copy_state(conn, row.kind, job_id, values)
+        return row
+
+
+def cancel_pending(conn, job_id: uuid.UUID, kind: str, now: Any = None) -> bool:
+    """Cancel a job that has not started (False when it has): it never runs."""
+    now = now or utcnow()
+    return write_state(conn, job_id, kind, Job.status == "pending", status="cancelled", stage="cancelled",
+                       cancel_requested=True, finished_at=now, seq=int(now.timestamp() * 1_000_000))
+
+
+def error_text(exc: BaseException) -> str:
+    """How a job's exception reads as its error."""
+    return str(exc) if isinstance(exc, JobRefused) else f"{type(exc).__name__}: {exc}"
+
+
+def _finish_unclaimed(db: Database, job: Job, status: str, error: str | None) -> bool:
+    return _write_state(db, job.id, job.kind, Job.attempts == job.attempts, Job.status.notin_(TERMINAL_STATUSES),
+                        status=status, error=_stored_error(error), finished_at=utcnow(), claim_token=None,
+                        stage="cancelled" if status == "cancelled" else "failed", seq=time.time_ns() // 1000)
 
 
 def emit_from_row(db: Database, job_id: uuid.UUID) -> None:
@@ -350,9 +420,8 @@ def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str
     claim = dict(status="processing", claim_token=token, attempts=Job.attempts + 1, worker=me,
                  worker_pid=os.getpid(), heartbeat_at=now, started_at=func.coalesce(Job.started_at, now))
     # The common case in one round trip: a fresh pending job, claimed and read at once.
-    row = _execute_first(db, update(Job).where(Job.id == jid, Job.status == "pending", Job.attempts == 0,
-                                               Job.cancel_requested.is_(False))
-                         .values(**claim, stage="started").returning(*Job.__table__.c))
+    row = _claim_row(db, jid, Job.status == "pending", Job.attempts == 0, Job.cancel_requested.is_(False),
+                     **claim, stage="started")
     if row is not None:
         return _run_claimed(task, db, settings, Job(**row._asdict()), token, body)
 
@@ -364,7 +433,7 @@ def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str
     if job.status in TERMINAL_STATUSES:
         return {"outcome": f"already {job.status}"}
     if job.cancel_requested:
-        if _finish_unclaimed(db, jid, "cancelled", None, job.attempts):
+        if _finish_unclaimed(db, job, "cancelled", None):
             emit_from_row(db, jid)
         return {"outcome": "cancelled before start"}
     if job.status == "processing":
@@ -377,14 +446,12 @@ def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str
                 f"worker lost {job.attempts} times while running this job (last on {job.worker}); "
                 f"giving up after {job.max_attempts} attempts"
             )
-            if _finish_unclaimed(db, jid, "failed", error, job.attempts):
+            if _finish_unclaimed(db, job, "failed", error):
                 emit_from_row(db, jid)
             return {"outcome": "failed: redelivery cap"}
 
     stage = "resuming" if job.attempts > 0 else "started"
-    row = _execute_first(db, update(Job).where(Job.id == jid, Job.status == job.status,
-                                               Job.attempts == job.attempts)
-                         .values(**claim, stage=stage).returning(*Job.__table__.c))
+    row = _claim_row(db, jid, Job.status == job.status, Job.attempts == job.attempts, **claim, stage=stage)
     if row is None:
         return {"outcome": "claimed by another delivery"}
     return _run_claimed(task, db, settings, Job(**row._asdict()), token, body)
@@ -412,7 +479,7 @@ def _run_claimed(task: Any, db: Database, settings: Settings, job: Job, token: s
     except SoftTimeLimitExceeded:
         status, error = "failed", f"time limit exceeded ({task.soft_time_limit or 'configured'} s)"
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        status, error = "failed", error_text(exc)
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
     finally:
         heartbeat.stop()
@@ -421,10 +488,9 @@ def _run_claimed(task: Any, db: Database, settings: Settings, job: Job, token: s
     if status == "completed":
         reporter.percent = 100.0
     reporter._next_seq()
-    done = _execute(db, update(Job)
-                    .where(Job.id == jid, Job.claim_token == token, Job.status == "processing")
-                    .values(status=status, result=result, error=_stored_error(error), finished_at=utcnow(),
-                            progress_percent=reporter.percent, stage=reporter.stage, seq=reporter.seq))
+    done = _write_state(db, jid, job.kind, Job.claim_token == token, Job.status == "processing",
+                        status=status, result=result, error=_stored_error(error), finished_at=utcnow(),
+                        progress_percent=reporter.percent, stage=reporter.stage, seq=reporter.seq)
     if not done:
         return {"outcome": "superseded"}
     reporter.emit(status)

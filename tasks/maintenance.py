@@ -12,7 +12,7 @@ from settings import load_settings, redis_url
 from . import runtime
 from .app import app
 from .dispatch import dispatch_pending, send
-from .lifecycle import emit_from_row
+from .lifecycle import emit_from_row, write_state
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,16 @@ def reap_stale_jobs() -> dict[str, int]:
     for job_id, kind, queue, attempts, max_attempts, worker in stale:
         with db.session() as s:
             if attempts >= max_attempts:
-                changed = s.execute(
-                    update(Job).where(Job.id == job_id, Job.status == "processing", Job.attempts == attempts)
-                    .values(status="failed", stage="failed", claim_token=None, finished_at=utcnow(),
-                            error=f"worker {worker} vanished (no heartbeat for {settings.stale_after_seconds:.0f} s); "
-                                  f"giving up after {attempts} attempts")
-                ).rowcount
+                changed = write_state(
+                    s, job_id, kind, Job.status == "processing", Job.attempts == attempts,
+                    status="failed", stage="failed", claim_token=None, finished_at=utcnow(),
+                    error=f"worker {worker} vanished (no heartbeat for {settings.stale_after_seconds:.0f} s); "
+                          f"giving up after {attempts} attempts")
                 failed += changed
             else:
-                changed = s.execute(
-                    update(Job).where(Job.id == job_id, Job.status == "processing", Job.attempts == attempts)
-                    .values(status="pending", stage="requeued: worker vanished", claim_token=None, worker=None,
-                            worker_pid=None)
-                ).rowcount
+                changed = write_state(s, job_id, kind, Job.status == "processing", Job.attempts == attempts,
+                                      status="pending", stage="requeued: worker vanished", claim_token=None,
+                                      worker=None, worker_pid=None)
                 requeued += changed
         if changed and attempts >= max_attempts:
             emit_from_row(db, job_id)

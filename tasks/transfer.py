@@ -56,7 +56,7 @@ from models.bulk import OrderedIds, insert_rows
 
 from . import runtime
 from .app import app
-from .lifecycle import JobCancelled, JobContext, JobLost, cancel_hinted, public_error, run_job
+from .lifecycle import JobCancelled, JobContext, JobLost, JobRefused, cancel_hinted, run_job
 
 EXPORT_TYPES = ("project", "annotations", "results", "full")
 IMPORT_TYPES = ("project", "annotations", "results")
@@ -69,7 +69,7 @@ SECTIONS = ("projects", "requirements", "videos", "assignments", "annotation_ses
             "test_sessions", "detections")
 
 
-class ImportRefused(Exception):
+class ImportRefused(JobRefused):
     """Validation found errors and the import was asked to abort on them."""
 
 
@@ -503,10 +503,8 @@ def export_body(ctx: JobContext) -> dict[str, Any]:
         exp = s.get(ExportJob, export_id)
         if exp is None:
             raise ValueError(f"export {export_id} no longer exists")
-        if exp.status == "completed":
+        if exp.file_path is not None:  # a redelivery after the file was published
             return {"export_id": str(exp.id), "file_size": exp.file_size, "sha256": exp.sha256}
-        exp.status, exp.error_message = "processing", None
-        s.flush()
         s.expunge(exp)
     remove_partial_export(export_id)
     tmp = exports_dir() / f".{export_id}.{uuid.uuid4().hex[:8]}.part"
@@ -520,22 +518,13 @@ def export_body(ctx: JobContext) -> dict[str, Any]:
         final = exports_dir() / name
         ctx.check_cancel()  # the last point where a cancel lands: after it the file is in place
         os.replace(tmp, final)
-    except JobLost:
-        tmp.unlink(missing_ok=True)
-        raise  # another attempt owns the export now: its record is that attempt's to write
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        cancelled = isinstance(exc, JobCancelled)
-        with db.session() as s:
-            s.execute(update(ExportJob).where(ExportJob.id == export_id).values(
-                status="cancelled" if cancelled else "failed",
-                error_message=None if cancelled else public_error(f"{type(exc).__name__}: {exc}",
-                                                                  runtime.settings().storage_dir)[:2000]))
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # the job's state (failed, cancelled) is the lifecycle's to write
         raise
     now = utcnow()
     with db.session() as s:
         s.execute(update(ExportJob).where(ExportJob.id == export_id).values(
-            status="completed", progress_percent=100, file_path=f"exports/{name}", file_size=size, sha256=digest,
+            file_path=f"exports/{name}", file_size=size, sha256=digest,
             completed_at=now, expires_at=now + timedelta(seconds=runtime.settings().export_ttl_seconds)))
     return {"export_id": str(export_id), "records": count, "file_size": size, "sha256": digest,
             "file_name": name}
@@ -601,8 +590,7 @@ class Writer:
             self.check_cancel()
             if self.report:
                 self.ctx.progress(50 + 50 * min(1.0, self.processed / self.total), "importing")
-                _set_import(runtime.database(), self.import_id, records_processed=self.processed,
-                            progress_percent=int(50 + 50 * min(1.0, self.processed / self.total)))
+                _set_import(runtime.database(), self.import_id, records_processed=self.processed)
 
 
 def _import_annotations(w: Writer, records: Iterable[Any], video: Video, timeline: Timeline,
@@ -688,23 +676,16 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
         if imp is None:
             raise ValueError(f"import {import_id} no longer exists")
         s.expunge(imp)
-    if imp.import_status == "completed":  # a redelivery after the commit: nothing more to write
+    if imp.completed_at is not None:  # a redelivery after the commit: nothing more to write
         release_import_file(imp.file_path)
         return _job_result(db, ctx.job_id) or _committed_import_result(db, imp, params)
     path = imports_dir() / imp.file_path
-    _set_import(db, import_id, import_status="processing", error_message=None)
     try:
         result = _run_import(ctx, db, imp, path, params)
     except JobLost:
         raise  # another attempt owns the import now
-    except BaseException as exc:
-        cancelled = isinstance(exc, JobCancelled)
-        message = None if cancelled else (str(exc) if isinstance(exc, ImportRefused)
-                                          else f"{type(exc).__name__}: {exc}")
-        _set_import(db, import_id, import_status="cancelled" if cancelled else "failed",
-                    error_message=message and public_error(message, runtime.settings().storage_dir)[:2000])
-        if isinstance(exc, Exception):  # not a worker shutting down: its redelivery needs the file
-            release_import_file(imp.file_path)
+    except Exception:  # failed or cancelled (the lifecycle records which); a worker shutting down
+        release_import_file(imp.file_path)  # is no Exception: its redelivery needs the file
         raise
     release_import_file(imp.file_path)
     if imp.import_type == "results" and result.get("test_session_id") and "duplicate_of" not in result:
@@ -764,8 +745,7 @@ def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[st
     ctx.check_cancel()
     valid = report.valid
     _set_import(db, imp.id, validation_status="valid" if valid else "invalid",
-                validation_errors=_issue_dicts(report.issues), records_total=report.records_total,
-                progress_percent=50)
+                validation_errors=_issue_dicts(report.issues), records_total=report.records_total)
     summary = report.to_dict()
     summary.pop("issues")
     if not valid and options.on_error == "abort":
@@ -773,7 +753,7 @@ def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[st
                             "nothing was imported (see validation_errors)")
     previous = _same_import_done(db, ctx.job_id, params)
     if previous is not None:
-        _set_import(db, imp.id, import_status="completed", progress_percent=100, completed_at=utcnow())
+        _set_import(db, imp.id, completed_at=utcnow())
         return {"import_id": str(imp.id), "validation": summary, "duplicate_of": str(previous),
                 "annotation_session_id": params.get("session_id"), "test_session_id": params.get("test_session_id"),
                 "annotations": 0, "records_processed": 0}
@@ -805,9 +785,10 @@ def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[st
             # what the import changed or left out on the way in, each with where it is
             result["warnings"] = _issue_dicts(i for i in reader.issues if i.severity == "warning")
             w.check_cancel()
+            # completed_at marks the rows committed (a redelivery writes nothing more); the job's
+            # completion, written by the lifecycle, completes the import
             conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
-                import_status="completed", progress_percent=100, records_processed=w.processed,
-                import_errors=_issue_dicts(skipped), completed_at=utcnow()))
+                records_processed=w.processed, import_errors=_issue_dicts(skipped), completed_at=utcnow()))
             trans.commit()
         except BaseException:
             trans.rollback()
@@ -831,8 +812,7 @@ def _run_project_import(ctx: JobContext, db, imp: ImportJob, path: Path) -> dict
     ctx.check_cancel()
     report = check.report
     _set_import(db, imp.id, validation_status="valid" if report.valid else "invalid",
-                validation_errors=_issue_dicts(report.issues), records_total=report.records_total,
-                progress_percent=50)
+                validation_errors=_issue_dicts(report.issues), records_total=report.records_total)
     summary = report.to_dict()
     summary.pop("issues")
     if not report.valid:  # rows refer to each other: a project is imported whole or not at all
@@ -848,8 +828,7 @@ def _run_project_import(ctx: JobContext, db, imp: ImportJob, path: Path) -> dict
             result["records_processed"] = w.processed
             w.check_cancel()
             conn.execute(update(ImportJob).where(ImportJob.id == imp.id).values(
-                import_status="completed", progress_percent=100, records_processed=w.processed,
-                import_errors=[], completed_at=utcnow()))
+                records_processed=w.processed, import_errors=[], completed_at=utcnow()))
             trans.commit()
         except BaseException:
             trans.rollback()
@@ -889,18 +868,19 @@ def _annotation_session(conn: Connection, params: dict[str, Any], imp: ImportJob
 
 
 def expire_exports(now=None) -> int:
-    """Delete the files of expired exports and mark them expired (beat runs this)."""
+    """Delete the files of expired exports (beat runs this). An export whose job completed and
+    whose file is gone reads as ``expired``: derived, never stored."""
     db = runtime.database()
     now = now or utcnow()
     with db.session() as s:
         rows = s.execute(select(ExportJob.id, ExportJob.file_path)
-                         .where(ExportJob.status == "completed", ExportJob.expires_at <= now)).all()
+                         .where(ExportJob.status == "completed", ExportJob.expires_at <= now,
+                                ExportJob.file_path.is_not(None))).all()
     storage = Path(runtime.settings().storage_dir)
     for export_id, rel in rows:
-        if rel:
-            (storage / rel).unlink(missing_ok=True)
+        (storage / rel).unlink(missing_ok=True)
         with db.session() as s:
-            s.execute(update(ExportJob).where(ExportJob.id == export_id).values(status="expired"))
+            s.execute(update(ExportJob).where(ExportJob.id == export_id).values(file_path=None))
     return len(rows)
 
 

@@ -478,7 +478,8 @@ def reconcile(s: Session) -> int:
                 # Someone evaluated the session with other parameters meanwhile and the run's own
                 # evaluation stood aside: ask for it again once the detections are complete.
                 detected = det is None or det.status == "completed"
-                if detected and ts.status == "completed" and state.get("status") in TERMINAL_STATUSES:
+                other = s.get(Job, uuid.UUID(state["job_id"])) if state.get("job_id") else None
+                if detected and ts.status == "completed" and other is not None and other.status in TERMINAL_STATUSES:
                     requeue.append(queue_evaluation(s, ts, {**run.evaluation, "validation_run_id": str(run.id)}))
                 continue
             ev = s.get(Job, uuid.UUID(state["job_id"]))

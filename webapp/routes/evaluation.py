@@ -37,15 +37,17 @@ ACTIVE = ("pending", "processing")
 
 
 def _state(ts: TestSession) -> dict[str, Any]:
-    """The latest evaluation's state; a job that ended without recording it (lost, cancelled
-    before it started) is read from the job row."""
-    state = dict((ts.metrics or {}).get("evaluation") or {"status": "not_evaluated", "job_id": None})
-    if state.get("status") in ACTIVE and state.get("job_id"):
-        job = db_session().get(Job, uuid.UUID(state["job_id"]))
-        if job is None:
-            state.update(status="failed", error="the evaluation job no longer exists")
-        elif job.status in ("failed", "cancelled"):
-            state.update(status=job.status, error=job.error)
+    """The latest evaluation request (its job and parameters) with its job's status and error:
+    the jobs row is their one source."""
+    request = (ts.metrics or {}).get("evaluation") or {}
+    if not request.get("job_id"):
+        return {"status": "not_evaluated", "job_id": None}
+    state = {k: v for k, v in request.items() if k not in ("status", "error")}  # rows written before
+    job = db_session().get(Job, uuid.UUID(request["job_id"]))
+    if job is None:
+        state.update(status="failed", error="the evaluation job no longer exists")
+    else:
+        state.update(status=job.status, error=job.error, updated_at=job.updated_at.isoformat())
     return state
 
 

@@ -5,9 +5,9 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import or_, select, update
 
-from models import TERMINAL_STATUSES, ImportJob, Job, ProjectMember, utcnow
+from models import TERMINAL_STATUSES, ImportJob, Job, ProjectMember
 from tasks.dispatch import create_job
-from tasks.lifecycle import hint_cancel
+from tasks.lifecycle import cancel_pending, hint_cancel
 from tasks.rooms import job_snapshot
 from tasks.transfer import release_import_file
 
@@ -58,18 +58,12 @@ def cancel_job(job_id):
         hint_cancel(current_app.extensions["redis"], job.id)
     except Exception:  # noqa: BLE001 - the database flag is what the task obeys
         current_app.logger.warning("could not announce the cancel of job %s", job.id)
-    now = utcnow()
-    stopped = session.execute(
-        update(Job).where(Job.id == job.id, Job.status == "pending")
-        .values(status="cancelled", stage="cancelled", cancel_requested=True, finished_at=now,
-                seq=int(now.timestamp() * 1_000_000))
-    ).rowcount
+    stopped = cancel_pending(session, job.id, job.kind)
     if not stopped:
         session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True))
+    # it never ran: its upload is released
     imp = session.scalar(select(ImportJob).where(ImportJob.job_id == job.id)) if stopped and job.kind == "import" \
         else None
-    if imp is not None:  # it never ran: its import is cancelled, its upload released
-        imp.import_status = "cancelled"
     audit(session, "cancel", "job", job.id)
     session.commit()
     session.refresh(job)

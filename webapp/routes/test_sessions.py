@@ -27,16 +27,14 @@ bp = Blueprint("test_sessions", __name__, url_prefix="/api", description="Test s
 
 
 def session_view(db, ts: TestSession) -> dict:
-    """The test session with its job; while the job is not done its state is the job's."""
+    """The test session with its job. Its status is the row's: the lifecycle writes its detection
+    job's state there with the job row, and an import completes the session it fills."""
     job = db.get(Job, ts.job_id) if ts.job_id else None
-    status = ts.status
-    if job is not None and ts.status != "completed":
-        status = job.status
     return {
         **{c: getattr(ts, c) for c in ("id", "project_id", "video_id", "job_id", "name", "source", "model",
                                        "config", "ground_truth_session_id", "metrics", "created_by",
                                        "created_at", "completed_at")},
-        "status": status,
+        "status": ts.status,
         "summary": job.result if job is not None and job.status == "completed" else None,
         "job": job,
     }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -37,8 +38,10 @@ from ..schemas import ExportIn, ExportOut, ExportPage, ImportForm, ImportOut, Im
 from ..uploads import CHUNK, attachment, sha256_of
 
 bp = Blueprint("transfer", __name__, url_prefix="/api", description="Export and import jobs")
-#: Sessions with at most this many annotations are exported in the request itself.
+#: Sessions with at most this many annotations are answered with the file itself.
 DIRECT_EXPORT_LIMIT = 2000
+#: How long such a request waits for its export job to end before it answers 202 with the job.
+DIRECT_EXPORT_WAIT_SECONDS = 30.0
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -48,10 +51,10 @@ def _job_of(row) -> Job | None:
     return row.job
 
 
-def _status(row_status: str, job: Job | None) -> str:
-    if row_status in ("completed", "failed", "cancelled", "expired") or job is None:
-        return row_status
-    return job.status if job.status in TERMINAL_STATUSES or row_status == "pending" else row_status
+def _export_status(exp: ExportJob) -> str:
+    """The job's status as the lifecycle wrote it on the row; a completed export whose file expiry
+    deleted is ``expired`` (derived, never stored)."""
+    return "expired" if exp.status == "completed" and exp.file_path is None else exp.status
 
 
 def _raw(schema: type[Schema], row) -> dict:
@@ -60,24 +63,22 @@ def _raw(schema: type[Schema], row) -> dict:
 
 
 def _export_out(exp: ExportJob) -> dict:
+    """Status, progress and error are the row's own columns (the lifecycle writes them with the
+    job row); the job adds only what the row has no column for, its stage."""
     job = _job_of(exp)
     data = _raw(ExportOut, exp)
-    data["status"] = _status(exp.status, job)
-    data["progress_percent"] = 100.0 if exp.status == "completed" else float(job.progress_percent if job else 0)
+    data["status"] = _export_status(exp)
     data["stage"] = job.stage if job else None
-    if exp.status != "completed" and job is not None and job.error:
-        data["error_message"] = exp.error_message or job.error
     data["download_url"] = url_for("transfer.download_export", export_id=str(exp.id)) \
-        if exp.status == "completed" else None
+        if data["status"] == "completed" else None
     return data
 
 
 def _import_out(imp: ImportJob) -> dict:
+    """As :func:`_export_out`; the job adds its stage and its result (the sessions it filled)."""
     job = _job_of(imp)
     data = _raw(ImportOut, imp)
-    data["status"] = _status(imp.import_status, job)
-    data["progress_percent"] = 100.0 if imp.import_status == "completed" else float(
-        job.progress_percent if job else imp.progress_percent)
+    data["status"] = imp.import_status
     data["stage"] = job.stage if job else None
     result = job.result if job else None
     data["result"] = result
@@ -85,8 +86,6 @@ def _import_out(imp: ImportJob) -> dict:
     data["project_ids"] = (result or {}).get("project_ids")
     data["test_session_id"] = (result or {}).get("test_session_id") or (job.params.get("test_session_id")
                                                                         if job else None)
-    if imp.import_status != "completed" and job is not None and job.error and not imp.error_message:
-        data["error_message"] = job.error
     return data
 
 
@@ -188,11 +187,11 @@ def download_export(export_id):
     """The file, streamed; 409 until the export completed, 410 once it expired."""
     db, user = db_session(), current_user()
     exp = get_or_404(ExportJob, export_id, "export job")
-    if exp.status == "expired":
+    status = _export_status(exp)
+    if status == "expired":
         raise ApiError(410, "this export expired and its file was deleted; export again")
-    if exp.status != "completed" or not exp.file_path:
-        raise ApiError(409, f"the export is not complete (status {_status(exp.status, _job_of(exp))})",
-                       details={"status": _status(exp.status, _job_of(exp))})
+    if status != "completed":
+        raise ApiError(409, f"the export is not complete (status {status})", details={"status": status})
     if exp.expires_at is not None and exp.expires_at <= utcnow():
         raise ApiError(410, "this export expired; export again")
     _check_scope(db, user, Scope.from_dict(exp.scope_filter or {}))
@@ -213,12 +212,14 @@ def download_export(export_id):
 
 @bp.route("/annotations/sessions/<session_id>/export/<fmt>", methods=["GET"])
 def export_session(session_id, fmt):
-    """Small sessions are answered directly (streamed); larger ones start an export job (202).
+    """Small sessions are answered with the file (streamed); larger ones with their export job (202).
 
-    A session is small when it has at most ``DIRECT_EXPORT_LIMIT`` annotations and the rows
-    the file would hold (each annotation once per frame it spans) stay within
-    ``DIRECT_EXPORT_MAX_ROWS``. Otherwise, or with ``?async=1``, the answer is ``202`` with the
-    export job (as ``POST /api/export/jobs`` makes it) and its ``Location``.
+    Every export runs as an export job on the CPU pool. A session is small when it has at most
+    ``DIRECT_EXPORT_LIMIT`` annotations and the rows the file would hold (each annotation once per
+    frame it spans) stay within ``DIRECT_EXPORT_MAX_ROWS``: the request then waits up to
+    ``DIRECT_EXPORT_WAIT_SECONDS`` for the job and answers its file. Otherwise, or with
+    ``?async=1``, or when the job is not done in that time, the answer is ``202`` with the export
+    job (as ``POST /api/export/jobs`` makes it) and its ``Location``.
     """
     db, user = db_session(), current_user()
     if fmt not in formats.FORMATS:
@@ -228,13 +229,15 @@ def export_session(session_id, fmt):
     data = {"job_name": f"{ann_session.session_name}", "export_type": "annotations", "format": fmt,
             "scope_filter": {"annotation_session_ids": [ann_session.id]}}
     too_big = count > DIRECT_EXPORT_LIMIT or rows > current_app.config["SETTINGS"].direct_export_max_rows
-    if too_big or request.args.get("async") in ("1", "true"):
-        exp, job = _create_export(db, user, data)
-        _submit(db, job)
-        # No response schema on this route (it also answers files): serialize as the job routes do.
-        return ExportOut().dump(_export_out(exp)), 202, {"Location": url_for("transfer.get_export",
-                                                                              export_id=str(exp.id))}
-    return _direct_export(db, ann_session, fmt)
+    exp, job = _create_export(db, user, data)
+    _submit(db, job)
+    if not too_big and request.args.get("async") not in ("1", "true") and _wait_for(job.id) == "completed":
+        db.refresh(exp)
+        if exp.file_path:
+            return _export_file(exp, ann_session.session_name)
+    # No response schema on this route (it also answers files): serialize as the job routes do.
+    return ExportOut().dump(_export_out(exp)), 202, {"Location": url_for("transfer.get_export",
+                                                                          export_id=str(exp.id))}
 
 
 def _session_rows(db, ann_session: AnnotationSession, video: Video) -> tuple[int, int]:
@@ -248,46 +251,35 @@ def _session_rows(db, ann_session: AnnotationSession, video: Video) -> tuple[int
     return int(count), min(per_frame, int(count) * max(int(video.frame_count or 0), 1))
 
 
-class _InRequest:
-    """The job context of an export written in a request: no progress, and other requests run
-    between batches (the web process is cooperative)."""
+def _wait_for(job_id: uuid.UUID, seconds: float = DIRECT_EXPORT_WAIT_SECONDS) -> str:
+    """The job's status once it ended, or its status when ``seconds`` have passed. Each look is
+    its own short read (a transaction held open would not see the worker's commits on SQLite);
+    the sleep yields to other requests (the web process is cooperative)."""
+    engine = database().engine
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while True:
+        with engine.connect() as conn:
+            status = conn.scalar(select(Job.status).where(Job.id == job_id))
+        if status in TERMINAL_STATUSES or status is None or time.monotonic() >= deadline:
+            return status
+        time.sleep(delay)
+        delay = min(0.25, delay * 1.5)
 
-    def progress(self, *_a, **_k) -> None:
-        import gevent
 
-        gevent.sleep(0)
-
-    def check_cancel(self) -> None:
-        return None
-
-
-def _direct_export(db, ann_session: AnnotationSession, fmt: str) -> Response:
-    import tempfile
-
-    from tasks.transfer import write_export
-
-    exp = ExportJob(id=uuid.uuid4(), job_name=ann_session.session_name, export_type="annotations", format=fmt,
-                    scope_filter={"annotation_session_ids": [str(ann_session.id)]})
-    tmp_dir = Path(current_app.config["STORAGE_DIR"]) / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="export-", suffix=".part")
-    os.close(fd)
-    try:
-        write_export(_InRequest(), db.connection(), exp, Path(name))  # type: ignore[arg-type]
-        size = os.path.getsize(name)
-        fh = open(name, "rb")  # noqa: SIM115 - closed by the generator
-    finally:
-        os.unlink(name)  # the open handle keeps the data until the answer is sent
+def _export_file(exp: ExportJob, name: str) -> Response:
+    path = Path(current_app.config["STORAGE_DIR"]) / exp.file_path
+    size = path.stat().st_size
+    fh = open(path, "rb")  # noqa: SIM115 - closed by the generator
 
     def chunks():
         with fh:
             while block := fh.read(CHUNK):
                 yield block
 
-    ext = formats.EXTENSIONS[fmt]
-    response = Response(chunks(), mimetype=formats.CONTENT_TYPES[fmt], direct_passthrough=True)
+    response = Response(chunks(), mimetype=formats.CONTENT_TYPES[exp.format], direct_passthrough=True)
     response.headers["Content-Length"] = str(size)
-    response.headers["Content-Disposition"] = attachment(ann_session.session_name, "session", ext)
+    response.headers["Content-Disposition"] = attachment(name, "session", formats.EXTENSIONS[exp.format])
     return response
 
 

@@ -33,6 +33,7 @@ from tasks import rooms
 from tasks import validation as runs_tasks
 from tasks.dispatch import create_job, dispatch
 from tasks.evaluation import EvaluationError, queue_evaluation
+from tasks.lifecycle import cancel_pending
 from tasks.rooms import job_snapshot
 
 from ..auth import current_user, get_or_404, get_project_for
@@ -348,10 +349,9 @@ def cancel_run(run_id):
                .values(status="cancelled", error="run cancelled", finished_at=now))
     job_ids = set(_run_job_ids(db, run))
     stopped = []
+    kinds = dict(db.execute(select(Job.id, Job.kind).where(Job.id.in_(list(job_ids)))).all()) if job_ids else {}
     for job_id in job_ids:
-        if db.execute(update(Job).where(Job.id == job_id, Job.status == "pending")
-                      .values(status="cancelled", stage="cancelled", cancel_requested=True, finished_at=now,
-                              seq=int(now.timestamp() * 1_000_000))).rowcount:
+        if job_id in kinds and cancel_pending(db, job_id, kinds[job_id], now):
             stopped.append(job_id)
         else:
             db.execute(update(Job).where(Job.id == job_id, Job.status.notin_(TERMINAL_STATUSES))
