@@ -871,3 +871,41 @@ class VideoPatch(StrictSchema):
 
 
 ValidationRunPage = page_schema(ValidationRunOut, "ValidationRunPage")
+
+
+# ------------------------------------------------------------------------------ review and pre-annotations
+
+MAX_BULK = 5000
+
+
+class ReviewArgs(StrictSchema):
+    findings = fields.Boolean(load_default=True, metadata={"description": "run the consistency checks per track"})
+
+
+class BulkValidateIn(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(("validated", "rejected")))
+    annotation_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=MAX_BULK))
+    class_label = fields.String(validate=validate.Length(min=1, max=100))
+    frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
+    only_pending = fields.Boolean(load_default=True,
+                                  metadata={"description": "leave annotations already decided as they are"})
+    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+    force = fields.Boolean(load_default=False, metadata={"description": "validate despite error findings"})
+
+
+class PreAnnotateIn(StrictSchema):
+    session_name = fields.String(validate=validate.Length(min=1, max=255))
+    score_threshold = FiniteFloat(load_default=0.0, validate=validate.Range(min=0.0, max=1.0),
+                                  metadata={"description": "detections below it are left out"})
+    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                          validate=validate.Length(min=1, max=100),
+                          metadata={"description": "labels to keep (default: every project label)"})
+    keyframe_iou = FiniteFloat(load_default=0.9, validate=validate.Range(min=0.05, max=1.0),
+                               metadata={"description": "every interpolated box keeps at least this IoU with "
+                                                        "the detected one"})
+    min_track_length = fields.Integer(load_default=2, validate=validate.Range(min=1, max=1_000_000),
+                                      metadata={"description": "shorter tracks (in detections) are left out"})
+    max_missed_frames = fields.Integer(load_default=2, validate=validate.Range(min=0, max=1000),
+                                       metadata={"description": "evaluated frames a track may be missed on "
+                                                                "before it is marked outside"})

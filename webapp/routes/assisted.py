@@ -13,18 +13,16 @@ from collections import Counter
 
 import numpy as np
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 from sqlalchemy import select
 
 from keyframes import CheckLimits, track_keyframes
 from models import AnnotationKeyframe, AnnotationSession, DetectionEvent, TestSession, Video, VideoAnnotation
 from tasks.evaluation import evaluated_frames
 
-from ..annotation_service import field_error
-from ..auth import current_user, get_project_for
-from ..db import audit, db_session, parse_uuid
-from ..errors import ApiError
-from ..schemas import AnnotationSessionOut, FiniteFloat, StrictSchema
+from ..auth import current_user, get_or_404, get_project_for
+from ..db import audit, db_session
+from ..errors import ApiError, validation_error
+from ..schemas import AnnotationSessionOut, PreAnnotateIn
 from ..timelines import video_timeline
 
 bp = Blueprint("assisted", __name__, url_prefix="/api/test-sessions",
@@ -32,23 +30,6 @@ bp = Blueprint("assisted", __name__, url_prefix="/api/test-sessions",
 
 COORDS = ("x1", "y1", "x2", "y2")
 MAX_TRACKS = 5000
-
-
-class PreAnnotateIn(StrictSchema):
-    session_name = fields.String(validate=validate.Length(min=1, max=255))
-    score_threshold = FiniteFloat(load_default=0.0, validate=validate.Range(min=0.0, max=1.0),
-                                  metadata={"description": "detections below it are left out"})
-    classes = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
-                          validate=validate.Length(min=1, max=100),
-                          metadata={"description": "labels to keep (default: every project label)"})
-    keyframe_iou = FiniteFloat(load_default=0.9, validate=validate.Range(min=0.05, max=1.0),
-                               metadata={"description": "every interpolated box keeps at least this IoU with "
-                                                        "the detected one"})
-    min_track_length = fields.Integer(load_default=2, validate=validate.Range(min=1, max=1_000_000),
-                                      metadata={"description": "shorter tracks (in detections) are left out"})
-    max_missed_frames = fields.Integer(load_default=2, validate=validate.Range(min=0, max=1000),
-                                       metadata={"description": "evaluated frames a track may be missed on "
-                                                                "before it is marked outside"})
 
 
 def _box(values) -> dict[str, float]:
@@ -62,9 +43,7 @@ def pre_annotate(data, test_session_id):
     """Make a new annotation session of the session's video from its tracked detections, every
     annotation ``pending``; answers the new session (``metadata`` says how it was made)."""
     db, user = db_session(), current_user()
-    ts = db.get(TestSession, parse_uuid(test_session_id, "test session"))
-    if ts is None:
-        raise ApiError(404, "test session not found")
+    ts = get_or_404(TestSession, test_session_id, "test session")
     project = get_project_for(db, user, ts.project_id, write=True)
     if ts.status != "completed":
         raise ApiError(409, f"the test session's detections are not complete (status {ts.status})")
@@ -72,7 +51,7 @@ def pre_annotate(data, test_session_id):
     classes = list(dict.fromkeys(data.get("classes") or labels))
     unknown = sorted(set(classes) - set(labels))
     if unknown:
-        raise field_error("classes", f"not labels of this project: {', '.join(unknown)}")
+        raise validation_error({"classes": f"not labels of this project: {', '.join(unknown)}"})
     rows = db.execute(
         select(DetectionEvent.track_id, DetectionEvent.frame_number, DetectionEvent.class_label,
                DetectionEvent.confidence, DetectionEvent.x1, DetectionEvent.y1, DetectionEvent.x2, DetectionEvent.y2)
@@ -82,9 +61,10 @@ def pre_annotate(data, test_session_id):
     if not rows:
         tracked = db.scalar(select(DetectionEvent.id).where(DetectionEvent.test_session_id == ts.id,
                                                             DetectionEvent.track_id.is_not(None)).limit(1))
-        raise field_error("score_threshold" if tracked else "test_session_id",
-                          "no tracked detection passes the score threshold and classes" if tracked else
-                          "the test session has no tracked detections: run detection with tracking")
+        raise validation_error({"score_threshold": "no tracked detection passes the score threshold and classes"}
+                               if tracked else
+                               {"test_session_id": "the test session has no tracked detections: run detection with "
+                                                   "tracking"})
     video = db.get(Video, ts.video_id)
     timeline = video_timeline(video)
     ran_on = evaluated_frames(ts, video)
@@ -96,8 +76,8 @@ def pre_annotate(data, test_session_id):
             seen.append(r)
     kept = {t: s for t, s in tracks.items() if len(s) >= data["min_track_length"]}
     if len(kept) > MAX_TRACKS:
-        raise field_error("min_track_length", f"{len(kept)} tracks: more than {MAX_TRACKS}; keep fewer "
-                                              "(a higher score threshold or minimum length)")
+        raise validation_error({"min_track_length": f"{len(kept)} tracks: more than {MAX_TRACKS}; keep fewer "
+                                                    "(a higher score threshold or minimum length)"})
     name = data.get("session_name") or f"pre-annotations: {ts.name}"
     ann_session = AnnotationSession(
         project_id=project.id, video_id=video.id, annotator_id=str(user.id), session_name=name[:255],

@@ -13,42 +13,24 @@ import uuid
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from models import AnnotationSession, VideoAnnotation, utcnow
 
-from ..annotation_service import annotation_dict, broadcast, consistency_findings, field_error, load_session
+from ..annotation_service import annotation_dict, broadcast, consistency_findings, load_session
 from ..auth import current_user
 from ..db import audit, db_session, parse_uuid
-from ..errors import ApiError
+from ..errors import ApiError, validation_error
 from ..extensions import socketio
-from ..schemas import MAX_FRAME, StrictSchema
+from ..schemas import MAX_BULK, BulkValidateIn, ReviewArgs
 from ..timelines import video_timeline
 
 bp = Blueprint("review", __name__, url_prefix="/api/annotations/sessions",
                description="Reviewing annotations: progress, findings, bulk validation")
 
 STATUSES = ("pending", "validated", "rejected")
-MAX_BULK = 5000
 MAX_REVIEW = 2000
-
-
-class ReviewArgs(StrictSchema):
-    findings = fields.Boolean(load_default=True, metadata={"description": "run the consistency checks per track"})
-
-
-class BulkValidateIn(StrictSchema):
-    status = fields.String(required=True, validate=validate.OneOf(("validated", "rejected")))
-    annotation_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=MAX_BULK))
-    class_label = fields.String(validate=validate.Length(min=1, max=100))
-    frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
-    frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
-    only_pending = fields.Boolean(load_default=True,
-                                  metadata={"description": "leave annotations already decided as they are"})
-    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
-    force = fields.Boolean(load_default=False, metadata={"description": "validate despite error findings"})
 
 
 def progress(db, session_id: uuid.UUID) -> dict[str, Any]:
@@ -110,7 +92,7 @@ def _selection(db, ann_session: AnnotationSession, video, data: dict[str, Any]):
         last = timeline.frame_count - 1
         f_from, f_to = min(data.get("frame_from", 0), last), min(data.get("frame_to", last), last)
         if f_from > f_to:
-            raise field_error("frame_to", "frame_to is before frame_from")
+            raise validation_error({"frame_to": "frame_to is before frame_from"})
         # annotations whose span overlaps the range
         stmt = stmt.where(VideoAnnotation.end_timestamp >= float(timeline.time_of(f_from)),
                           VideoAnnotation.start_timestamp <= float(timeline.time_of(f_to)))
@@ -120,8 +102,8 @@ def _selection(db, ann_session: AnnotationSession, video, data: dict[str, Any]):
         stmt = stmt.where(VideoAnnotation.validation_status != data["status"])
     rows = db.scalars(stmt.order_by(VideoAnnotation.start_timestamp, VideoAnnotation.id).limit(MAX_BULK + 1)).all()
     if len(rows) > MAX_BULK:
-        raise field_error("annotation_ids", f"this selects more than {MAX_BULK} annotations; narrow it "
-                                            "(class_label, frame_from/frame_to)")
+        raise validation_error({"annotation_ids": f"this selects more than {MAX_BULK} annotations; narrow it "
+                                                  "(class_label, frame_from/frame_to)"})
     return rows
 
 
