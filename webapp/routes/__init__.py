@@ -8,6 +8,7 @@ from . import (
     evaluation,
     frames,
     jobs,
+    model_registry,
     projects,
     test_sessions,
     transfer,
@@ -18,5 +19,5 @@ from . import (
 
 BLUEPRINTS = (
     auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, test_sessions.bp,
-    evaluation.bp, validation_runs.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp,
+    evaluation.bp, validation_runs.bp, model_registry.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp,
 )
