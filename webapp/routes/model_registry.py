@@ -103,8 +103,9 @@ def _version_or_404(db, name: str, version: str) -> ModelVersion:
 
 
 def _registered_item(row: ModelVersion) -> dict[str, Any]:
-    return {"name": row.ref, "weights_present": row.status == "ready", "weights_file": None, "registered": True,
-            **ModelVersionOut().dump(row)}
+    """A registered version in the catalogue's shape; ``name`` is what a test session names (name:version)."""
+    return {**ModelVersionOut().dump(row), "name": row.ref, "weights_present": row.status == "ready",
+            "weights_file": None, "registered": True}
 
 
 @bp.route("", methods=["GET"])
