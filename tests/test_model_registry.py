@@ -16,7 +16,8 @@ from harness import ROOT, project_with_video, wait_until
 
 from models import RUN_TERMINAL
 
-pytestmark = pytest.mark.slow
+# The first test to need the demo model converts it (minutes on a machine without the cache).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DEMO_FORM = {"format": "onnx", "classes": json.dumps(["background", "person"]), "input_size": "300",
              "confidence_threshold": "0.3", "label_map": json.dumps({"person": "pedestrian"})}

@@ -10,6 +10,8 @@ from vision.detectors import ModelError, _weights_enum, check_detector, load_det
 from vision.labels import LabelMap
 from vision.reader import VideoReader
 
+# The first test to need the demo model converts it (minutes on a machine without the cache).
+pytestmark = pytest.mark.timeout(900)
 DEMO = {"format": "onnx", "model_classes": ["background", "person"], "input_size": 300}
 
 
