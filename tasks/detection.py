@@ -216,6 +216,7 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
         raise
     summary = pipeline.stats.summary()
     summary.update(model=spec.name, model_cached=cached, events_stored=sink.inserted,
+                   half=bool(getattr(detector, "half", False)),
                    test_session_id=str(test_session_id))
     summary["evaluation_job_id"] = results_ready(test_session_id)
     return summary
