@@ -85,11 +85,11 @@ def register(database_url: str, storage_dir: str | Path, onnx_path: str | Path, 
 
     from .db import Database
     from .entities import ModelVersion
-    from .model_files import _digest, delete_model_file, put_model_file
+    from .model_files import delete_model_file, file_digest, put_model_file
     from .types import utcnow
 
     ref = f"{NAME}:{VERSION}"
-    sha256, _ = _digest(Path(onnx_path))
+    sha256, _ = file_digest(Path(onnx_path))
     db = Database(database_url)
     try:
         with db.Session() as s:

@@ -12,20 +12,15 @@ import os
 import shutil
 from pathlib import Path
 
-CHUNK = 1024 * 1024
-
 
 class ModelFileError(RuntimeError):
     """The stored model file is missing or is not the file that was uploaded."""
 
 
-def _digest(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
+def file_digest(path: Path) -> tuple[str, int]:
+    """``(sha256, size)`` of a file, read in chunks."""
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        return hashlib.file_digest(fh, "sha256").hexdigest(), os.fstat(fh.fileno()).st_size
 
 
 def model_key(model_id: object, sha256: str) -> str:
@@ -41,7 +36,7 @@ def put_model_file(source: str | Path, model_id: object, storage_dir: str | Path
     copied). The file is complete under a temporary name before it gets its final one.
     """
     source = Path(source)
-    sha256, size = _digest(source)
+    sha256, size = file_digest(source)
     key = model_key(model_id, sha256)
     final = Path(storage_dir) / key
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +63,7 @@ def open_model_file(key: str, sha256: str, storage_dir: str | Path) -> Path:
         raise ModelFileError(f"the model file {key} is missing from storage") from None
     stamp = (str(path), st.st_size, st.st_mtime_ns)
     if _verified.get(stamp) != sha256:
-        found, _ = _digest(path)
+        found, _ = file_digest(path)
         if found != sha256:
             raise ModelFileError(f"the model file {key} has sha256 {found}, not the uploaded {sha256}: refused")
         _verified[stamp] = sha256
