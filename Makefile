@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-deps test up migrate flower bench lint clean system-deps
+.PHONY: install demo demo-deps test up migrate flower bench lint clean system-deps gpu-check demo-model
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ migrate: install
 
 flower: install
 	$(BIN)/python -m workers flower
+
+# On a machine with a GPU: the GPU pool pinned to a device running a torchvision model in half
+# precision and an ONNX model on the CUDA execution provider through real detection jobs, and the
+# detection benchmark on the GPU. Skipped, saying why, where CUDA is absent.
+gpu-check: install
+	$(BIN)/python -m pytest -n 0 -m gpu -rs -s tests/test_gpu.py
+
+# A real trained pedestrian detector, converted once (TensorFlow only in a throw-away environment).
+demo-model: install
+	$(BIN)/python -m models fetch-demo-model
 
 bench: install
 	$(BIN)/python bench/queue_overhead.py

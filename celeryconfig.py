@@ -30,6 +30,7 @@ task_create_missing_queues = False
 #: The queue each job kind runs on. ``probe`` names its queue per request.
 KIND_QUEUES = {
     "detection": "gpu",
+    "model_check": "gpu",
     "export": "cpu",
     "import": "cpu",
     "compatibility": "cpu",
@@ -46,6 +47,7 @@ task_routes["maintenance.*"] = {"queue": "cpu"}
 TIME_LIMITS = {
     "probe": (3600, 3660),
     "detection": (6 * 3600, 6 * 3600 + 300),
+    "model_check": (600, 660),
     "export": (2 * 3600, 2 * 3600 + 120),
     "import": (2 * 3600, 2 * 3600 + 120),
     "compatibility": (3600, 3660),

@@ -9,9 +9,11 @@ the median is reported. Peak memory of (a) is measured in fresh
 processes on the clip and on the clip looped 4x: it must not grow with the video's length.
 
 The torchvision model uses random weights saved to a file (nothing downloads here); its
-inference cost is that of the trained model, its boxes are not.
+inference cost is that of the trained model, its boxes are not. ``pedestrian-ssdlite`` is a real
+trained detector (SSDLite-MobileNetV2, converted by ``python -m models fetch-demo-model``'s
+converter into ``var/cache``) run by ONNX Runtime.
 
-    .venv/bin/python bench/detection_pipeline.py [--frames 200] [--video path]
+    .venv/bin/python bench/detection_pipeline.py [--frames 200] [--video path] [--device cuda]
 """
 from __future__ import annotations
 
@@ -38,6 +40,12 @@ DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "vtest.avi"
 
 
 def model_spec(name: str, workdir: Path) -> dict:
+    if name == "pedestrian-ssdlite":
+        from models import demo_model
+
+        path = demo_model.convert(ROOT / "var" / "cache")
+        return {"name": name, "weights": str(path), "format": "onnx", "model_classes": demo_model.CLASSES,
+                "input_size": demo_model.INPUT_SIZE, "confidence_threshold": demo_model.CONFIDENCE_THRESHOLD}
     if name.startswith("torchvision/"):
         import torch
         import torchvision.models.detection as tvd
@@ -133,7 +141,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200, help="frames per timed run")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode; the median is reported")
-    parser.add_argument("--models", default="opencv/hog-people,torchvision/ssdlite320_mobilenet_v3_large")
+    parser.add_argument("--models",
+                        default="opencv/hog-people,pedestrian-ssdlite,torchvision/ssdlite320_mobilenet_v3_large")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU when usable)")
+    parser.add_argument("--half", action="store_true", help="half precision for torchvision models on a GPU")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -147,7 +158,7 @@ def main() -> None:
     four = loop_video(args.video, work / "x4.avi", args.frames, 4)
     rows = []
     for name in args.models.split(","):
-        spec = model_spec(name, work)
+        spec = {**model_spec(name, work), "device": args.device, "half": args.half}
         run_naive(spec, args.video, 8, args.batch)  # warm-up: model load, allocator, caches
         runs: dict[str, list[float]] = {"pipeline": [], "ceiling": [], "naive": []}
         boxes = {}
@@ -159,14 +170,15 @@ def main() -> None:
         mem1 = peak_memory_child(spec, one, args.batch)
         mem4 = peak_memory_child(spec, four, args.batch)
         row = {
-            "model": name, "fps_pipeline": fps["pipeline"], "fps_ceiling": fps["ceiling"], "fps_naive": fps["naive"],
+            "model": name, "device": load_detector(spec).device,
+            "fps_pipeline": fps["pipeline"], "fps_ceiling": fps["ceiling"], "fps_naive": fps["naive"],
             "pipeline_vs_ceiling": fps["pipeline"] / fps["ceiling"],
             "pipeline_vs_naive": fps["pipeline"] / fps["naive"],
             "boxes": boxes, "repeats": args.repeats,
             "peak_rss_mb_1x": mem1["peak_rss_mb"], "peak_rss_mb_4x": mem4["peak_rss_mb"],
         }
         rows.append(row)
-        print(f"\n{name}")
+        print(f"\n{name} on {row['device']}")
         print(f"  (a) pipeline {fps['pipeline']:7.2f} fps   (b) ceiling {fps['ceiling']:7.2f} fps   "
               f"(c) naive {fps['naive']:7.2f} fps")
         print(f"  (a)/(b) = {row['pipeline_vs_ceiling']:.3f}  (goal >= 0.9)   "

@@ -3,6 +3,7 @@ from .db import Database, SchemaOutOfDate, check_schema, current_revision, head_
 from .entities import (
     DEFAULT_LABELS,
     JOB_STATUSES,
+    MODEL_STATUSES,
     ROLES,
     RUN_TERMINAL,
     TERMINAL_STATUSES,
@@ -14,6 +15,7 @@ from .entities import (
     ExportJob,
     ImportJob,
     Job,
+    ModelVersion,
     Project,
     ProjectMember,
     ProjectRequirement,
@@ -30,7 +32,8 @@ from .types import utcnow
 
 __all__ = [
     "DEFAULT_LABELS", "JOB_STATUSES", "ROLES", "TERMINAL_STATUSES", "AnnotationKeyframe", "AnnotationSession",
-    "AuditLog", "Base", "Database", "DetectionEvent", "ExportJob", "ImportJob", "Job", "Project", "ProjectMember",
+    "AuditLog", "Base", "Database", "DetectionEvent", "ExportJob", "ImportJob", "Job",
+    "MODEL_STATUSES", "ModelVersion", "Project", "ProjectMember",
     "ProjectRequirement", "ProjectVideoAssignment", "RUN_TERMINAL", "SchemaOutOfDate", "TestSession", "User",
     "ValidationRun", "ValidationRunVideo", "Video",
     "VideoAnnotation", "VideoCompatibilityCache", "check_schema", "current_revision", "head_revision",

@@ -1,4 +1,8 @@
-"""`python -m models migrate` brings the configured database to the newest schema."""
+"""`python -m models migrate` brings the configured database to the newest schema.
+
+`python -m models fetch-demo-model [CACHE_DIR]` converts a real trained pedestrian detector and
+registers it as ``pedestrian-ssdlite:0.2`` (see ``models.demo_model``).
+"""
 import sys
 
 from settings import load_settings
@@ -7,7 +11,8 @@ from .db import Database, check_schema, current_revision, head_revision, migrate
 
 
 def main(argv: list[str]) -> int:
-    url = load_settings().database_url
+    settings = load_settings()
+    url = settings.database_url
     cmd = argv[0] if argv else "migrate"
     if cmd == "migrate":
         migrate(url)
@@ -18,7 +23,13 @@ def main(argv: list[str]) -> int:
         check_schema(db.engine)
         print(f"database at revision {current_revision(db.engine)} (up to date)")
         return 0
-    print("usage: python -m models [migrate|check]", file=sys.stderr)
+    if cmd == "fetch-demo-model":
+        from .demo_model import fetch_demo_model
+
+        check_schema(Database(url).engine)
+        cache = argv[1] if len(argv) > 1 else settings.var_dir / "cache"
+        return fetch_demo_model(url, settings.storage_dir, cache)
+    print("usage: python -m models [migrate|check|fetch-demo-model [CACHE_DIR]]", file=sys.stderr)
     return 2
 
 

@@ -474,3 +474,45 @@ class ValidationRunVideo(Base):
     matches_path: Mapped[str | None] = mapped_column(String(500))  # relative to STORAGE_DIR
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+MODEL_STATUSES = ("checking", "ready", "invalid")
+
+
+class ModelVersion(Base):
+    """One immutable version of an uploaded model: its file (by sha256) and how to run it.
+
+    A check job loads the file and runs it once before anything may use it: ``checking``
+    until then, ``ready`` or ``invalid`` (with ``reason``) after.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+        CheckConstraint("status IN ('checking','ready','invalid')", name="ck_model_versions_status"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    version: Mapped[str] = mapped_column(String(50), nullable=False)
+    format: Mapped[str] = mapped_column(String(20), nullable=False)
+    arch: Mapped[str | None] = mapped_column(String(100))
+    # The model's own class names, indexed by the class ids it answers.
+    classes: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    input_size: Mapped[int] = mapped_column(Integer, nullable=False, default=640)
+    confidence_threshold: Mapped[float] = mapped_column(Float, nullable=False, default=0.3)
+    nms_threshold: Mapped[float] = mapped_column(Float, nullable=False, default=0.45)
+    label_map: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    storage_path: Mapped[str] = mapped_column(String(500), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="checking")
+    reason: Mapped[str | None] = mapped_column(Text)
+    check_job_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"

@@ -26,6 +26,7 @@ from . import rooms, runtime
 from .app import app
 from .evaluation import results_ready
 from .lifecycle import JobCancelled, JobContext, JobLost, run_job
+from .model_check import resolve_registered
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def model_spec(params: dict[str, Any]) -> ModelSpec:
     raw = {"name": raw} if isinstance(raw, str) else dict(raw)
     if raw.get("weights"):  # the API accepts a file name in the model directory, nothing else
         raw["weights"] = str(Path(settings.model_dir) / raw["weights"])
+    raw = resolve_registered(raw)  # a registered name:version brings its checked file and defaults
     raw.setdefault("device", None if settings.detection_device == "auto" else settings.detection_device)
     raw.setdefault("half", settings.detection_half)
     return ModelSpec.parse(raw)
@@ -207,6 +209,7 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
         raise
     summary = pipeline.stats.summary()
     summary.update(model=spec.name, model_cached=cached, events_stored=sink.inserted,
+                   half=bool(getattr(detector, "half", False)),
                    test_session_id=str(test_session_id))
     summary["evaluation_job_id"] = results_ready(test_session_id, ctx.job_id)
     return summary

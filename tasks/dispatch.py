@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 #: Job kinds this installation can run, with the task name each one maps to.
 JOB_TASKS = {"probe": "jobs.probe", "compatibility": "jobs.compatibility", "assignment": "jobs.assignment",
-             "detection": "jobs.detection",
+             "detection": "jobs.detection", "model_check": "jobs.model_check",
              "evaluation": "jobs.evaluation", "validation_aggregate": "jobs.validation_aggregate",
              "export": "jobs.export", "import": "jobs.import"}
 

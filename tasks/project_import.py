@@ -52,7 +52,7 @@ from models import (
 )
 from models.schemas import column_problems
 from models.types import UTCDateTime
-from vision.detectors import safe_file_name
+from vision.catalogue import safe_file_name
 
 from . import runtime
 from .lifecycle import JobContext

@@ -62,6 +62,17 @@ def _pg_exec(sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def demo_model() -> Path:
+    """The real trained pedestrian detector as ONNX, converted once into ``var/cache`` (minutes the first time)."""
+    from models.demo_model import ConversionFailed, convert
+
+    try:
+        return convert(ROOT / "var" / "cache", log=lambda _message: None)
+    except ConversionFailed as exc:
+        pytest.skip(f"the demo pedestrian detector cannot be converted on this machine: {exc}")
+
+
+@pytest.fixture(scope="session")
 def pg_database():
     """A PostgreSQL database of our own for the whole run; returns a factory for more."""
     created: list[str] = []

@@ -109,7 +109,12 @@ MATRIX = {
     "test_sessions.list_test_sessions": (READ, "GET", "/api/test-sessions?project_id={project}", None),
     "test_sessions.get_test_session": (READ, "GET", "/api/test-sessions/{test_session}", None),
     "test_sessions.list_detections": (READ, "GET", "/api/test-sessions/{test_session}/detections", None),
-    "test_sessions.models": (ANY, "GET", "/api/models", None),
+    "model_registry.list_all": (ANY, "GET", "/api/models", None),
+    "model_registry.upload": (WRITE, "POST", "/api/models", "FILE"),
+    # A version nobody uploaded: 404 for every caller. Who deletes a real one (its uploader or an
+    # administrator) is asserted in test_model_registry.
+    "model_registry.get_version": (ANY, "GET", "/api/models/nobody/1", None),
+    "model_registry.delete_version": (ANY, "DELETE", "/api/models/nobody/1", None),
     "evaluation.evaluate": (WRITE, "POST", "/api/test-sessions/{test_session}/evaluate", {"iou_threshold": 0.5}),
     "evaluation.get_metrics": (READ, "GET", "/api/test-sessions/{test_session}/metrics", None),
     "evaluation.get_report": (READ, "GET", "/api/test-sessions/{test_session}/report", None),

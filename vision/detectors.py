@@ -5,8 +5,6 @@ provide, rather than stall on a download inside a worker.
 """
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,24 +14,25 @@ import cv2
 import numpy as np
 import torch
 
+from .catalogue import (
+    DEFAULT_MODEL,
+    OPENCV_MODELS,
+    TORCHVISION_ARCHS,
+    TORCHVISION_WEIGHT_FILES,
+    ModelError,
+    check_model_name,
+    find_torchvision_weights,
+    list_models,
+    model_dirs,
+    safe_file_name,
+)
 from .detections import Detections
 from .device import select_device, to_device_batch
 
-TORCHVISION_ARCHS: dict[str, str] = {
-    "fasterrcnn_mobilenet_v3_large_320_fpn": "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights",
-    "fasterrcnn_resnet50_fpn_v2": "FasterRCNN_ResNet50_FPN_V2_Weights",
-    "ssdlite320_mobilenet_v3_large": "SSDLite320_MobileNet_V3_Large_Weights",
-    "retinanet_resnet50_fpn_v2": "RetinaNet_ResNet50_FPN_V2_Weights",
-    "fcos_resnet50_fpn": "FCOS_ResNet50_FPN_Weights",
-}
-DEFAULT_MODEL = "opencv/hog-people"
-#: OpenCV's own trained detectors, shipped inside the opencv wheel: they run on any machine.
-OPENCV_MODELS = (DEFAULT_MODEL, "opencv/haar-fullbody")
-
-
-class ModelError(ValueError):
-    """The spec names no known model, or its weights are not on this machine."""
-
+__all__ = [
+    "DEFAULT_MODEL", "OPENCV_MODELS", "TORCHVISION_ARCHS", "Detector", "ModelError", "ModelSpec", "check_detector",
+    "check_model_name", "list_models", "load_detector", "model_dirs", "safe_file_name", "torchvision_weight_filename",
+]
 
 @dataclass
 class ModelSpec:
@@ -62,42 +61,6 @@ class ModelSpec:
         return out
 
 
-_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
-
-
-def safe_file_name(name: str) -> bool:
-    """A bare file name (no directory, no leading dot): what callers from outside may name."""
-    return bool(_FILE_NAME.match(name)) and ".." not in name
-
-
-def check_model_name(name: str) -> None:
-    """Raise :class:`ModelError` unless ``name`` names a model family and member this code runs.
-
-    Whether the weights are present is a separate question, answered where the model loads.
-    """
-    family, _, member = name.partition("/")
-    if name in OPENCV_MODELS:
-        return
-    if family == "torchvision" and member in TORCHVISION_ARCHS:
-        return
-    if family == "onnx" and member.endswith(".onnx") and safe_file_name(member):
-        return
-    raise ModelError(
-        f"unknown model {name!r}: use one of {list(OPENCV_MODELS)}, 'torchvision/<arch>' with arch one of "
-        f"{sorted(TORCHVISION_ARCHS)}, or 'onnx/<file>.onnx' in the model directory"
-    )
-
-
-def model_dirs(model_dir: str | Path | None = None) -> list[Path]:
-    """Where weight files are looked for: an explicit dir, ``VISION_MODEL_DIR``, the torch hub cache."""
-    dirs = []
-    for d in (model_dir, os.environ.get("VISION_MODEL_DIR")):
-        if d:
-            dirs.append(Path(d))
-    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
-    return dirs
-
-
 def _weights_enum(arch: str):
     import torchvision.models.detection as tvd
 
@@ -105,19 +68,11 @@ def _weights_enum(arch: str):
 
 
 def torchvision_weight_filename(arch: str) -> str:
-    return _weights_enum(arch).url.rsplit("/", 1)[-1]
+    return TORCHVISION_WEIGHT_FILES[arch]
 
 
 def _find_weights(arch: str, spec: ModelSpec, model_dir: str | Path | None) -> Path | None:
-    if spec.weights:
-        p = Path(spec.weights)
-        return p if p.is_file() else None
-    names = (torchvision_weight_filename(arch), f"{arch}.pth", f"{arch}.pt")
-    for d in model_dirs(model_dir):
-        for n in names:
-            if (d / n).is_file():
-                return d / n
-    return None
+    return find_torchvision_weights(arch, spec.weights, model_dir)
 
 
 class Detector:
@@ -208,7 +163,7 @@ class TorchvisionDetector(Detector):
     def __init__(self, spec: ModelSpec, model_dir: str | Path | None = None) -> None:
         import torchvision.models.detection as tvd
 
-        arch = spec.name.split("/", 1)[1]
+        arch = spec.extra.get("arch") or spec.name.split("/", 1)[-1]
         if arch not in TORCHVISION_ARCHS:
             raise ModelError(f"unknown torchvision model {arch!r}; known: {sorted(TORCHVISION_ARCHS)}")
         path = _find_weights(arch, spec, model_dir)
@@ -217,7 +172,8 @@ class TorchvisionDetector(Detector):
                 str(d / torchvision_weight_filename(arch)) for d in model_dirs(model_dir)
             )
             raise ModelError(f"weights for {spec.name} not found: provide {where}")
-        categories = _weights_enum(arch).meta["categories"]
+        # A registered model names its own classes, indexed by the labels it answers (0: background).
+        categories = list(spec.extra.get("model_classes") or _weights_enum(arch).meta["categories"])
         self.name = spec.name
         self.class_names = {i: c for i, c in enumerate(categories)}
         self.torch_device = select_device(spec.device)
@@ -248,13 +204,55 @@ class TorchvisionDetector(Detector):
             batch = list(to_device_batch(list(images), self.torch_device, self.half))
         else:
             batch = [to_device_batch([im], self.torch_device, self.half)[0] for im in images]
-        results = self.model(batch)
-        out = []
-        for r in results:
-            out.append(Detections.from_arrays(
-                r["boxes"].float().cpu().numpy(), r["scores"].float().cpu().numpy(), r["labels"].cpu().numpy()
-            ))
-        return out
+        return _torch_results(self.model(batch))
+
+
+def _torch_results(results: Any) -> list[Detections]:
+    """torchvision's answer (one dict of boxes, scores and labels per image) as ``Detections``.
+
+    A scripted torchvision model answers ``(losses, detections)``; both shapes are accepted.
+    """
+    if isinstance(results, tuple) and len(results) == 2 and isinstance(results[1], list):
+        results = results[1]
+    if not isinstance(results, list) or not all(isinstance(r, dict) and {"boxes", "scores", "labels"} <= set(r)
+                                                for r in results):
+        raise ModelError("the model must answer one dict with boxes, scores and labels per image")
+    return [Detections.from_arrays(r["boxes"].float().cpu().numpy().reshape(-1, 4),
+                                   r["scores"].float().cpu().numpy().reshape(-1),
+                                   r["labels"].cpu().numpy().reshape(-1)) for r in results]
+
+
+class TorchScriptDetector(Detector):
+    """A TorchScript detection model (``torch.jit.save``) taking a list of RGB ``[3,H,W]`` 0..1 tensors.
+
+    It answers torchvision's shape: per image a dict of ``boxes`` (xyxy pixels), ``scores`` and
+    ``labels`` (indexes into the model's class names). Loading TorchScript runs no pickled Python.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        names = spec.extra.get("model_classes")
+        if not spec.weights or not Path(spec.weights).is_file():
+            raise ModelError(f"TorchScript model for {spec.name} not found: provide {spec.weights}")
+        if not names:
+            raise ModelError("a TorchScript model needs its class names")
+        self.name = spec.name
+        self.class_names = dict(enumerate(names))
+        self.torch_device = select_device(spec.device)
+        self.device = str(self.torch_device)
+        self.half = bool(spec.half and self.torch_device.type == "cuda")
+        try:
+            self.model = torch.jit.load(spec.weights, map_location=self.torch_device).eval()
+        except Exception as exc:  # noqa: BLE001 - a wrong or damaged file must name itself
+            raise ModelError(f"cannot load TorchScript model {spec.name}: {exc}") from exc
+        if self.half:
+            self.model = self.model.half()
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        if not images:
+            return []
+        batch = [to_device_batch([im], self.torch_device, self.half)[0] for im in images]
+        return _torch_results(self.model(batch))
 
 
 def _coco80() -> dict[int, str]:
@@ -294,32 +292,185 @@ class OnnxYoloDetector(Detector):
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
         out = []
-        s = self.size
         for image in images:
-            h, w = image.shape[:2]
-            r = min(s / h, s / w)
-            nh, nw = round(h * r), round(w * r)
-            top, left = (s - nh) // 2, (s - nw) // 2
-            canvas = np.full((s, s, 3), 114, np.uint8)
-            canvas[top:top + nh, left:left + nw] = cv2.resize(image, (nw, nh))
-            blob = cv2.dnn.blobFromImage(canvas, 1 / 255.0, (s, s), swapRB=True, crop=False)
+            canvas, frame = letterbox(image, self.size)
+            blob = cv2.dnn.blobFromImage(canvas, 1 / 255.0, (self.size,) * 2, swapRB=True, crop=False)
             self.net.setInput(blob)
             pred = np.asarray(self.net.forward())
-            pred = pred.reshape(pred.shape[-2], pred.shape[-1]).T  # [N, 4+nc]
-            scores = pred[:, 4:]
-            cls = scores.argmax(1)
-            conf = scores[np.arange(len(cls)), cls]
-            cx, cy, bw, bh = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
-            xyxy = np.stack([cx - bw / 2 - left, cy - bh / 2 - top, cx + bw / 2 - left, cy + bh / 2 - top], 1) / r
-            xyxy = np.clip(xyxy, 0, [w, h, w, h])
-            keep = conf > 0.001
-            out.append(Detections.from_arrays(xyxy[keep], conf[keep], cls[keep]))
+            out.append(decode_yolo(pred.reshape(pred.shape[-2], pred.shape[-1]), frame))
         return out
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a frame went inside a letterboxed square: scale, offsets and the frame's own size."""
+
+    r: float
+    left: int
+    top: int
+    w: int
+    h: int
+
+
+def letterbox(image: np.ndarray, s: int) -> tuple[np.ndarray, Letterbox]:
+    """The frame scaled to fit an ``s`` x ``s`` square, centered on grey, as YOLO exports expect."""
+    h, w = image.shape[:2]
+    r = min(s / h, s / w)
+    nh, nw = round(h * r), round(w * r)
+    top, left = (s - nh) // 2, (s - nw) // 2
+    canvas = np.full((s, s, 3), 114, np.uint8)
+    canvas[top:top + nh, left:left + nw] = cv2.resize(image, (nw, nh))
+    return canvas, Letterbox(r, left, top, w, h)
+
+
+def decode_yolo(pred: np.ndarray, frame: Letterbox) -> Detections:
+    """One image's YOLO output ``[4+nc, N]`` (cx, cy, w, h, class scores) as boxes in frame pixels."""
+    pred = pred.T  # [N, 4+nc]
+    scores = pred[:, 4:]
+    cls = scores.argmax(1)
+    conf = scores[np.arange(len(cls)), cls]
+    cx, cy, bw, bh = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
+    f = frame
+    xyxy = np.stack([cx - bw / 2 - f.left, cy - bh / 2 - f.top, cx + bw / 2 - f.left, cy + bh / 2 - f.top], 1) / f.r
+    xyxy = np.clip(xyxy, 0, [f.w, f.h, f.w, f.h])
+    keep = conf > 0.001
+    return Detections.from_arrays(xyxy[keep], conf[keep], cls[keep])
+
+
+#: Output names of a TensorFlow Object Detection API graph, as tf2onnx keeps them.
+TF_OD_OUTPUTS = ("num_detections", "detection_scores", "detection_boxes", "detection_classes")
+
+
+def onnx_providers(preference: str | None) -> tuple[list[Any], bool]:
+    """ONNX Runtime providers for a device preference, and whether CUDA is among them.
+
+    ``auto`` takes the CUDA execution provider when this onnxruntime build has it and a GPU is
+    usable, and keeps the CPU provider behind it, so a CUDA setup that fails at session start
+    falls back to the CPU; an explicit ``cuda`` without either fails at once.
+    """
+    import onnxruntime as ort
+
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if preference in (None, "", "auto"):
+        use_cuda = has_cuda and torch.cuda.is_available()
+        index = 0
+    else:
+        device = torch.device(preference)
+        use_cuda = device.type == "cuda"
+        index = device.index or 0
+        if use_cuda and not (has_cuda and torch.cuda.is_available()):
+            raise ModelError("CUDA was requested but this onnxruntime has no usable CUDA execution provider "
+                             "(install onnxruntime-gpu on a GPU worker)")
+    if not use_cuda:
+        return ["CPUExecutionProvider"], False
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], True
+
+
+class OnnxRuntimeDetector(Detector):
+    """An ONNX graph run by ONNX Runtime, on the CUDA execution provider where there is one.
+
+    Two output layouts, told apart by the graph's outputs (or ``"layout"`` in the spec):
+
+    - ``tf-od``: a TensorFlow Object Detection API export (tf2onnx): uint8 RGB NHWC frames of
+      any size in, ``num_detections``, ``detection_scores``, ``detection_boxes`` (normalised
+      ``[ymin, xmin, ymax, xmax]``) and ``detection_classes`` (ids from 1, 0 being the
+      background) out;
+    - ``yolo``: float RGB NCHW 0..1 letterboxed to ``input_size``, one output ``[B, 4+nc, N]``.
+
+    A batch of frames of one size goes through the graph in one run when its batch dimension
+    is dynamic; a graph exported for a batch of one runs the frames in turn.
+    """
+
+    def __init__(self, spec: ModelSpec, model_dir: str | Path | None = None) -> None:
+        import onnxruntime as ort
+
+        fname = spec.name.split("/", 1)[-1]
+        candidates = [Path(spec.weights)] if spec.weights else [d / fname for d in model_dirs(model_dir)]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise ModelError(f"ONNX model for {spec.name} not found: provide {candidates[0]}")
+        providers, _ = onnx_providers(spec.device)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # a CUDA provider that cannot start is reported by get_providers()
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"cannot load ONNX model {spec.name}: {exc}") from exc
+        self.providers = self.session.get_providers()
+        self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
+        self.name = spec.name
+        self.size = int(spec.input_size)
+        self.input = self.session.get_inputs()[0]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        short = [o.split(":")[0] for o in self.outputs]
+        self.layout = spec.extra.get("layout") or ("tf-od" if set(TF_OD_OUTPUTS) <= set(short) else "yolo")
+        if self.layout not in ("tf-od", "yolo"):
+            raise ModelError(f"unknown ONNX output layout {self.layout!r}: use 'tf-od' or 'yolo'")
+        if self.layout == "tf-od":
+            self.tf_outputs = [self.outputs[short.index(n)] for n in TF_OD_OUTPUTS]
+        elif len(self.outputs) != 1 or len(self.session.get_outputs()[0].shape) != 3:
+            raise ModelError(f"ONNX model {spec.name}: expected one output [batch, 4 + classes, boxes] (YOLO) "
+                             f"or the outputs {list(TF_OD_OUTPUTS)}; it has {self.outputs}")
+        batch_dim = self.input.shape[0] if self.input.shape else None
+        self.batched = not isinstance(batch_dim, int) or batch_dim > 1
+        names = spec.extra.get("model_classes")
+        if names:
+            self.class_names = dict(enumerate(names))
+        elif self.layout == "yolo":
+            self.class_names = _coco80()
+        else:  # the TF OD API's COCO ids are torchvision's category indexes
+            self.class_names = dict(enumerate(_weights_enum("ssdlite320_mobilenet_v3_large").meta["categories"]))
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        if not images:
+            return []
+        groups = [list(images)] if self.batched and len({im.shape for im in images}) == 1 else \
+            [[im] for im in images]
+        out: list[Detections] = []
+        for group in groups:
+            out.extend(self._tf_od(group) if self.layout == "tf-od" else self._yolo(group))
+        return out
+
+    def _tf_od(self, images: list[np.ndarray]) -> list[Detections]:
+        h, w = images[0].shape[:2]
+        fixed = self.input.shape[1:3]
+        if all(isinstance(d, int) for d in fixed) and tuple(fixed) != (h, w):
+            images = [cv2.resize(im, (fixed[1], fixed[0])) for im in images]
+        batch = np.ascontiguousarray(np.stack(images)[..., ::-1])
+        num, scores, boxes, classes = self.session.run(self.tf_outputs, {self.input.name: batch})
+        if boxes.ndim != 3 or boxes.shape[2] != 4 or scores.shape != classes.shape or len(num) != len(images):
+            raise ModelError(f"wrong output shape: detection_boxes {list(boxes.shape)}, detection_scores "
+                             f"{list(scores.shape)}, detection_classes {list(classes.shape)} for {len(images)} frames")
+        out = []
+        for i in range(len(images)):
+            n = int(num[i])
+            yxyx = boxes[i, :n].astype(np.float32)
+            xyxy = yxyx[:, [1, 0, 3, 2]] * np.float32([w, h, w, h])
+            out.append(Detections.from_arrays(xyxy, scores[i, :n], classes[i, :n].astype(np.int64)))
+        return out
+
+    def _yolo(self, images: list[np.ndarray]) -> list[Detections]:
+        boxed = [letterbox(im, self.size) for im in images]
+        batch = np.stack([c[..., ::-1] for c, _ in boxed]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        (pred,) = self.session.run(None, {self.input.name: batch})
+        if pred.ndim != 3 or pred.shape[1] != 4 + len(self.class_names):
+            raise ModelError(f"wrong output shape {list(pred.shape)}: a YOLO output is [batch, 4 + classes, boxes] "
+                             f"and this model has {len(self.class_names)} class names")
+        return [decode_yolo(pred[i], frame) for i, (_, frame) in enumerate(boxed)]
 
 
 def load_detector(spec: Mapping[str, Any] | str | ModelSpec, model_dir: str | Path | None = None) -> Detector:
     """Build the detector for ``spec``; load once per worker process and reuse for many jobs."""
     spec = ModelSpec.parse(spec)
+    fmt = spec.extra.get("format")
+    if fmt is not None:  # a registered model: its file is already on this machine, in ``weights``
+        if fmt == "onnx":
+            return OnnxRuntimeDetector(spec)
+        if fmt == "torchvision":
+            return TorchvisionDetector(spec)
+        if fmt == "torchscript":
+            return TorchScriptDetector(spec)
+        raise ModelError(f"unknown model format {fmt!r}")
     check_model_name(spec.name)
     family = spec.name.split("/", 1)[0]
     if spec.name == DEFAULT_MODEL:
@@ -330,26 +481,32 @@ def load_detector(spec: Mapping[str, Any] | str | ModelSpec, model_dir: str | Pa
         return TorchvisionDetector(spec, model_dir)
     if family == "onnx" and "/" in spec.name:
         return OnnxYoloDetector(spec, model_dir)
+    if family == "onnxruntime":
+        return OnnxRuntimeDetector(spec, model_dir)
     raise ModelError(f"unknown model {spec.name!r}; see list_models()")
 
 
-def list_models(model_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """What this installation can run, and which weights are missing (by file name to provide)."""
-    models: list[dict[str, Any]] = [
-        {"name": name, "weights_present": True, "weights_file": None} for name in OPENCV_MODELS
-    ]
-    for arch in TORCHVISION_ARCHS:
-        found = _find_weights(arch, ModelSpec(name=f"torchvision/{arch}"), model_dir)
-        models.append({
-            "name": f"torchvision/{arch}",
-            "weights_present": found is not None,
-            "weights_file": str(found) if found else torchvision_weight_filename(arch),
-        })
-    seen = set()
-    for d in model_dirs(model_dir):
-        if d.is_dir():
-            for p in sorted(d.glob("*.onnx")):
-                if p.name not in seen:
-                    seen.add(p.name)
-                    models.append({"name": f"onnx/{p.name}", "weights_present": True, "weights_file": str(p)})
-    return models
+def check_detector(spec: Mapping[str, Any] | str | ModelSpec) -> dict[str, Any]:
+    """Load a model and run it on two blank frames; :class:`ModelError` says why it cannot be used.
+
+    What it catches: a file that does not load (or is not what its format says), outputs of
+    the wrong shape, and class ids the model answers that its class names do not cover.
+    """
+    spec = ModelSpec.parse(spec)
+    detector = load_detector(spec)
+    blank = np.zeros((int(spec.input_size), int(spec.input_size), 3), np.uint8)
+    try:
+        out = detector.predict([blank, blank])
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the model raises is the reason it is invalid
+        raise ModelError(f"the model fails on a blank frame: {type(exc).__name__}: {exc}") from exc
+    if len(out) != 2:
+        raise ModelError(f"wrong output shape: {len(out)} results for 2 frames")
+    n = len(detector.class_names)
+    for d in out:
+        bad = d.class_id[(d.class_id < 0) | (d.class_id >= n)]
+        if len(bad):
+            raise ModelError(f"classes do not match the outputs: the model answers class id {int(bad.max())} "
+                             f"and has {n} class names")
+    return {"device": detector.device, "classes": n}

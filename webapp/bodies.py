@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .errors import ApiError, validation_error
 
 #: Multipart routes; every other POST, PUT and PATCH under /api/ is a JSON route.
-UPLOAD_ENDPOINTS = frozenset({"videos.upload_video", "transfer.create_import"})
+UPLOAD_ENDPOINTS = frozenset({"videos.upload_video", "transfer.create_import", "model_registry.upload"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

@@ -909,3 +909,56 @@ class PreAnnotateIn(StrictSchema):
     max_missed_frames = fields.Integer(load_default=2, validate=validate.Range(min=0, max=1000),
                                        metadata={"description": "evaluated frames a track may be missed on "
                                                                 "before it is marked outside"})
+
+
+class _JsonText(fields.Field):
+    """A multipart form field holding JSON text (a list or an object)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        import json
+
+        if not isinstance(value, str):
+            raise ValidationError("JSON text")
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValidationError("not valid JSON") from None
+
+
+class ModelUploadForm(StrictSchema):
+    """The fields of ``POST /api/models`` besides the file."""
+
+    name = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+                                                                 error="letters, digits, '.', '_' and '-'"))
+    version = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,49}$",
+                                                                    error="letters, digits, '.', '_', '+', '-'"))
+    format = fields.String(required=True, validate=validate.OneOf(("onnx", "torchvision", "torchscript")))
+    arch = fields.String(validate=validate.Length(min=1, max=100),
+                         metadata={"description": "torchvision architecture (format torchvision only)"})
+    classes = _JsonText(required=True, metadata={"description": "JSON list: class names in output order"})
+    input_size = fields.Integer(load_default=640, validate=validate.Range(min=16, max=4096))
+    confidence_threshold = FiniteFloat(load_default=0.3, validate=validate.Range(min=0, max=1))
+    nms_threshold = FiniteFloat(load_default=0.45, validate=validate.Range(min=0, max=1, min_inclusive=False))
+    label_map = _JsonText(metadata={"description": "JSON object: model class name -> project label"})
+
+
+class ModelVersionOut(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    version = fields.String()
+    ref = fields.String(metadata={"description": "name:version, what test sessions and runs name"})
+    format = fields.String()
+    arch = fields.String(allow_none=True)
+    classes = fields.List(fields.String())
+    input_size = fields.Integer()
+    confidence_threshold = fields.Float()
+    nms_threshold = fields.Float()
+    label_map = fields.Dict(allow_none=True)
+    sha256 = fields.String()
+    size_bytes = fields.Integer()
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    check_job_id = fields.UUID(allow_none=True)
+    created_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+    checked_at = fields.DateTime(allow_none=True)

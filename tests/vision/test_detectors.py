@@ -37,29 +37,12 @@ def test_the_haar_full_body_cascade_finds_the_same_people_as_hog(vtest):
     assert "opencv/haar-fullbody" in {m["name"] for m in list_models()}
 
 
-def test_hog_boxes_are_the_person_inside_the_detection_window(vtest):
+def test_hog_boxes_are_the_person_inside_the_detection_window(vtest, vtest_ground_truth):
     """Against the project's hand-made ground truth of vtest.avi, the shrunk boxes match people."""
-    import csv
-    from collections import defaultdict
-    from pathlib import Path
-
     from evaluation.boxes import box_iou
-    from keyframes.timeline import Timeline
-    from keyframes.tracks import Keyframe, interpolate
 
-    keys = defaultdict(list)
-    with open(Path(__file__).resolve().parents[2] / "demo" / "vtest_ground_truth.csv") as fh:
-        for r in csv.DictReader(fh):
-            if r["outside"] != "1":
-                keys[r["track_id"]].append(Keyframe(int(r["frame_number"]), tuple(float(r[c]) for c in
-                                                                                  ("x1", "y1", "x2", "y2"))))
     frames = [0, 40, 80, 120]
-    gt = {f: [] for f in frames}
-    for track in keys.values():
-        lo, hi = min(k.frame_number for k in track), max(k.frame_number for k in track)
-        inside = [f for f in frames if lo <= f <= hi]
-        for f, box in zip(inside, interpolate(track, inside, Timeline.constant(150, 10.0)), strict=True):
-            gt[f].append(box)
+    gt = vtest_ground_truth(frames)
     images = {f.frame_number: f.image for f in VideoReader(vtest, end=121) if f.frame_number in gt}
     matched = {}
     for window in (False, True):

@@ -9,6 +9,7 @@ from . import (
     evaluation,
     frames,
     jobs,
+    model_registry,
     projects,
     review,
     test_sessions,
@@ -20,5 +21,6 @@ from . import (
 
 BLUEPRINTS = (
     auth.bp, users.bp, projects.bp, videos.bp, jobs.bp, annotations.bp, compatibility.bp, test_sessions.bp,
-    evaluation.bp, validation_runs.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp, review.bp, assisted.bp,
+    evaluation.bp, validation_runs.bp, model_registry.bp, transfer.bp, audit.bp, frames.bp, dashboard.bp, review.bp,
+    assisted.bp,
 )

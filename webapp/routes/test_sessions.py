@@ -1,14 +1,12 @@
 """Test sessions: a model run over a video (a detection job), and the detections it stored."""
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from models import AnnotationSession, DetectionEvent, Job, Project, ProjectMember, TestSession, Video
 from tasks.dispatch import create_job
-from vision.detectors import DEFAULT_MODEL, ModelError, check_model_name, list_models, safe_file_name
-from vision.labels import VRU_CLASSES
+from vision.catalogue import ModelError, check_model_name, safe_file_name
 
 from ..auth import current_user, get_or_404, get_project_for
 from ..db import audit, db_session, paginate
@@ -22,6 +20,7 @@ from ..schemas import (
     TestSessionOut,
     TestSessionPage,
 )
+from .model_registry import check_registered
 
 bp = Blueprint("test_sessions", __name__, url_prefix="/api", description="Test sessions and detection jobs")
 
@@ -41,11 +40,15 @@ def session_view(db, ts: TestSession) -> dict:
 
 
 def check_model(project: Project, model: dict) -> None:
-    """422 on the ``model`` field unless this installation can run it with the project's labels."""
-    try:
-        check_model_name(model["name"])
-    except ModelError as exc:
-        raise validation_error({"model": str(exc)}) from None
+    """422 on the ``model`` field unless this installation can run it with the project's labels.
+
+    A registered ``name:version`` must be ready; its sha256 is recorded in ``model``.
+    """
+    if not check_registered(db_session(), model):
+        try:
+            check_model_name(model["name"])
+        except ModelError as exc:
+            raise validation_error({"model": str(exc)}) from None
     if model.get("weights") is not None and not safe_file_name(model["weights"]):
         raise validation_error({"model": "weights must be a file name inside the model directory"})
     labels = list(project.labels)
@@ -154,10 +157,3 @@ def list_detections(args, test_session_id):
         for e in page["items"]
     ]
     return page
-
-
-@bp.route("/models", methods=["GET"])
-def models():
-    """The models this installation can run, and the weight file each missing one needs."""
-    items = list_models(current_app.config["SETTINGS"].model_dir)
-    return {"items": items, "default": DEFAULT_MODEL, "classes": list(VRU_CLASSES)}
