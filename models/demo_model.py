@@ -8,6 +8,7 @@ The result runs through ONNX Runtime like any uploaded ``onnx`` model (layout ``
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -49,6 +50,16 @@ def convert(cache_dir: str | Path, *, log=print) -> Path:
     if target.is_file() and target.stat().st_size > 0:
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # One conversion at a time (parallel test workers, two shells): the others wait, then find the file.
+    with open(cache_dir / f"{CACHE_NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file() and target.stat().st_size > 0:
+            return target
+        _convert_into(target, log)
+    return target
+
+
+def _convert_into(target: Path, log) -> None:
     with tempfile.TemporaryDirectory(prefix="tf2onnx-") as tmp:
         env_dir = Path(tmp) / "venv"
         log(f"creating a throw-away environment in {env_dir}")
@@ -70,7 +81,6 @@ def convert(cache_dir: str | Path, *, log=print) -> Path:
             raise ConversionFailed("tf2onnx wrote no model")
         os.replace(part, target)
     log(f"converted: {target} ({target.stat().st_size / 1e6:.1f} MB); the environment is deleted")
-    return target
 
 
 def register(database_url: str, storage_dir: str | Path, onnx_path: str | Path, *, log=print) -> tuple[str, str]:
