@@ -4,16 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation import AnnotationTrack, Boxes, evaluate_coco, evaluate_tracking, ground_truth_boxes
-from keyframes import Keyframe, Timeline
+from evaluation import Boxes, evaluate_coco, evaluate_tracking, ground_truth_boxes
+from keyframes import Keyframe, Timeline, Track
 
 
 def _tracks():
     return [
-        AnnotationTrack(1, 0, 0.0, 1.9, None, (Keyframe(0, (0, 0, 20, 40)), Keyframe(19, (95, 0, 115, 40)))),
-        AnnotationTrack(2, 1, 1.0, 1.4, (50, 50, 80, 90)),
-        AnnotationTrack(3, 0, 0.0, 1.0, (5, 5, 9, 9), validation_status="rejected"),
-        AnnotationTrack(4, 0, 0.5, 0.7, (200, 10, 230, 60), validation_status="pending"),
+        Track(1, "", 0.0, 1.9, None, (Keyframe(0, (0, 0, 20, 40)), Keyframe(19, (95, 0, 115, 40))), class_id=0),
+        Track(2, "", 1.0, 1.4, (50, 50, 80, 90), class_id=1),
+        Track(3, "", 0.0, 1.0, (5, 5, 9, 9), class_id=0, validation_status="rejected"),
+        Track(4, "", 0.5, 0.7, (200, 10, 230, 60), class_id=0, validation_status="pending"),
     ]
 
 
