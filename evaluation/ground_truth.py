@@ -39,6 +39,6 @@ def ground_truth_boxes(tracks: Sequence[Track], timeline: Timeline, frames: Sequ
         columns["class_id"].append(np.full(span.size, track.class_id))
         columns["track_id"].append(np.full(span.size, track.track_id))
     if not columns["frame"]:
-        return Boxes.from_arrays(np.zeros(0), np.zeros(0), xyxy=np.zeros((0, 4)), track_id=np.zeros(0))
+        return Boxes.from_arrays(np.zeros(0), np.zeros(0), xyxy=np.zeros((0, 4)), tracker_id=np.zeros(0))
     return Boxes.from_arrays(np.concatenate(columns["frame"]), np.concatenate(columns["class_id"]),
-                             xyxy=np.concatenate(columns["xyxy"]), track_id=np.concatenate(columns["track_id"]))
+                             xyxy=np.concatenate(columns["xyxy"]), tracker_id=np.concatenate(columns["track_id"]))

@@ -165,8 +165,8 @@ def load_detections(db: Session, test_session_id: uuid.UUID, class_index: dict[s
     # A box with x2 < x1 cannot match anything; normalise the order instead of failing the job.
     xyxy = np.concatenate([np.minimum(kept.xyxy[:, :2], kept.xyxy[:, 2:]),
                            np.maximum(kept.xyxy[:, :2], kept.xyxy[:, 2:])], axis=1)
-    return Boxes.from_arrays(kept.frame_index, kept.class_id, xyxy=xyxy, score=kept.confidence,
-                             track_id=kept.tracker_id), int((~keep).sum())
+    return Boxes.from_arrays(kept.frame_index, kept.class_id, xyxy=xyxy, confidence=kept.confidence,
+                             tracker_id=kept.tracker_id), int((~keep).sum())
 
 
 @dataclass
@@ -215,8 +215,8 @@ def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Se
     mot_class: list[str] = [""] * n
     ignored = np.zeros(n, dtype=bool)
     visibility: list[float | None] = [None] * n
-    order = np.argsort(gt.track_id, kind="stable")
-    tids, starts = np.unique(gt.track_id[order], return_index=True)
+    order = np.argsort(gt.tracker_id, kind="stable")
+    tids, starts = np.unique(gt.tracker_id[order], return_index=True)
     ends = np.append(starts[1:], order.size)
     for tid, a, b in zip(tids.tolist(), starts.tolist(), ends.tolist(), strict=True):
         rows = order[a:b]
@@ -226,8 +226,8 @@ def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Se
                 mot_class[r] = labels[tid]
             continue
         keyed = np.asarray(m.frames)
-        k = np.maximum(np.searchsorted(keyed, gt.frame[rows], side="right") - 1, 0)
-        annotated[rows] = keyed[k] == gt.frame[rows]
+        k = np.maximum(np.searchsorted(keyed, gt.frame_index[rows], side="right") - 1, 0)
+        annotated[rows] = keyed[k] == gt.frame_index[rows]
         for r, ki in zip(rows.tolist(), k.tolist(), strict=True):
             mot_class[r] = m.mot_class[ki] or labels[tid]
             ignored[r] = m.ignored[ki]
@@ -379,9 +379,9 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         ctx.progress(20, "loading detections")
         dt, dropped = load_detections(db, ts.id, index)
         model_name = (ts.model or {}).get("name") if isinstance(ts.model, dict) else None
-    dt = dt.select((dt.frame >= 0) & (dt.frame < timeline.frame_count))
+    dt = dt.select((dt.frame_index >= 0) & (dt.frame_index < timeline.frame_count))
     ctx.check_cancel()
-    with_tracking = bool(np.any(dt.track_id >= 0))
+    with_tracking = bool(np.any(dt.tracker_id >= 0))
     tracking_note = None
     if with_tracking and not unique_track_ids_per_frame(dt):
         with_tracking, tracking_note = False, "a track id appears twice on one frame: tracking metrics skipped"
@@ -400,7 +400,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
     objects, boxes = len(tracks), len(gt)
     if flags:  # what the protocol leaves to find
         scored = (gt.class_id >= 0) & ~flags["gt_distractor"] & ~flags["gt_zero_marked"]
-        objects, boxes = int(np.unique(gt.track_id[scored]).size), int(scored.sum())
+        objects, boxes = int(np.unique(gt.tracker_id[scored]).size), int(scored.sum())
     ctx.check_cancel()
     ctx.progress(80, "drawing the report")
     from evaluation.report import render_report  # matplotlib only where plots are drawn
@@ -418,8 +418,8 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
                        "model": model_name},
         "counts": {"frames": int(frames.size), "ground_truth_objects": objects, "ground_truth_boxes": boxes,
                    "detections": len(dt),
-                   "detections_above_threshold": int(at_threshold(dt.score, params["score_threshold"]).sum()),
-                   "detections_without_score": int((dt.score == NO_SCORE).sum()),
+                   "detections_above_threshold": int(at_threshold(dt.confidence, params["score_threshold"]).sum()),
+                   "detections_without_score": int((dt.confidence == NO_SCORE).sum()),
                    "detections_of_other_classes": dropped},
         **metrics,
         "tracking_note": tracking_note,

@@ -20,15 +20,15 @@ def _tracks():
 def test_boxes_follow_keyframes_on_the_real_timeline_and_statuses_are_respected():
     timeline = Timeline.constant(20, 10.0)
     gt = ground_truth_boxes(_tracks(), timeline)
-    assert sorted(set(gt.track_id.tolist())) == [1, 2]  # rejected and pending left out
-    one = gt.select(gt.track_id == 1)
-    assert one.frame.tolist() == list(range(20))
+    assert sorted(set(gt.tracker_id.tolist())) == [1, 2]  # rejected and pending left out
+    one = gt.select(gt.tracker_id == 1)
+    assert one.frame_index.tolist() == list(range(20))
     assert one.xyxy[10].tolist() == pytest.approx([50, 0, 70, 40])
-    assert gt.select(gt.track_id == 2).frame.tolist() == [10, 11, 12, 13, 14]
+    assert gt.select(gt.tracker_id == 2).frame_index.tolist() == [10, 11, 12, 13, 14]
     with_pending = ground_truth_boxes(_tracks(), timeline, include_pending=True)
-    assert 4 in set(with_pending.track_id.tolist())
+    assert 4 in set(with_pending.tracker_id.tolist())
     only = ground_truth_boxes(_tracks(), timeline, frames=[0, 10])
-    assert sorted(only.frame.tolist()) == [0, 10, 10]
+    assert sorted(only.frame_index.tolist()) == [0, 10, 10]
     empty = ground_truth_boxes([], timeline)
     assert len(empty) == 0
 
@@ -36,8 +36,8 @@ def test_boxes_follow_keyframes_on_the_real_timeline_and_statuses_are_respected(
 def test_a_detector_that_reproduces_the_ground_truth_scores_perfectly():
     timeline = Timeline.constant(20, 10.0)
     gt = ground_truth_boxes(_tracks(), timeline)
-    dt = Boxes.from_arrays(gt.frame, gt.class_id, xyxy=gt.xyxy.copy(), score=np.full(len(gt), 0.9),
-                           track_id=gt.track_id + 100)
+    dt = Boxes.from_arrays(gt.frame_index, gt.class_id, xyxy=gt.xyxy.copy(), confidence=np.full(len(gt), 0.9),
+                           tracker_id=gt.tracker_id + 100)
     coco = evaluate_coco(gt, dt)
     assert coco.overall.AP50 == pytest.approx(1.0) and coco.overall.AP == pytest.approx(1.0)
     tracking = evaluate_tracking(gt, dt)

@@ -92,7 +92,7 @@ def test_an_outside_keyframe_is_a_gap_in_ground_truth():
                                           Keyframe(10, (20, 0, 30, 10))), class_id=0)
     gt = ground_truth_boxes([track], timeline)
     # no box where the object is gone (5-9), and no interpolation across the gap
-    assert sorted(gt.frame.tolist()) == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15]
+    assert sorted(gt.frame_index.tolist()) == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15]
     assert not np.isnan(gt.xyxy).any()
 
 
