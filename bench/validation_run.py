@@ -55,7 +55,7 @@ def synthetic_video(seed: int, n_frames: int) -> tuple[Boxes, Boxes, np.ndarray,
     x, y = x0[obj] + vx[obj] * t, y0[obj] + vy[obj] * t
     gxyxy = np.c_[x, y, x + w, y + h]
     gcls = rng.integers(0, 3, n_obj)[obj]
-    gt = Boxes.from_arrays(frame, gcls, xyxy=gxyxy, track_id=obj)
+    gt = Boxes.from_arrays(frame, gcls, xyxy=gxyxy, tracker_id=obj)
     # detections: 85 % of the ground truth, jittered; a quality per object; clutter on top
     keep = rng.random(frame.size) < 0.85
     q = rng.uniform(0.3, 1.0, n_obj)[obj[keep]]
@@ -71,8 +71,8 @@ def synthetic_video(seed: int, n_frames: int) -> tuple[Boxes, Boxes, np.ndarray,
     ch = rng.uniform(15, 250, n_clutter)
     cxyxy = np.c_[cx, cy, cx + ch * 0.5, cy + ch]
     dt = Boxes.from_arrays(np.r_[frame[keep], cf], np.r_[dcls, rng.integers(0, 3, n_clutter)],
-                           xyxy=np.r_[dxyxy, cxyxy], score=np.r_[dscore, rng.uniform(0, 0.8, n_clutter)],
-                           track_id=np.r_[dtrack, 5000 + np.arange(n_clutter)])
+                           xyxy=np.r_[dxyxy, cxyxy], confidence=np.r_[dscore, rng.uniform(0, 0.8, n_clutter)],
+                           tracker_id=np.r_[dtrack, 5000 + np.arange(n_clutter)])
     return gt, dt, np.arange(n_frames), np.arange(n_frames) / 30.0
 
 
@@ -113,11 +113,12 @@ def pycocotools_side_by_side(store: Path, n_videos: int, n_frames: int, ours: di
         images += [{"id": int(base + f)} for f in frames]
         xywh = np.c_[gt.xyxy[:, :2], gt.xyxy[:, 2:] - gt.xyxy[:, :2]].tolist()
         for i in range(len(gt)):
-            anns.append({"id": len(anns) + 1, "image_id": int(base + gt.frame[i]), "category_id": int(gt.class_id[i])
-                         + 1, "bbox": xywh[i], "area": float(gt.area[i]), "iscrowd": 0})
+            anns.append({"id": len(anns) + 1, "image_id": int(base + gt.frame_index[i]),
+                         "category_id": int(gt.class_id[i]) + 1, "bbox": xywh[i], "area": float(gt.area[i]),
+                         "iscrowd": 0})
         dxywh = np.c_[dt.xyxy[:, :2], dt.xyxy[:, 2:] - dt.xyxy[:, :2]].tolist()
-        results += [{"image_id": int(base + dt.frame[i]), "category_id": int(dt.class_id[i]) + 1, "bbox": dxywh[i],
-                     "score": float(dt.score[i])} for i in range(len(dt))]
+        results += [{"image_id": int(base + dt.frame_index[i]), "category_id": int(dt.class_id[i]) + 1,
+                     "bbox": dxywh[i], "score": float(dt.confidence[i])} for i in range(len(dt))]
     gt_json = {"images": images, "categories": [{"id": c + 1} for c in range(len(CLASSES))], "annotations": anns}
     t0 = time.perf_counter()
     stats = run_pycocotools(gt_json, results).tolist()

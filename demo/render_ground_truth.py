@@ -18,8 +18,8 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from formats import csvfile  # noqa: E402
 from formats.records import VideoInfo  # noqa: E402
-from keyframes import Timeline  # noqa: E402
-from keyframes.exchange import StoredTrack  # noqa: E402
+from keyframes import Keyframe, Timeline, Track  # noqa: E402
+from keyframes.exchange import track_records  # noqa: E402
 
 CSV = Path(__file__).with_name("vtest_ground_truth.csv")
 COLOURS = ((0, 0, 255), (0, 200, 0), (255, 0, 0), (0, 200, 255), (255, 0, 255), (255, 255, 0), (0, 128, 255),
@@ -37,9 +37,9 @@ def boxes_by_frame(frame_count: int = 795, fps: float = 10.0) -> dict[int, list[
     out: dict[int, list[tuple[int, tuple, bool]]] = defaultdict(list)
     for tid, kf in sorted(keys.items()):
         frames = [f for f, _, _ in kf]
-        track = StoredTrack(tid, "pedestrian", float(timeline.time_of(min(frames))),
-                            float(timeline.time_of(max(frames))), None, kf)
-        for rec in track.records(timeline):
+        track = Track(tid, "pedestrian", float(timeline.time_of(min(frames))),
+                      float(timeline.time_of(max(frames))), None, [Keyframe.stored(*k) for k in kf])
+        for rec in track_records(track, timeline):
             out[rec.frame_number].append((tid, rec.box, rec.keyframe))
     return out
 

@@ -9,7 +9,7 @@ aggregation, slices, intervals, paired comparison) and ``gates``.
 from .boxes import NO_SCORE, Boxes, CocoGroundTruth, at_threshold, box_iou, from_coco, from_coco_results
 from .coco import CocoParams, CocoResult, CocoStats, evaluate_coco
 from .gates import evaluate_gates, validate_gates
-from .ground_truth import AnnotationTrack, ground_truth_boxes
+from .ground_truth import ground_truth_boxes
 from .hota import HotaResult, evaluate_hota
 from .motchallenge import evaluate_clear, preprocess
 from .operating import ClassOperatingPoint, OperatingPointResult, evaluate_operating_point
@@ -20,7 +20,6 @@ from .voc import VocResult, evaluate_voc
 
 __all__ = [
     "NO_SCORE",
-    "AnnotationTrack",
     "Boxes",
     "ClassOperatingPoint",
     "ClassTemporalSummary",

@@ -34,40 +34,41 @@ def _col(values: Any, n: int, dtype: Any, default: Any) -> np.ndarray:
 class Boxes:
     """Parallel arrays, one row per box (ground truth or detection).
 
-    ``frame`` is the image id or frame number; ``score`` is 1 for ground truth;
-    ``track_id`` is -1 when unknown; ``iscrowd`` marks COCO crowd regions (a detection inside
-    one is neither a true nor a false positive, and IoU is intersection over detection area);
+    Columns are named as in ``vision.Detections``: ``frame_index`` is the image id or frame
+    number; ``confidence`` is 1 for ground truth; ``tracker_id`` is -1 when unknown;
+    ``iscrowd`` marks COCO crowd regions (a detection inside one is neither a true nor a false
+    positive, and IoU is intersection over detection area);
     ``ignore`` marks regular boxes that should neither count as misses nor make false positives;
     ``area`` is what COCO area ranges are judged on for ground truth (defaults to box area).
     """
 
-    frame: np.ndarray
+    frame_index: np.ndarray
     xyxy: np.ndarray
     class_id: np.ndarray
-    score: np.ndarray
-    track_id: np.ndarray
+    confidence: np.ndarray
+    tracker_id: np.ndarray
     iscrowd: np.ndarray
     ignore: np.ndarray
     area: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.frame.shape[0])
+        return int(self.frame_index.shape[0])
 
     def select(self, index: Any) -> Boxes:
         """Rows by boolean mask or indices, e.g. one class before tracking metrics."""
-        return Boxes(self.frame[index], self.xyxy[index], self.class_id[index], self.score[index],
-                     self.track_id[index], self.iscrowd[index], self.ignore[index], self.area[index])
+        return Boxes(self.frame_index[index], self.xyxy[index], self.class_id[index], self.confidence[index],
+                     self.tracker_id[index], self.iscrowd[index], self.ignore[index], self.area[index])
 
     @classmethod
     def from_arrays(
         cls,
-        frame: Any,
+        frame_index: Any,
         class_id: Any,
         *,
         xyxy: Any = None,
         xywh: Any = None,
-        score: Any = None,
-        track_id: Any = None,
+        confidence: Any = None,
+        tracker_id: Any = None,
         iscrowd: Any = None,
         ignore: Any = None,
         area: Any = None,
@@ -75,7 +76,7 @@ class Boxes:
         """Validate shapes once so metric code can trust the columns."""
         if (xyxy is None) == (xywh is None):
             raise ValueError("give exactly one of xyxy or xywh")
-        frame_a = np.asarray(frame, dtype=np.int64).reshape(-1)
+        frame_a = np.asarray(frame_index, dtype=np.int64).reshape(-1)
         n = frame_a.shape[0]
         raw = np.asarray(xyxy if xyxy is not None else xywh, dtype=np.float64).reshape(n, 4)
         if xywh is not None:
@@ -89,11 +90,11 @@ class Boxes:
         box_area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
         crowd = _col(iscrowd, n, bool, False)
         return cls(
-            frame=frame_a,
+            frame_index=frame_a,
             xyxy=box,
             class_id=_col(class_id, n, np.int64, 0),
-            score=_col(score, n, np.float64, 1.0),
-            track_id=_col(track_id, n, np.int64, -1),
+            confidence=_col(confidence, n, np.float64, 1.0),
+            tracker_id=_col(tracker_id, n, np.int64, -1),
             iscrowd=crowd,
             ignore=_col(ignore, n, bool, False) | crowd,
             area=box_area if area is None else _col(area, n, np.float64, 0.0),
@@ -127,8 +128,8 @@ class Boxes:
         return cls.from_arrays(
             frame,
             cls_id,
-            score=opt("score", 1.0),
-            track_id=opt("track_id", -1),
+            confidence=opt("score", 1.0),
+            tracker_id=opt("track_id", -1),
             iscrowd=opt("iscrowd", 0),
             ignore=opt("ignore", 0),
             area=opt("area", None) if all("area" in r for r in recs) else None,

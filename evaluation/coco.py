@@ -114,25 +114,25 @@ def prepare(
     Default universe: every frame and class seen in either input, so frames with detections
     but no ground truth count their detections as false positives.
     """
-    if np.any(np.isnan(dt.score)):
+    if np.any(np.isnan(dt.confidence)):
         raise ValueError("detection scores must not be NaN")
     if image_ids is None:
-        image_ids = np.union1d(gt.frame, dt.frame)
+        image_ids = np.union1d(gt.frame_index, dt.frame_index)
     if category_ids is None:
         category_ids = np.union1d(gt.class_id, dt.class_id)
     image_ids = np.unique(np.asarray(image_ids, dtype=np.int64))
     category_ids = np.unique(np.asarray(category_ids, dtype=np.int64))
-    if not np.all(np.isin(dt.frame, image_ids)):
+    if not np.all(np.isin(dt.frame_index, image_ids)):
         raise ValueError("detections reference frames outside the evaluated image ids")
-    gkeep = np.isin(gt.frame, image_ids) & np.isin(gt.class_id, category_ids)
+    gkeep = np.isin(gt.frame_index, image_ids) & np.isin(gt.class_id, category_ids)
     dkeep = np.isin(dt.class_id, category_ids)
     gt, dt = _take(gt, np.nonzero(gkeep)[0]), _take(dt, np.nonzero(dkeep)[0])
     n_img = image_ids.size
-    gt_img, gt_cat = np.searchsorted(image_ids, gt.frame), np.searchsorted(category_ids, gt.class_id)
-    dt_img, dt_cat = np.searchsorted(image_ids, dt.frame), np.searchsorted(category_ids, dt.class_id)
+    gt_img, gt_cat = np.searchsorted(image_ids, gt.frame_index), np.searchsorted(category_ids, gt.class_id)
+    dt_img, dt_cat = np.searchsorted(image_ids, dt.frame_index), np.searchsorted(category_ids, dt.class_id)
     g_order = np.argsort(gt_cat * n_img + gt_img, kind="stable")
     d_group = dt_cat * n_img + dt_img
-    d_order = np.lexsort((np.arange(len(dt)), -dt.score, d_group))
+    d_order = np.lexsort((np.arange(len(dt)), -dt.confidence, d_group))
     gt, gt_img, gt_cat = _take(gt, g_order), gt_img[g_order], gt_cat[g_order]
     dt, dt_img, dt_cat, d_group = _take(dt, d_order), dt_img[d_order], dt_cat[d_order], d_group[d_order]
     _, first, counts = np.unique(d_group, return_index=True, return_counts=True)
@@ -200,7 +200,7 @@ def evaluate_coco(
     npig = np.zeros((n_cat, n_a), dtype=np.int64)
     for a in range(n_a):
         npig[:, a] = np.bincount(prep.gt_cat[~gt_ig[a]], minlength=n_cat)
-    order = np.lexsort((prep.dt_rank, prep.dt_img, -dt.score, prep.dt_cat))
+    order = np.lexsort((prep.dt_rank, prep.dt_img, -dt.confidence, prep.dt_cat))
     cat_sorted = prep.dt_cat[order]
     bounds = np.searchsorted(cat_sorted, np.arange(n_cat + 1))
     eps = np.spacing(1)
@@ -208,7 +208,7 @@ def evaluate_coco(
         rows = order[bounds[k]:bounds[k + 1]]
         for mi, max_det in enumerate(p.max_dets):
             sub = rows[prep.dt_rank[rows] < max_det]
-            sc = dt.score[sub]
+            sc = dt.confidence[sub]
             nd = sub.size
             for a in range(n_a):
                 if npig[k, a] == 0:

@@ -9,36 +9,24 @@ asked for.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from keyframes import Keyframe, Timeline, interpolate, visible
+from keyframes import Timeline, Track, interpolate, visible
 
 from .boxes import Boxes
 
 
-@dataclass(frozen=True)
-class AnnotationTrack:
-    track_id: int
-    class_id: int
-    start: float
-    end: float
-    box: Sequence[float] | None
-    keyframes: Sequence[Keyframe] = field(default_factory=tuple)
-    validation_status: str = "validated"
-
-
-def ground_truth_boxes(tracks: Sequence[AnnotationTrack], timeline: Timeline, frames: Sequence[int] | None = None,
+def ground_truth_boxes(tracks: Sequence[Track], timeline: Timeline, frames: Sequence[int] | None = None,
                        include_pending: bool = False) -> Boxes:
     """Boxes of every usable track on every evaluated frame inside its span (all frames by default)."""
     wanted = None if frames is None else np.unique(np.asarray(frames, dtype=np.int64))
     columns: dict[str, list[np.ndarray]] = {"frame": [], "xyxy": [], "class_id": [], "track_id": []}
     allowed = {"validated", "pending"} if include_pending else {"validated"}
     for track in tracks:
-        if track.validation_status not in allowed or (track.box is None and not track.keyframes):
+        if track.validation_status not in allowed or not track.has_box:
             continue
-        span = timeline.frames_between(track.start, track.end)
+        span = track.frames(timeline)
         if wanted is not None:
             span = span[np.isin(span, wanted)]
         if span.size == 0:
@@ -51,6 +39,6 @@ def ground_truth_boxes(tracks: Sequence[AnnotationTrack], timeline: Timeline, fr
         columns["class_id"].append(np.full(span.size, track.class_id))
         columns["track_id"].append(np.full(span.size, track.track_id))
     if not columns["frame"]:
-        return Boxes.from_arrays(np.zeros(0), np.zeros(0), xyxy=np.zeros((0, 4)), track_id=np.zeros(0))
+        return Boxes.from_arrays(np.zeros(0), np.zeros(0), xyxy=np.zeros((0, 4)), tracker_id=np.zeros(0))
     return Boxes.from_arrays(np.concatenate(columns["frame"]), np.concatenate(columns["class_id"]),
-                             xyxy=np.concatenate(columns["xyxy"]), track_id=np.concatenate(columns["track_id"]))
+                             xyxy=np.concatenate(columns["xyxy"]), tracker_id=np.concatenate(columns["track_id"]))

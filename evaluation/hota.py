@@ -105,11 +105,11 @@ def evaluate_hota(gt: Boxes, hyp: Boxes) -> HotaResult:
     if len(hyp) == 0 or len(gt) == 0:
         return HotaResult(zeros, np.full(n_a, float(len(gt))), np.full(n_a, float(len(hyp))), zeros, zeros, zeros,
                           np.ones(n_a))
-    g_id, n_g = dense_ids(gt.track_id)
-    h_id, n_h = dense_ids(hyp.track_id)
-    frames = np.union1d(gt.frame, hyp.frame)
-    g_order, g_lo, g_hi = frame_slices(gt.frame, frames)
-    h_order, h_lo, h_hi = frame_slices(hyp.frame, frames)
+    g_id, n_g = dense_ids(gt.tracker_id)
+    h_id, n_h = dense_ids(hyp.tracker_id)
+    frames = np.union1d(gt.frame_index, hyp.frame_index)
+    g_order, g_lo, g_hi = frame_slices(gt.frame_index, frames)
+    h_order, h_lo, h_hi = frame_slices(hyp.frame_index, frames)
     g_count = np.bincount(g_id, minlength=n_g).astype(float)
     h_count = np.bincount(h_id, minlength=n_h).astype(float)
     per_frame = []

@@ -69,9 +69,9 @@ def preprocess(gt: Boxes, distractor: np.ndarray, zero_marked: np.ndarray, dt: B
     zero_marked = np.asarray(zero_marked, dtype=bool)
     dt_keep = np.ones(len(dt), dtype=bool)
     if distractor.any() and len(dt):
-        frames = np.intersect1d(gt.frame[distractor], dt.frame)
-        g_order, g_lo, g_hi = frame_slices(gt.frame, frames)
-        d_order, d_lo, d_hi = frame_slices(dt.frame, frames)
+        frames = np.intersect1d(gt.frame_index[distractor], dt.frame_index)
+        g_order, g_lo, g_hi = frame_slices(gt.frame_index, frames)
+        d_order, d_lo, d_hi = frame_slices(dt.frame_index, frames)
         for fi in range(frames.size):
             gi = g_order[g_lo[fi]:g_hi[fi]]
             di_all = d_order[d_lo[fi]:d_hi[fi]]
@@ -88,14 +88,14 @@ def preprocess(gt: Boxes, distractor: np.ndarray, zero_marked: np.ndarray, dt: B
 
 def evaluate_clear(gt: Boxes, hyp: Boxes, threshold: float = 0.5) -> TrackingResult:
     """CLEAR-MOT and identity metrics of one class, exactly as TrackEval computes them."""
-    g_id, n_g = dense_ids(gt.track_id)
-    h_id, n_h = dense_ids(hyp.track_id)
+    g_id, n_g = dense_ids(gt.tracker_id)
+    h_id, n_h = dense_ids(hyp.tracker_id)
     n_obj, n_pred = len(gt), len(hyp)
     if n_pred == 0 or n_obj == 0:
         return _result(n_obj, n_pred, 0, n_obj, n_pred, 0, 0.0, 0, 0, n_g, 0, 0)
-    frames = np.union1d(gt.frame, hyp.frame)
-    g_order, g_lo, g_hi = frame_slices(gt.frame, frames)
-    h_order, h_lo, h_hi = frame_slices(hyp.frame, frames)
+    frames = np.union1d(gt.frame_index, hyp.frame_index)
+    g_order, g_lo, g_hi = frame_slices(gt.frame_index, frames)
+    h_order, h_lo, h_hi = frame_slices(hyp.frame_index, frames)
     seen = np.zeros(n_g)
     tracked = np.zeros(n_g)
     segments = np.zeros(n_g)

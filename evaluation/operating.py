@@ -113,15 +113,15 @@ def evaluate_operating_point(
     n_cat = cats.size
     tp_flag = (match >= 0) & ~m.dt_ig
     fp_flag = (match < 0)
-    active = at_threshold(d.score, score_threshold)
+    active = at_threshold(d.confidence, score_threshold)
     npos = np.bincount(prep.gt_cat[~g.ignore], minlength=n_cat)
-    order = np.lexsort((np.arange(len(d)), prep.dt_img, -d.score, prep.dt_cat))
+    order = np.lexsort((np.arange(len(d)), prep.dt_img, -d.confidence, prep.dt_cat))
     bounds = np.searchsorted(prep.dt_cat[order], np.arange(n_cat + 1))
     per_class: dict[int, ClassOperatingPoint] = {}
     for k, c in enumerate(cats):
         rows = order[bounds[k]:bounds[k + 1]]
         rows = rows[~m.dt_ig[rows]]
-        sc = d.score[rows]
+        sc = d.confidence[rows]
         tp_c = np.cumsum(tp_flag[rows])
         fp_c = np.cumsum(fp_flag[rows])
         last = np.append(sc[1:] != sc[:-1], True) if rows.size else np.zeros(0, dtype=bool)
@@ -167,7 +167,7 @@ def _confusion(m: _Matched, active: np.ndarray, iou_threshold: float) -> np.ndar
         for img in np.intersect1d(prep.dt_img[left_d], prep.gt_img[left_g]):
             di = np.nonzero(prep.dt_img[left_d] == img)[0]
             gi = np.nonzero(prep.gt_img[left_g] == img)[0]
-            di = di[np.argsort(-d.score[left_d[di]], kind="stable")]
+            di = di[np.argsort(-d.confidence[left_d[di]], kind="stable")]
             iou = box_iou(d.xyxy[left_d[di]][:, None, :], g.xyxy[left_g[gi]][None, :, :])
             free = np.ones(gi.size, dtype=bool)
             for row, dd in enumerate(di):

@@ -179,7 +179,7 @@ class VideoMatches:
 
 def _digest(gt: Boxes, frames: np.ndarray) -> str:
     h = hashlib.sha256()
-    for a in (np.asarray(frames, dtype=np.int64), gt.frame, gt.xyxy, gt.class_id, gt.track_id, gt.ignore,
+    for a in (np.asarray(frames, dtype=np.int64), gt.frame_index, gt.xyxy, gt.class_id, gt.tracker_id, gt.ignore,
               gt.iscrowd, gt.area):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
@@ -216,7 +216,7 @@ def video_matches(
     edges = tuple(float(e) for e in height_edges)
     n_h = len(edges) + 1
     frames = np.asarray(frames, dtype=np.int64)
-    image_ids = np.union1d(frames, dt.frame)
+    image_ids = np.union1d(frames, dt.frame_index)
     p = CocoParams()
 
     # COCO: COCOeval's matching with its area ranges plus one setting per height bucket.
@@ -250,7 +250,7 @@ def video_matches(
     pad0 = np.concatenate([gt_ig0, np.zeros((gt_ig0.shape[0], 1), dtype=bool)], axis=1)
     hit0 = m0 >= 0
     dig0 = np.where(hit0, pad0[np.arange(gt_ig0.shape[0])[:, None], m0], dt_out0)
-    active = at_threshold(d0.score, score_threshold)
+    active = at_threshold(d0.confidence, score_threshold)
     op_tp = np.stack([np.bincount(prep0.dt_cat[hit0[a] & ~dig0[a] & active], minlength=n_cls)
                       for a in range(1 + n_h)], 1)
     op_fp = np.stack([np.bincount(prep0.dt_cat[~hit0[a] & ~dig0[a] & active], minlength=n_cls)
@@ -265,14 +265,15 @@ def video_matches(
         if values.size != len(gt):
             raise ValueError(f"visibility has {values.size} values for {len(gt)} ground-truth boxes")
         # the area column carries visibility through the sorting and filtering of prepare
-        gt_obj = Boxes(gt.frame, gt.xyxy, gt.class_id, gt.score, gt.track_id, gt.iscrowd, gt.ignore, values)
+        gt_obj = Boxes(gt.frame_index, gt.xyxy, gt.class_id, gt.confidence, gt.tracker_id, gt.iscrowd, gt.ignore,
+                       values)
         pv = prepare(gt_obj, dt, image_ids, cats, max_det=None)
         vb = np.arange(len(v_edges) + 1)[:, None]
         gig = pv.gt.ignore[None, :] | (_bucket(pv.gt.area, v_edges)[None, :] != vb)
         mv = greedy_match(pv.gt_cat * n_img0 + pv.gt_img, pv.gt.xyxy, pv.gt.iscrowd, gig,
                           pv.dt_cat * n_img0 + pv.dt_img, pv.dt.xyxy, np.array([iou_threshold]))[:, 0]
         padv = np.concatenate([gig, np.zeros((gig.shape[0], 1), dtype=bool)], axis=1)
-        good = (mv >= 0) & ~padv[vb, mv] & at_threshold(pv.dt.score, score_threshold)[None, :]
+        good = (mv >= 0) & ~padv[vb, mv] & at_threshold(pv.dt.confidence, score_threshold)[None, :]
         vis = {"visibility_edges": v_edges,
                "vis_tp": np.stack([np.bincount(pv.dt_cat[good[b]], minlength=n_cls) for b in range(vb.size)], 1),
                "vis_npos": np.stack([np.bincount(pv.gt_cat[~gig[b]], minlength=n_cls) for b in range(vb.size)], 1)}
@@ -283,7 +284,7 @@ def video_matches(
     trk_dist = np.zeros(n_cls)
     trk_present = np.zeros(n_cls, dtype=bool)
     if tracking:
-        kept = dt.select(at_threshold(dt.score, score_threshold))
+        kept = dt.select(at_threshold(dt.confidence, score_threshold))
         for c in range(n_cls):
             gc, hc = gt.select(gt.class_id == c), kept.select(kept.class_id == c)
             if len(gc) or len(hc):
@@ -299,8 +300,8 @@ def video_matches(
         video_id=str(video_id), class_names=names, iou_threshold=float(iou_threshold),
         score_threshold=float(score_threshold), height_edges=edges, num_frames=int(image_ids.size),
         gt_digest=_digest(gt, frames), tracking=bool(tracking),
-        det_score=d.score.astype(np.float64), det_class=prep.dt_cat.astype(np.int16),
-        det_image=d.frame.astype(np.int64), det_rank=prep.dt_rank.astype(np.uint8),
+        det_score=d.confidence.astype(np.float64), det_class=prep.dt_cat.astype(np.int16),
+        det_image=d.frame_index.astype(np.int64), det_rank=prep.dt_rank.astype(np.uint8),
         det_tp=_bits(matched & ~dig), det_ig=_bits(dig), gt_count=gt_count.astype(np.int64),
         op_tp=op_tp.astype(np.int64), op_fp=op_fp.astype(np.int64), op_npos=op_npos.astype(np.int64), **obj,
         trk_counts=trk_counts, trk_dist=trk_dist, trk_present=trk_present,

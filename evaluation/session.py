@@ -54,10 +54,10 @@ def _tracking_sum(parts: Sequence[TrackingResult]) -> dict[str, Any]:
 
 def unique_track_ids_per_frame(boxes: Boxes) -> bool:
     """Tracking metrics need every track id at most once per frame (per class)."""
-    tracked = boxes.track_id >= 0
+    tracked = boxes.tracker_id >= 0
     if not tracked.any():
         return True
-    key = np.stack([boxes.frame[tracked], boxes.class_id[tracked], boxes.track_id[tracked]], axis=1)
+    key = np.stack([boxes.frame_index[tracked], boxes.class_id[tracked], boxes.tracker_id[tracked]], axis=1)
     return np.unique(key, axis=0).shape[0] == key.shape[0]
 
 
@@ -107,11 +107,11 @@ def evaluate_session(
     else:
         gt = gt_all.select(gt_all.class_id >= 0)
     notes = []
-    no_score = int((dt.score == NO_SCORE).sum())
+    no_score = int((dt.confidence == NO_SCORE).sum())
     if no_score:
         notes.append(f"{no_score} detection(s) have no score (-1): ranked below every scored detection in AP, "
                      "kept at every score threshold")
-    image_ids = np.union1d(np.asarray(frames, dtype=np.int64), dt.frame)
+    image_ids = np.union1d(np.asarray(frames, dtype=np.int64), dt.frame_index)
     coco = evaluate_coco(gt, dt, image_ids, cats).to_dict()
     op = evaluate_operating_point(gt, dt, score_threshold, iou_threshold, image_ids, cats).to_dict()
     temporal = evaluate_temporal(gt, dt, timestamps, score_threshold, iou_threshold).to_dict()
@@ -135,7 +135,7 @@ def evaluate_session(
         "hota": None,
     }
     if tracking:
-        kept = dt_all.select(at_threshold(dt_all.score, score_threshold))
+        kept = dt_all.select(at_threshold(dt_all.confidence, score_threshold))
         if protocol == "motchallenge":
             # The tracker's output is what the benchmark preprocesses: the detections at the threshold.
             pre = preprocess(gt_all, distractor, zero, kept)

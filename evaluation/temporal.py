@@ -67,13 +67,13 @@ def object_runs(gt: Boxes, dt: Boxes, score_threshold: float, iou_threshold: flo
     """Ground-truth boxes grouped into objects: (frame, class, track id, detected, box height,
     ``area`` column, starts, ends), rows sorted by class, track and frame, object ``i`` being rows
     ``starts[i]:ends[i]``. Ignored ground truth is left out; untracked boxes are objects of their own."""
-    dt = dt.select(at_threshold(dt.score, score_threshold))  # unscored detections are never thresholded away
-    m = match_at_iou(gt, dt, iou_threshold, np.union1d(gt.frame, dt.frame), None)
+    dt = dt.select(at_threshold(dt.confidence, score_threshold))  # unscored detections are never thresholded away
+    m = match_at_iou(gt, dt, iou_threshold, np.union1d(gt.frame_index, dt.frame_index), None)
     g = m.prep.gt
     hit = np.zeros(len(g), dtype=bool)
     hit[m.match[m.match >= 0]] = True
     keep = ~g.ignore
-    frame, cls, tid, hit = g.frame[keep], g.class_id[keep], g.track_id[keep], hit[keep]
+    frame, cls, tid, hit = g.frame_index[keep], g.class_id[keep], g.tracker_id[keep], hit[keep]
     height, area = g.xyxy[keep, 3] - g.xyxy[keep, 1], g.area[keep]
     # Untracked boxes get unique negative ids so each is an object of its own.
     tid = np.where(tid >= 0, tid, -1 - np.arange(tid.size))

@@ -80,13 +80,13 @@ def evaluate_tracking(gt: Boxes, hyp: Boxes, max_distance: float = 0.5) -> Track
     decides Hungarian tie-breaks exactly as feeding motmetrics in that order would). Track
     ids must be unique within a frame on each side.
     """
-    frames = np.union1d(gt.frame, hyp.frame)
-    g_order = np.argsort(gt.frame, kind="stable")
-    h_order = np.argsort(hyp.frame, kind="stable")
-    g_bounds = np.searchsorted(gt.frame[g_order], frames, side="left"), np.searchsorted(
-        gt.frame[g_order], frames, side="right")
-    h_bounds = np.searchsorted(hyp.frame[h_order], frames, side="left"), np.searchsorted(
-        hyp.frame[h_order], frames, side="right")
+    frames = np.union1d(gt.frame_index, hyp.frame_index)
+    g_order = np.argsort(gt.frame_index, kind="stable")
+    h_order = np.argsort(hyp.frame_index, kind="stable")
+    g_bounds = np.searchsorted(gt.frame_index[g_order], frames, side="left"), np.searchsorted(
+        gt.frame_index[g_order], frames, side="right")
+    h_bounds = np.searchsorted(hyp.frame_index[h_order], frames, side="left"), np.searchsorted(
+        hyp.frame_index[h_order], frames, side="right")
     partner: dict[int, int] = {}
     state: dict[int, list[bool]] = {}  # per object, per present frame: tracked or missed
     pair_o: list[np.ndarray] = []
@@ -96,7 +96,7 @@ def evaluate_tracking(gt: Boxes, hyp: Boxes, max_distance: float = 0.5) -> Track
     for fi in range(frames.size):
         gi = g_order[g_bounds[0][fi]:g_bounds[1][fi]]
         hi = h_order[h_bounds[0][fi]:h_bounds[1][fi]]
-        oids, hids = gt.track_id[gi], hyp.track_id[hi]
+        oids, hids = gt.tracker_id[gi], hyp.tracker_id[hi]
         dist = iou_distance(gt.xyxy[gi], hyp.xyxy[hi], max_distance)
         vo, vh = np.nonzero(np.isfinite(dist))
         pair_o.append(oids[vo])

@@ -101,7 +101,8 @@ def _best_boxes(gt: Boxes, dt: Boxes, pixel_inclusive: bool) -> tuple[np.ndarray
     best_iou = np.zeros(len(dt))
     if not len(gt) or not len(dt):
         return best, best_iou
-    keys = np.concatenate([np.stack([gt.frame, gt.class_id], axis=1), np.stack([dt.frame, dt.class_id], axis=1)])
+    keys = np.concatenate([np.stack([gt.frame_index, gt.class_id], axis=1),
+                           np.stack([dt.frame_index, dt.class_id], axis=1)])
     group = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
     g_grp, d_grp = group[:len(gt)], group[len(gt):]
     g_order, d_order = np.argsort(g_grp, kind="stable"), np.argsort(d_grp, kind="stable")
@@ -128,7 +129,7 @@ def evaluate_voc(gt: Boxes, dt: Boxes, iou_threshold: float = 0.5, method: Metho
     per_class: dict[int, VocClass] = {}
     for c in cats.tolist():
         rows = np.nonzero(dt.class_id == c)[0]
-        rows = rows[np.argsort(-dt.score[rows], kind="stable")]
+        rows = rows[np.argsort(-dt.confidence[rows], kind="stable")]
         npos = int((~gt.ignore[gt.class_id == c]).sum())
         b = best[rows]
         close = best_iou[rows] >= iou_threshold

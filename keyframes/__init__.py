@@ -5,10 +5,10 @@ the top-left corner of the frame, ``x2 > x1`` and ``y2 > y1`` (continuous coordi
 covering the whole 640x480 frame is ``[0, 0, 640, 480]``).
 """
 from .boxes import box_errors, iou
-from .checks import CheckLimits, Finding, TrackSpec, check_track
+from .checks import CheckLimits, Finding, check_track
 from .simplify import track_keyframes
 from .timeline import Timeline
-from .tracks import Keyframe, interpolate, visible
+from .tracks import Keyframe, Track, interpolate, visible
 
-__all__ = ["CheckLimits", "Finding", "Keyframe", "Timeline", "TrackSpec", "box_errors", "check_track",
+__all__ = ["CheckLimits", "Finding", "Keyframe", "Timeline", "Track", "box_errors", "check_track",
            "interpolate", "iou", "track_keyframes", "visible"]

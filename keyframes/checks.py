@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .boxes import box_errors, iou
 from .timeline import Timeline
-from .tracks import Keyframe, interpolate
+from .tracks import Track, interpolate
 
 
 @dataclass(frozen=True)
@@ -17,18 +17,6 @@ class CheckLimits:
     #: Centre displacement per second, in box diagonals, above which a move is implausible.
     max_speed_diagonals_per_second: float = 4.0
     duplicate_iou: float = 0.7
-
-
-@dataclass(frozen=True)
-class TrackSpec:
-    """An annotation as the checks see it."""
-
-    id: str
-    class_label: str
-    start: float
-    end: float
-    box: Sequence[float] | None
-    keyframes: Sequence[Keyframe] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -43,7 +31,7 @@ class Finding:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def check_track(track: TrackSpec, others: Sequence[TrackSpec], timeline: Timeline, width: int, height: int,
+def check_track(track: Track, others: Sequence[Track], timeline: Timeline, width: int, height: int,
                 duration: float, limits: CheckLimits = CheckLimits()) -> list[Finding]:
     findings: list[Finding] = []
     if track.start < 0 or track.end > duration + 1e-6 or track.end < track.start:
@@ -54,7 +42,7 @@ def check_track(track: TrackSpec, others: Sequence[TrackSpec], timeline: Timelin
     if frames.size == 0:
         findings.append(Finding("outside_video", "error", "the time span contains no frame of the video"))
         return findings
-    if track.box is None and not track.keyframes:
+    if not track.has_box:
         return findings  # a purely temporal annotation has no box to check
     boxes = interpolate(track.keyframes, frames, timeline, track.box)
     for kf in track.keyframes:
@@ -84,9 +72,8 @@ def check_track(track: TrackSpec, others: Sequence[TrackSpec], timeline: Timelin
                                         f"limit {limits.max_speed_diagonals_per_second:.1f})", b.frame_number))
 
     for other in others:
-        if other.id == track.id or other.class_label != track.class_label:
-            continue
-        if other.box is None and not other.keyframes:
+        if (other.annotation_id, other.track_id) == (track.annotation_id, track.track_id) \
+                or other.label != track.label or not other.has_box:
             continue
         common = timeline.frames_between(max(track.start, other.start), min(track.end, other.end))
         if common.size == 0:
@@ -100,6 +87,7 @@ def check_track(track: TrackSpec, others: Sequence[TrackSpec], timeline: Timelin
         overlap = iou(mine, theirs)
         if float(np.median(overlap)) >= limits.duplicate_iou:
             findings.append(Finding("duplicate", "error",
-                                    f"overlaps another '{other.class_label}' annotation on {common.size} frames "
-                                    f"(median IoU {float(np.median(overlap)):.2f})", int(common[0]), other.id))
+                                    f"overlaps another '{other.label}' annotation on {common.size} frames "
+                                    f"(median IoU {float(np.median(overlap)):.2f})", int(common[0]),
+                                    other.annotation_id))
     return findings

@@ -9,85 +9,60 @@ import built gives the same boxes back, whatever the format could hold of the fl
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from formats.records import Annotation
 
 from .timeline import Timeline
-from .tracks import Keyframe, interpolate, visible
+from .tracks import Keyframe, Track, interpolate, visible
 
 
-@dataclass
-class StoredTrack:
-    """One annotation as stored: span, static box, keyframes (frame, box, extras)."""
+def track_records(track: Track, timeline: Timeline, lo: int = 0, hi: int | None = None) -> list[Annotation]:
+    """The track's boxes on the frames of its span inside ``[lo, hi)``.
 
-    track_id: int
-    label: str
-    start: float
-    end: float
-    box: Sequence[float] | None
-    keyframes: list[tuple[int, Sequence[float], dict[str, Any]]] = field(default_factory=list)
-    confidence: float = 1.0
-    video_id: str | None = None
-
-    def frames(self, timeline: Timeline, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        span = timeline.frames_between(self.start, self.end)
-        if lo or hi is not None:
-            span = span[(span >= lo) & (span < (timeline.frame_count if hi is None else hi))]
-        return span
-
-    def records(self, timeline: Timeline, lo: int = 0, hi: int | None = None) -> list[Annotation]:
-        """This track's boxes on the frames of its span inside ``[lo, hi)``.
-
-        After the last frame of each visible segment comes an ``outside`` record on the next
-        frame of the video (when the video has one), so that formats which mark absence (CVAT)
-        end the track there; frames in a gap get no record.
-        """
-        whole = self.frames(timeline)
-        if whole.size == 0 or (self.box is None and not self.keyframes):
-            return []
-        first = int(whole[0]) if not self.keyframes else None
-        final = int(whole[-1])
-        top = timeline.frame_count if hi is None else hi
-        whole = whole[(whole >= lo - 1) & (whole <= top)]  # one frame either side: where segments end
-        keys = [Keyframe(f, tuple(float(c) for c in b), bool(x.get("outside"))) for f, b, x in self.keyframes]
-        boxes = interpolate(keys, whole, timeline, self.box)
-        shown = visible(boxes)
-        extras = {f: x for f, _, x in self.keyframes if not x.get("outside")}
-        times = timeline.time_of(whole)
-        out = []
-        for i, frame in enumerate(whole.tolist()):
-            if not shown[i]:
-                continue
-            last = frame == final or (i + 1 < whole.size and not shown[i + 1])
-            if lo <= frame < top:
-                extra = extras.get(frame)
-                is_key = bool(extra.get("keyframe", True)) if extra is not None else frame == first
-                extra = extra or {}
-                out.append(Annotation(frame, self.label, (float(boxes[i, 0]), float(boxes[i, 1]),
-                                                          float(boxes[i, 2]), float(boxes[i, 3])),
-                                      self.track_id, float(times[i]), is_key, False,
-                                      bool(extra.get("occluded", False)), self.confidence, extra.get("visibility"),
-                                      dict(extra.get("attributes") or {}), self.video_id))
-            end = frame + 1
-            if last and lo <= end < top and (timeline.frame_count is None or end < timeline.frame_count):
-                out.append(Annotation(end, self.label, (float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]),
-                                                        float(boxes[i, 3])),
-                                      self.track_id, float(timeline.time_of(end)), True, True, False,
-                                      self.confidence, None, {}, self.video_id))
-        return out
+    After the last frame of each visible segment comes an ``outside`` record on the next
+    frame of the video (when the video has one), so that formats which mark absence (CVAT)
+    end the track there; frames in a gap get no record.
+    """
+    whole = track.frames(timeline)
+    if whole.size == 0 or not track.has_box:
+        return []
+    first = int(whole[0]) if not track.keyframes else None
+    final = int(whole[-1])
+    top = timeline.frame_count if hi is None else hi
+    whole = whole[(whole >= lo - 1) & (whole <= top)]  # one frame either side: where segments end
+    boxes = interpolate(track.keyframes, whole, timeline, track.box)
+    shown = visible(boxes)
+    extras = {k.frame_number: k.extras for k in track.keyframes if not k.outside}
+    times = timeline.time_of(whole)
+    out = []
+    for i, frame in enumerate(whole.tolist()):
+        if not shown[i]:
+            continue
+        last = frame == final or (i + 1 < whole.size and not shown[i + 1])
+        box = (float(boxes[i, 0]), float(boxes[i, 1]), float(boxes[i, 2]), float(boxes[i, 3]))
+        if lo <= frame < top:
+            extra = extras.get(frame)
+            is_key = bool(extra.get("keyframe", True)) if extra is not None else frame == first
+            extra = extra or {}
+            out.append(Annotation(frame, track.label, box, track.track_id, float(times[i]), is_key, False,
+                                  bool(extra.get("occluded", False)), track.confidence, extra.get("visibility"),
+                                  dict(extra.get("attributes") or {}), track.video_id))
+        end = frame + 1
+        if last and lo <= end < top and (timeline.frame_count is None or end < timeline.frame_count):
+            out.append(Annotation(end, track.label, box, track.track_id, float(timeline.time_of(end)), True, True,
+                                  False, track.confidence, None, {}, track.video_id))
+    return out
 
 
-def records_by_track(tracks: Sequence[StoredTrack], timeline: Timeline) -> Iterator[Annotation]:
+def records_by_track(tracks: Sequence[Track], timeline: Timeline) -> Iterator[Annotation]:
     """Every box, track after track (the order CVAT needs)."""
     for track in tracks:
-        yield from track.records(timeline)
+        yield from track_records(track, timeline)
 
 
-def records_by_frame(tracks: Sequence[StoredTrack], timeline: Timeline, window: int = 512) -> Iterator[Annotation]:
+def records_by_frame(tracks: Sequence[Track], timeline: Timeline, window: int = 512) -> Iterator[Annotation]:
     """Every box ordered by frame, then track; memory bounded by one window of frames."""
     if not tracks:
         return
@@ -99,7 +74,7 @@ def records_by_frame(tracks: Sequence[StoredTrack], timeline: Timeline, window: 
         batch: list[Annotation] = []
         for track, (a, b) in zip(tracks, spans, strict=True):
             if b + 1 >= lo and a < hi:
-                batch.extend(track.records(timeline, lo, hi))
+                batch.extend(track_records(track, timeline, lo, hi))
         batch.sort(key=lambda r: (r.frame_number, r.track_id if r.track_id is not None else -1))
         yield from batch
 
@@ -231,27 +206,26 @@ def track_events(records: Iterable[Any]) -> Iterator[TrackEvent]:
             yield TrackSpan(entry.number, entry.first, entry.last)
 
 
-def tracks_from_records(records: Iterable[Any], timeline: Timeline) -> list[StoredTrack]:
+def tracks_from_records(records: Iterable[Any], timeline: Timeline) -> list[Track]:
     """The tracks :func:`track_events` rebuilds, held in memory (what an import stores).
 
     A track keeps its source track id; a box without one gets the next number after the
     largest id in the stream, in order, as an export numbers them.
     """
-    tracks: list[StoredTrack] = []
+    opened: list[Any] = []
+    keys: list[list[Keyframe]] = []
     frames: list[tuple[int, int]] = []
     for event in track_events(records):
         if isinstance(event, TrackOpened):
-            rec = event.record
-            frames.append((rec.frame_number, rec.frame_number))
-            tracks.append(StoredTrack(-1 if rec.track_id is None else rec.track_id, rec.label, 0.0, 0.0,
-                                      list(rec.box), [], float(getattr(rec, "confidence", 1.0)),
-                                      getattr(rec, "video_id", None)))
+            opened.append(event.record)
+            keys.append([])
+            frames.append((event.record.frame_number, event.record.frame_number))
         elif isinstance(event, KeyframeRead):
-            tracks[event.number].keyframes.append((event.frame_number, list(event.box), event.extras))
+            keys[event.number].append(Keyframe.stored(event.frame_number, event.box, event.extras))
         else:
             frames[event.number] = (event.first, event.last)
-    numbers = number_tracks([t.track_id if t.track_id >= 0 else None for t in tracks], set())
-    for track, number, (first, last) in zip(tracks, numbers, frames, strict=True):
-        track.track_id = number
-        track.start, track.end = float(timeline.time_of(first)), float(timeline.time_of(last))
-    return tracks
+    numbers = number_tracks([rec.track_id for rec in opened], set())
+    return [Track(number, rec.label, float(timeline.time_of(first)), float(timeline.time_of(last)), tuple(rec.box),
+                  tuple(kfs), confidence=float(getattr(rec, "confidence", 1.0)),
+                  video_id=getattr(rec, "video_id", None))
+            for rec, kfs, number, (first, last) in zip(opened, keys, numbers, frames, strict=True)]

@@ -1,8 +1,9 @@
 """Boxes between keyframes, interpolated linearly in time."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,48 @@ class Keyframe:
     frame_number: int
     box: tuple[float, float, float, float]
     outside: bool = False
+    #: What the stored keyframe holds beside its box (``keyframe``, ``occluded``, ``visibility``,
+    #: ``attributes``...), kept so that an export writes back what an import read.
+    extras: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def stored(cls, frame_number: int, box: Sequence[float], extras: Mapping[str, Any] | None = None) -> Keyframe:
+        """A keyframe as stored: its box and the rest of its data (``outside`` among them)."""
+        extras = dict(extras or {})
+        return cls(int(frame_number), tuple(float(c) for c in box), bool(extras.get("outside")), extras)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One annotation as every engine sees it: a label over a time span whose box on each frame
+    comes from its keyframes (or its static ``box`` when it has none).
+
+    ``track_id`` is the number the consumer gives it (an export's track id, an evaluation's
+    index); ``annotation_id`` is the stored annotation it came from; ``class_id`` is set where a
+    class index applies (evaluation); ``data`` is the annotation's own extra data.
+    """
+
+    track_id: int
+    label: str
+    start: float
+    end: float
+    box: Sequence[float] | None = None
+    keyframes: Sequence[Keyframe] = ()
+    class_id: int = -1
+    confidence: float = 1.0
+    validation_status: str = "validated"
+    annotation_id: str | None = None
+    video_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def has_box(self) -> bool:
+        """False for a purely temporal annotation (no box, no keyframes)."""
+        return self.box is not None or bool(self.keyframes)
+
+    def frames(self, timeline: Timeline) -> np.ndarray:
+        """The video's frames inside this track's time span."""
+        return timeline.frames_between(self.start, self.end)
 
 
 def interpolate(keyframes: Sequence[Keyframe], frames: np.ndarray, timeline: Timeline,

@@ -72,17 +72,6 @@ def model_spec(params: dict[str, Any]) -> ModelSpec:
     return ModelSpec.parse(raw)
 
 
-def event_rows(test_session_id: uuid.UUID, result: FrameResult, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    d = result.detections
-    boxes = d.xyxy.astype(float).round(2).tolist()
-    return [
-        {"test_session_id": test_session_id, "frame_number": result.frame_number, "detection_index": i,
-         "timestamp": result.timestamp, "class_label": names[int(c)], "confidence": round(float(s), 5),
-         "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3], "track_id": int(t) if t >= 0 else None}
-        for i, (b, s, c, t) in enumerate(zip(boxes, d.confidence, d.class_id, d.tracker_id, strict=True))
-    ]
-
-
 def frame_message(result: FrameResult, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "frame_number": result.frame_number,
@@ -110,7 +99,7 @@ class EventSink:
         self.inserted = 0
 
     def add(self, result: FrameResult, names: tuple[str, ...]) -> None:
-        rows = event_rows(self.test_session_id, result, names)
+        rows = result.detections.to_rows(names, test_session_id=self.test_session_id)
         self.rows.extend(rows)
         self.frames.append(frame_message(result, rows))
         now = time.monotonic()

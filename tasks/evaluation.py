@@ -26,14 +26,14 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evaluation import AnnotationTrack, Boxes, ground_truth_boxes
+import bindings
+from evaluation import Boxes, ground_truth_boxes
 from evaluation.boxes import NO_SCORE, at_threshold
 from evaluation.motchallenge import BENCHMARKS, PROTOCOLS, distractor_classes, ground_truth_flags
 from evaluation.session import evaluate_session, unique_track_ids_per_frame
 from formats.mot import CLASS_ATTRIBUTE, IGNORE_ATTRIBUTE
-from keyframes import Keyframe, Timeline
+from keyframes import Timeline, Track
 from models import (
-    AnnotationKeyframe,
     AnnotationSession,
     DetectionEvent,
     Job,
@@ -51,7 +51,6 @@ from .lifecycle import JobCancelled, JobContext, JobLost, run_job
 
 DEFAULT_IOU = 0.5
 REPORT_DIR = "reports"
-COORDS = ("x1", "y1", "x2", "y2")
 
 
 class EvaluationError(ValueError):
@@ -158,42 +157,19 @@ def results_ready(test_session_id: uuid.UUID, job_id: uuid.UUID | None = None) -
 # ------------------------------------------------------------------------------ loading
 
 
-def video_timeline(video: Video, storage_dir: Path) -> Timeline:
-    """Frame times read at upload (saved next to the file); frames past them at the nominal rate."""
-    return Timeline.for_video(storage_dir / video.storage_path, video.frame_count, video.fps)
-
-
-def load_detections(db: Session, test_session_id: uuid.UUID, class_index: dict[str, int],
-                    batch: int = 50_000) -> tuple[Boxes, int]:
-    """Detections as columns, read in batches; classes outside ``class_index`` are dropped.
+def load_detections(db: Session, test_session_id: uuid.UUID, class_index: dict[str, int]) -> tuple[Boxes, int]:
+    """Detections as columns; classes outside ``class_index`` are dropped.
 
     Returns the boxes and how many stored detections were left out by the class filter.
     """
-    stmt = (select(DetectionEvent.frame_number, DetectionEvent.class_label, DetectionEvent.confidence,
-                   DetectionEvent.x1, DetectionEvent.y1, DetectionEvent.x2, DetectionEvent.y2,
-                   DetectionEvent.track_id)
-            .where(DetectionEvent.test_session_id == test_session_id)
-            .order_by(DetectionEvent.frame_number, DetectionEvent.detection_index))
-    cols: dict[str, list[np.ndarray]] = {"frame": [], "cls": [], "score": [], "xyxy": [], "track": []}
-    dropped = 0
-    result = db.execute(stmt.execution_options(yield_per=batch))
-    for part in result.partitions(batch):
-        frame, label, conf, x1, y1, x2, y2, track = zip(*part, strict=True)
-        cls = np.fromiter((class_index.get(lbl, -1) for lbl in label), dtype=np.int64, count=len(label))
-        keep = cls >= 0
-        dropped += int((~keep).sum())
-        cols["frame"].append(np.asarray(frame, dtype=np.int64)[keep])
-        cols["cls"].append(cls[keep])
-        cols["score"].append(np.asarray(conf, dtype=np.float64)[keep])
-        cols["xyxy"].append(np.stack([np.asarray(c, dtype=np.float64) for c in (x1, y1, x2, y2)], axis=1)[keep])
-        cols["track"].append(np.asarray([-1 if t is None else t for t in track], dtype=np.int64)[keep])
-    if not cols["frame"]:
-        return Boxes.empty(), 0
-    xyxy = np.concatenate(cols["xyxy"])
+    stored = bindings.load_detections(db, test_session_id, class_index)
+    keep = stored.class_id >= 0
+    kept = stored[keep]
     # A box with x2 < x1 cannot match anything; normalise the order instead of failing the job.
-    xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
-    return Boxes.from_arrays(np.concatenate(cols["frame"]), np.concatenate(cols["cls"]), xyxy=xyxy,
-                             score=np.concatenate(cols["score"]), track_id=np.concatenate(cols["track"])), dropped
+    xyxy = np.concatenate([np.minimum(kept.xyxy[:, :2], kept.xyxy[:, 2:]),
+                           np.maximum(kept.xyxy[:, :2], kept.xyxy[:, 2:])], axis=1)
+    return Boxes.from_arrays(kept.frame_index, kept.class_id, xyxy=xyxy, confidence=kept.confidence,
+                             tracker_id=kept.tracker_id), int((~keep).sum())
 
 
 @dataclass
@@ -209,50 +185,26 @@ class GroundTruthMarks:
 
 def load_ground_truth(db: Session, annotation_session_id: uuid.UUID, class_index: dict[str, int],
                       include_pending: bool, marks: dict[int, GroundTruthMarks] | None = None
-                      ) -> tuple[list[AnnotationTrack], list[str]]:
+                      ) -> tuple[list[Track], list[str]]:
     """The session's usable annotations as tracks; track ids index the returned annotation ids.
 
     ``marks``, when given, is filled per track index with its keyframes' MOT marks."""
     statuses = ["validated", "pending"] if include_pending else ["validated"]
-    rows = db.execute(select(VideoAnnotation.id, VideoAnnotation.class_label, VideoAnnotation.start_timestamp,
-                             VideoAnnotation.end_timestamp, VideoAnnotation.bounding_box,
-                             VideoAnnotation.validation_status)
-                      .where(VideoAnnotation.annotation_session_id == annotation_session_id,
-                             VideoAnnotation.validation_status.in_(statuses),
-                             VideoAnnotation.class_label.in_(list(class_index)))
-                      .order_by(VideoAnnotation.created_at, VideoAnnotation.id)).all()
-    keyframes: dict[uuid.UUID, list[Keyframe]] = {}
-    by_id: dict[uuid.UUID, GroundTruthMarks] = {}
-    ids = [r.id for r in rows]
-    for start in range(0, len(ids), 500):
-        for ann_id, frame, data in db.execute(
-                select(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number, AnnotationKeyframe.frame_data)
-                .where(AnnotationKeyframe.annotation_id.in_(ids[start:start + 500]))
-                .order_by(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number)):
-            box = (data or {}).get("bounding_box")
-            if isinstance(box, dict) and all(isinstance(box.get(c), int | float) for c in COORDS):
-                keyframes.setdefault(ann_id, []).append(Keyframe(int(frame), tuple(float(box[c]) for c in COORDS),
-                                                                 bool(data.get("outside"))))
-                if marks is not None:
-                    attrs = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
-                    vis = data.get("visibility")
-                    m = by_id.setdefault(ann_id, GroundTruthMarks())
-                    m.frames.append(int(frame))
-                    m.ignored.append(bool(attrs.get(IGNORE_ATTRIBUTE)))
-                    m.mot_class.append(attrs.get(CLASS_ATTRIBUTE) if isinstance(attrs.get(CLASS_ATTRIBUTE), str)
-                                       else None)
-                    m.visibility.append(float(vis) if isinstance(vis, int | float) else None)
-    tracks, annotation_ids = [], []
-    for r in rows:
-        box = r.bounding_box
-        default = [float(box[c]) for c in COORDS] if isinstance(box, dict) and all(c in box for c in COORDS) \
-            else None
-        if marks is not None:
-            marks[len(tracks)] = by_id.get(r.id, GroundTruthMarks())
-        tracks.append(AnnotationTrack(len(tracks), class_index[r.class_label], r.start_timestamp, r.end_timestamp,
-                                      default, tuple(keyframes.get(r.id, ())), r.validation_status))
-        annotation_ids.append(str(r.id))
-    return tracks, annotation_ids
+    tracks = bindings.load_tracks(db, VideoAnnotation.annotation_session_id == annotation_session_id,
+                                  VideoAnnotation.validation_status.in_(statuses),
+                                  VideoAnnotation.class_label.in_(list(class_index)), class_index=class_index)
+    if marks is not None:
+        for track in tracks:
+            marks[track.track_id] = m = GroundTruthMarks()
+            for key in track.keyframes:
+                attrs = key.extras.get("attributes") if isinstance(key.extras.get("attributes"), dict) else {}
+                vis = key.extras.get("visibility")
+                m.frames.append(key.frame_number)
+                m.ignored.append(bool(attrs.get(IGNORE_ATTRIBUTE)))
+                m.mot_class.append(attrs.get(CLASS_ATTRIBUTE) if isinstance(attrs.get(CLASS_ATTRIBUTE), str)
+                                   else None)
+                m.visibility.append(float(vis) if isinstance(vis, int | float) else None)
+    return tracks, [str(t.annotation_id) for t in tracks]
 
 
 def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Sequence[str], benchmark: str,
@@ -266,8 +218,8 @@ def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Se
     mot_class: list[str] = [""] * n
     ignored = np.zeros(n, dtype=bool)
     visibility: list[float | None] = [None] * n
-    order = np.argsort(gt.track_id, kind="stable")
-    tids, starts = np.unique(gt.track_id[order], return_index=True)
+    order = np.argsort(gt.tracker_id, kind="stable")
+    tids, starts = np.unique(gt.tracker_id[order], return_index=True)
     ends = np.append(starts[1:], order.size)
     for tid, a, b in zip(tids.tolist(), starts.tolist(), ends.tolist(), strict=True):
         rows = order[a:b]
@@ -277,8 +229,8 @@ def ground_truth_marks(gt: Boxes, marks: dict[int, GroundTruthMarks], labels: Se
                 mot_class[r] = labels[tid]
             continue
         keyed = np.asarray(m.frames)
-        k = np.maximum(np.searchsorted(keyed, gt.frame[rows], side="right") - 1, 0)
-        annotated[rows] = keyed[k] == gt.frame[rows]
+        k = np.maximum(np.searchsorted(keyed, gt.frame_index[rows], side="right") - 1, 0)
+        annotated[rows] = keyed[k] == gt.frame_index[rows]
         for r, ki in zip(rows.tolist(), k.tolist(), strict=True):
             mot_class[r] = m.mot_class[ki] or labels[tid]
             ignored[r] = m.ignored[ki]
@@ -347,10 +299,10 @@ def ground_truth_basis(db: Session, test_session: TestSession, video: Video, tim
         counted = [t for t in tracks if t.validation_status == "validated" or include_pending]
         out["counted_annotations"] = len(counted)
         everywhere = ground_truth_boxes(counted, timeline, None, include_pending=include_pending)
-        seen = np.isin(everywhere.frame, frames)
+        seen = np.isin(everywhere.frame_index, frames)
         out["ground_truth_boxes"] = int(seen.sum())
-        out["ground_truth_objects"] = int(np.unique(everywhere.track_id[seen]).size)
-        out["ground_truth_frames"] = int(np.unique(everywhere.frame[seen]).size)
+        out["ground_truth_objects"] = int(np.unique(everywhere.tracker_id[seen]).size)
+        out["ground_truth_frames"] = int(np.unique(everywhere.frame_index[seen]).size)
         out["boxes_on_skipped_frames"] = int((~seen).sum())
         if not include_pending:
             pending = [t for t in tracks if t.validation_status == "pending"]
@@ -482,7 +434,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         if gt_session.video_id != ts.video_id:
             raise EvaluationError("the ground-truth annotation session is of another video")
         video, project = db.get(Video, ts.video_id), db.get(Project, ts.project_id)
-        timeline = video_timeline(video, storage_dir)
+        timeline = bindings.video_timeline(video, storage_dir)
         frames = evaluated_frames(ts, video)
         present = [*db.scalars(select(VideoAnnotation.class_label).distinct()
                                .where(VideoAnnotation.annotation_session_id == gt_session.id)),
@@ -518,9 +470,9 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         dt, dropped = load_detections(db, ts.id, index)
         model_name = (ts.model or {}).get("name") if isinstance(ts.model, dict) else None
         basis = ground_truth_basis(db, ts, video, timeline, params["include_pending"], params.get("classes"))
-    dt = dt.select((dt.frame >= 0) & (dt.frame < timeline.frame_count))
+    dt = dt.select((dt.frame_index >= 0) & (dt.frame_index < timeline.frame_count))
     ctx.check_cancel()
-    with_tracking = bool(np.any(dt.track_id >= 0))
+    with_tracking = bool(np.any(dt.tracker_id >= 0))
     tracking_note = None
     if with_tracking and not unique_track_ids_per_frame(dt):
         with_tracking, tracking_note = False, "a track id appears twice on one frame: tracking metrics skipped"
@@ -539,7 +491,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
     objects, boxes = len(tracks), len(gt)
     if flags:  # what the protocol leaves to find
         scored = (gt.class_id >= 0) & ~flags["gt_distractor"] & ~flags["gt_zero_marked"]
-        objects, boxes = int(np.unique(gt.track_id[scored]).size), int(scored.sum())
+        objects, boxes = int(np.unique(gt.tracker_id[scored]).size), int(scored.sum())
     ctx.check_cancel()
     ctx.progress(80, "drawing the report")
     from evaluation.report import render_report  # matplotlib only where plots are drawn
@@ -557,8 +509,8 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
                        "model": model_name},
         "counts": {"frames": int(frames.size), "ground_truth_objects": objects, "ground_truth_boxes": boxes,
                    "detections": len(dt),
-                   "detections_above_threshold": int(at_threshold(dt.score, params["score_threshold"]).sum()),
-                   "detections_without_score": int((dt.score == NO_SCORE).sum()),
+                   "detections_above_threshold": int(at_threshold(dt.confidence, params["score_threshold"]).sum()),
+                   "detections_without_score": int((dt.confidence == NO_SCORE).sum()),
                    "detections_of_other_classes": dropped},
         **metrics,
         "tracking_note": tracking_note,

@@ -15,19 +15,19 @@ import shutil
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
+import bindings
 import formats
 from formats import Annotation, Detection, FormatError, ReadOptions, VideoInfo
-from keyframes import Timeline
+from keyframes import Timeline, Track
 from keyframes.exchange import (
     KeyframeRead,
-    StoredTrack,
     TrackOpened,
     number_tracks,
     records_by_frame,
@@ -99,8 +99,7 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 def load_timeline(video: Video) -> Timeline:
     """The video's frame times saved at upload; frames past the scanned part at its rate."""
-    return Timeline.for_video(Path(runtime.settings().storage_dir) / video.storage_path, video.frame_count,
-                              video.fps)
+    return bindings.video_timeline(video, runtime.settings().storage_dir)
 
 
 def video_info(video: Video, name: str | None = None, video_id: str | None = None) -> VideoInfo:
@@ -230,45 +229,20 @@ class Counter:
 
 
 def _tracks_for_video(conn: Connection, session_ids: list[uuid.UUID], video: Video, scope: Scope,
-                      numbering: dict[uuid.UUID, int]) -> list[StoredTrack]:
-    rows = conn.execute(select(VideoAnnotation.id, VideoAnnotation.class_label, VideoAnnotation.start_timestamp,
-                               VideoAnnotation.end_timestamp, VideoAnnotation.bounding_box,
-                               VideoAnnotation.confidence, VideoAnnotation.keyframe_data)
-                        .where(VideoAnnotation.annotation_session_id.in_(session_ids),
-                               VideoAnnotation.video_id == video.id, *scope.annotation_filter())
-                        .order_by(VideoAnnotation.created_at, VideoAnnotation.id)).all()
-    keys: dict[uuid.UUID, list[tuple[int, list[float], dict[str, Any]]]] = {r.id: [] for r in rows}
-    ids = list(keys)
-    for i in range(0, len(ids), 500):
-        for kf in conn.execute(select(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number,
-                                      AnnotationKeyframe.frame_data)
-                               .where(AnnotationKeyframe.annotation_id.in_(ids[i:i + 500]))
-                               .order_by(AnnotationKeyframe.annotation_id, AnnotationKeyframe.frame_number)):
-            box = (kf.frame_data or {}).get("bounding_box")
-            if isinstance(box, dict):
-                extras = {k: v for k, v in kf.frame_data.items() if k != "bounding_box"}
-                keys[kf.annotation_id].append((kf.frame_number, [box["x1"], box["y1"], box["x2"], box["y2"]],
-                                               extras))
-    _number_tracks(rows, numbering)
-    tracks = []
-    for r in rows:
-        box = r.bounding_box
-        start, end = r.start_timestamp, r.end_timestamp
-        if scope.time_from is not None:
-            start = max(start, scope.time_from)
-        if scope.time_to is not None:
-            end = min(end, scope.time_to)
-        tracks.append(StoredTrack(numbering[r.id], r.class_label, start, end,
-                                  None if box is None else [box["x1"], box["y1"], box["x2"], box["y2"]],
-                                  keys[r.id], float(r.confidence), str(video.id)))
-    return tracks
+                      numbering: dict[str, int]) -> list[Track]:
+    tracks = bindings.load_tracks(conn, VideoAnnotation.annotation_session_id.in_(session_ids),
+                                  VideoAnnotation.video_id == video.id, *scope.annotation_filter())
+    _number_tracks(tracks, numbering)
+    return [replace(t, track_id=numbering[t.annotation_id],
+                    start=t.start if scope.time_from is None else max(t.start, scope.time_from),
+                    end=t.end if scope.time_to is None else min(t.end, scope.time_to)) for t in tracks]
 
 
-def _number_tracks(rows: list[Any], numbering: dict[Any, int]) -> None:
+def _number_tracks(tracks: list[Track], numbering: dict[str, int]) -> None:
     """Track ids for an export (:func:`keyframes.exchange.number_tracks`), shared by the file's videos."""
-    sources = [(r.keyframe_data or {}).get("source_track_id") for r in rows]
-    for r, number in zip(rows, number_tracks(sources, set(numbering.values())), strict=True):
-        numbering[r.id] = number
+    sources = [t.data.get("source_track_id") for t in tracks]
+    for t, number in zip(tracks, number_tracks(sources, set(numbering.values())), strict=True):
+        numbering[t.annotation_id] = number
 
 
 def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
@@ -287,7 +261,7 @@ def _annotation_streams(conn: Connection, scope: Scope, by_track: bool
     total = conn.scalar(select(func.count()).select_from(VideoAnnotation)
                         .where(VideoAnnotation.annotation_session_id.in_([s for s, _ in sessions]),
                                *scope.annotation_filter())) or 0
-    numbering: dict[uuid.UUID, int] = {}
+    numbering: dict[str, int] = {}
 
     def stream(video: Video) -> Iterator[Annotation]:
         tracks = _tracks_for_video(conn, by_video[video.id], video, scope, numbering)

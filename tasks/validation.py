@@ -78,7 +78,7 @@ def matches_of(gt, dt, class_names: list[str], frames, timestamps, score_thresho
 
     hota = None
     if tracking:
-        kept = dt.select(at_threshold(dt.score, score_threshold))
+        kept = dt.select(at_threshold(dt.confidence, score_threshold))
         hota = np.stack([hota_statistics(gt.select(gt.class_id == c), kept.select(kept.class_id == c))
                          for c in range(len(class_names))]) if class_names else None
     return engine().video_matches(gt, dt, class_names, frames, timestamps, score_threshold, iou_threshold,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keyframes import CheckLimits, Keyframe, Timeline, TrackSpec, box_errors, check_track, interpolate
+from keyframes import CheckLimits, Keyframe, Timeline, Track, box_errors, check_track, interpolate
 
 
 def test_interpolation_is_linear_in_time_not_frame_index():
@@ -42,32 +42,33 @@ def test_box_errors(box, ok):
 
 def test_checks_find_gaps_jumps_duplicates_and_outside():
     timeline = Timeline.constant(100, 10.0)
-    track = TrackSpec("a", "pedestrian", 0.0, 5.0, None, (
+    track = Track(0, "pedestrian", 0.0, 5.0, None, (
         Keyframe(0, (0, 0, 10, 10)), Keyframe(30, (2, 0, 12, 10)),  # 3 s gap
         Keyframe(31, (200, 0, 210, 10)),  # 198 px in 0.1 s on a 14 px box
-    ))
-    twin = TrackSpec("b", "pedestrian", 0.0, 5.0, None, track.keyframes)
-    other_class = TrackSpec("c", "cyclist", 0.0, 5.0, None, track.keyframes)
+    ), annotation_id="a")
+    twin = Track(0, "pedestrian", 0.0, 5.0, None, track.keyframes, annotation_id="b")
+    other_class = Track(0, "cyclist", 0.0, 5.0, None, track.keyframes, annotation_id="c")
     found = {f.check: f for f in check_track(track, [twin, other_class], timeline, 320, 240, 10.0,
                                              CheckLimits(max_keyframe_gap_seconds=2.0))}
     assert set(found) == {"keyframe_gap", "implausible_jump", "duplicate"}
     assert found["duplicate"].other_annotation_id == "b" and found["duplicate"].severity == "error"
     assert found["keyframe_gap"].frame_number == 0 and found["implausible_jump"].frame_number == 31
-    late = TrackSpec("d", "pedestrian", 8.0, 12.0, (0, 0, 5, 5))
+    late = Track(0, "pedestrian", 8.0, 12.0, (0, 0, 5, 5), annotation_id="d")
     assert [f.check for f in check_track(late, [], timeline, 320, 240, 10.0)] == ["outside_video"]
-    clean = TrackSpec("e", "pedestrian", 1.0, 2.0, (0, 0, 5, 5), (Keyframe(10, (0, 0, 5, 5)),
-                                                                 Keyframe(20, (5, 0, 10, 5))))
+    clean = Track(0, "pedestrian", 1.0, 2.0, (0, 0, 5, 5), (Keyframe(10, (0, 0, 5, 5)),
+                                                            Keyframe(20, (5, 0, 10, 5))), annotation_id="e")
     assert check_track(clean, [], timeline, 320, 240, 10.0) == []
 
 
 def test_checks_do_not_judge_across_a_gap():
     timeline = Timeline.constant(100, 10.0)
-    gone = TrackSpec("a", "pedestrian", 0.0, 6.0, None, (
-        Keyframe(0, (0, 0, 10, 10)), Keyframe(5, (0, 0, 10, 10), True), Keyframe(50, (500, 300, 510, 310))))
+    gone = Track(0, "pedestrian", 0.0, 6.0, None, (
+        Keyframe(0, (0, 0, 10, 10)), Keyframe(5, (0, 0, 10, 10), True), Keyframe(50, (500, 300, 510, 310))),
+        annotation_id="a")
     # out of view from 0.5 s to 5 s, back far away: neither a keyframe gap nor an implausible jump
     assert check_track(gone, [gone], timeline, 640, 480, 10.0) == []
-    stays = TrackSpec("b", "pedestrian", 0.0, 6.0, None, (Keyframe(0, (0, 0, 10, 10)),
-                                                          Keyframe(50, (500, 300, 510, 310))))
+    stays = Track(0, "pedestrian", 0.0, 6.0, None, (Keyframe(0, (0, 0, 10, 10)),
+                                                     Keyframe(50, (500, 300, 510, 310))), annotation_id="b")
     assert {f.check for f in check_track(stays, [stays], timeline, 640, 480, 10.0)} == {"keyframe_gap",
                                                                                         "implausible_jump"}
 

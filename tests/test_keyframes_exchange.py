@@ -6,10 +6,9 @@ import itertools
 import numpy as np
 
 from formats import Annotation
-from keyframes import Timeline
+from keyframes import Keyframe, Timeline, Track
 from keyframes.exchange import (
     KeyframeRead,
-    StoredTrack,
     TrackOpened,
     TrackSpan,
     number_tracks,
@@ -26,24 +25,28 @@ def _t(frame: int) -> float:
     return float(TIMELINE.time_of(frame))
 
 
-def _box(frame: int, dx: float = 0.0) -> list[float]:
-    return [10.0 + 2.5 * frame + dx, 20.0 + frame, 60.0 + 2.5 * frame + dx, 90.5 + frame]
+def _box(frame: int, dx: float = 0.0) -> tuple[float, float, float, float]:
+    return (10.0 + 2.5 * frame + dx, 20.0 + frame, 60.0 + 2.5 * frame + dx, 90.5 + frame)
 
 
-def _stored() -> list[StoredTrack]:
+def _keys(*keyframes: tuple) -> tuple[Keyframe, ...]:
+    return tuple(Keyframe.stored(f, box, extras) for f, box, extras in keyframes)
+
+
+def _stored() -> list[Track]:
     """Tracks in the form an import stores them: a keyframe on every visible frame."""
-    walking = StoredTrack(3, "pedestrian", _t(2), _t(12), _box(2), video_id="v1", confidence=0.75, keyframes=[
+    walking = Track(3, "pedestrian", _t(2), _t(12), _box(2), video_id="v1", confidence=0.75, keyframes=_keys(
         *[(f, _box(f), {}) for f in (2, 3)],
         (4, _box(4), {"keyframe": False}),
         (5, _box(5), {"occluded": True, "visibility": 0.5, "attributes": {"pose": "side"}}),
         (6, _box(5), {"outside": True}),  # a gap of frames 6-9: the last box, marked outside
         *[(f, _box(f), {}) for f in (10, 11)],
         (12, _box(12), {"keyframe": False}),
-    ])
-    riding = StoredTrack(7, "cyclist", _t(0), _t(4), _box(0, 300.0), video_id="v1",
-                         keyframes=[(f, _box(f, 300.0), {}) for f in range(5)])
-    single = StoredTrack(8, "scooter", _t(29), _t(29), _box(29, 600.0), video_id="v1",
-                         keyframes=[(29, _box(29, 600.0), {})])
+    ))
+    riding = Track(7, "cyclist", _t(0), _t(4), _box(0, 300.0), video_id="v1",
+                   keyframes=_keys(*[(f, _box(f, 300.0), {}) for f in range(5)]))
+    single = Track(8, "scooter", _t(29), _t(29), _box(29, 600.0), video_id="v1",
+                   keyframes=_keys((29, _box(29, 600.0), {})))
     return [walking, riding, single]
 
 
@@ -51,7 +54,11 @@ def test_records_by_track_then_back_gives_the_tracks():
     records = list(records_by_track(_stored(), TIMELINE))
     assert any(r.outside for r in records)  # the gap and the track ends travel as outside records
     assert [r.keyframe for r in records if r.track_id == 3 and not r.outside].count(False) == 2
-    assert tracks_from_records(records, TIMELINE) == _stored()
+    back = tracks_from_records(records, TIMELINE)
+    assert back == _stored()
+    # Keyframes compare without their extras: those must come back too.
+    assert [[(k.frame_number, dict(k.extras)) for k in t.keyframes] for t in back] == [
+        [(k.frame_number, dict(k.extras)) for k in t.keyframes] for t in _stored()]
 
 
 def test_tracks_back_to_records_give_the_same_records():
@@ -76,7 +83,7 @@ def test_absence_before_the_first_box_or_after_the_last_is_not_stored():
                Annotation(3, "pedestrian", (2.0, 2.0, 4.0, 4.0), track_id=1),
                Annotation(4, "pedestrian", (2.0, 2.0, 4.0, 4.0), track_id=1, outside=True)]
     (track,) = tracks_from_records(records, TIMELINE)
-    assert [f for f, _, _ in track.keyframes] == [2, 3]
+    assert [k.frame_number for k in track.keyframes] == [2, 3]
     assert (track.start, track.end) == (_t(2), _t(3))
 
 

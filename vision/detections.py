@@ -1,8 +1,9 @@
 """One columnar container for detections, so every stage passes arrays, not per-box objects."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -11,17 +12,24 @@ import numpy as np
 class Detections:
     """Parallel arrays, one row per box; boxes become database rows only at the edge."""
 
+    #: The columns of a stored detection row that :meth:`from_rows` reads, in this order.
+    ROW_COLUMNS: ClassVar[tuple[str, ...]] = ("frame_number", "timestamp", "class_label", "confidence",
+                                              "x1", "y1", "x2", "y2", "track_id")
+
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
     tracker_id: np.ndarray
     frame_index: np.ndarray
     timestamp: np.ndarray
+    #: Boxes and scores are float32 as models give them; float64 when read back from stored rows,
+    #: which hold them exactly (imported results keep their full precision).
+    float_dtype: type = field(default=np.float32, repr=False)
 
     def __post_init__(self) -> None:
-        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        self.xyxy = np.asarray(self.xyxy, dtype=self.float_dtype).reshape(-1, 4)
         n = len(self.xyxy)
-        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        self.confidence = np.asarray(self.confidence, dtype=self.float_dtype).reshape(-1)
         self.class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
         self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64).reshape(-1)
         self.frame_index = np.asarray(self.frame_index, dtype=np.int64).reshape(-1)
@@ -57,6 +65,42 @@ class Detections:
         )
 
     @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[Any]], class_index: Mapping[str, int]) -> Detections:
+        """Stored rows (tuples in :attr:`ROW_COLUMNS` order) as a batch, boxes and scores in float64;
+        a label outside ``class_index`` gets class id -1, a missing track id -1."""
+        if not rows:
+            return cls.empty()
+        frame, timestamp, label, confidence, x1, y1, x2, y2, track = zip(*rows, strict=True)
+        return cls(
+            xyxy=np.stack([np.asarray(c, dtype=np.float64) for c in (x1, y1, x2, y2)], axis=1),
+            confidence=np.asarray(confidence, dtype=np.float64),
+            class_id=np.fromiter((class_index.get(lbl, -1) for lbl in label), dtype=np.int64, count=len(label)),
+            tracker_id=np.asarray([-1 if t is None else t for t in track], dtype=np.int64),
+            frame_index=np.asarray(frame, dtype=np.int64),
+            timestamp=np.asarray(timestamp, dtype=np.float64),
+            float_dtype=np.float64,
+        )
+
+    def to_rows(self, names: Sequence[str], **fixed: Any) -> list[dict[str, Any]]:
+        """One row per box, as stored: ``class_label`` from ``names``, boxes to 0.01 px, scores to
+        five places, no track id as None, ``detection_index`` counting within each frame;
+        ``fixed`` columns (the test session) go on every row."""
+        boxes = self.xyxy.astype(float).round(2).tolist()
+        index = np.zeros(len(self), dtype=np.int64)
+        if len(self):
+            order = np.argsort(self.frame_index, kind="stable")
+            frames = self.frame_index[order]
+            starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+            index[order] = np.arange(len(self)) - np.repeat(starts, np.diff(np.r_[starts, len(self)]))
+        return [
+            {**fixed, "frame_number": int(f), "detection_index": int(i), "timestamp": float(ts),
+             "class_label": names[int(c)], "confidence": round(float(s), 5),
+             "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3], "track_id": int(t) if t >= 0 else None}
+            for f, i, ts, b, s, c, t in zip(self.frame_index, index, self.timestamp, boxes, self.confidence,
+                                            self.class_id, self.tracker_id, strict=True)
+        ]
+
+    @classmethod
     def merge(cls, parts: Iterable[Detections]) -> Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
@@ -68,6 +112,7 @@ class Detections:
             tracker_id=np.concatenate([p.tracker_id for p in parts]),
             frame_index=np.concatenate([p.frame_index for p in parts]),
             timestamp=np.concatenate([p.timestamp for p in parts]),
+            float_dtype=np.result_type(*(p.float_dtype for p in parts)).type,
         )
 
     def __len__(self) -> int:
@@ -84,6 +129,7 @@ class Detections:
             tracker_id=self.tracker_id[index],
             frame_index=self.frame_index[index],
             timestamp=self.timestamp[index],
+            float_dtype=self.float_dtype,
         )
 
     def for_frame(self, frame_index: int) -> Detections:

@@ -30,6 +30,33 @@ class Frame:
     frame_number: int  # 0-based index in the file
     timestamp: float  # seconds, container presentation time
 
+    def jpeg(self, width: int | None = None, quality: int = 85) -> bytes | None:
+        """The image as JPEG bytes, scaled to ``width`` (height follows); None if encoding fails."""
+        image = self.image
+        h, w = image.shape[:2]
+        if width is not None and width != w:
+            image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return buf.tobytes() if ok else None
+
+
+def read_frame(path: str | Path, frame_number: int) -> Frame | None:
+    """One frame by number, seeking to it (for viewers, not for a pass over the video: seeking is
+    only as exact as the container's index); None when the file has no such frame."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            return None
+        if frame_number:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, frame_number)
+        ok, image = cap.read()
+        timestamp = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+    finally:
+        cap.release()
+    if not ok or image is None:
+        return None
+    return Frame(image=image, frame_number=frame_number, timestamp=timestamp)
+
 
 class VideoReader:
     """Iterate frames ``start <= n < end`` every ``stride``; raise on a premature end.

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from keyframes import CheckLimits, Keyframe, TrackSpec, box_errors, check_track
+import bindings
+from keyframes import CheckLimits, box_errors, check_track
 from models import AnnotationSession, Project, Video, VideoAnnotation, utcnow
 from tasks import rooms
 
@@ -38,8 +39,6 @@ def annotation_dict(annotation: VideoAnnotation) -> dict[str, Any]:
     return AnnotationOut().dump(annotation)
 
 
-def _box_list(box: dict | None) -> list[float] | None:
-    return None if box is None else [box["x1"], box["y1"], box["x2"], box["y2"]]
 
 
 # ------------------------------------------------------------------------------ access
@@ -88,7 +87,7 @@ def check_fields(values: dict[str, Any], project: Project, video: Video) -> None
             errors.setdefault(key, []).append(f"{value} s is past the end of the video ({video.duration} s)")
     box = values.get("bounding_box")
     if box is not None:
-        for message in box_errors(_box_list(box), video.width, video.height):
+        for message in box_errors(bindings.box_coords(box), video.width, video.height):
             errors.setdefault("bounding_box", []).append(message)
     label = values.get("class_label")
     if label is not None and label not in project.labels:
@@ -180,7 +179,7 @@ def keyframe_values(data: dict[str, Any], annotation: VideoAnnotation, video: Vi
                                                 f"time span {annotation.start_timestamp}-{annotation.end_timestamp} s"})
     box = data.get("frame_data", {}).get("bounding_box")
     if box is not None:
-        coords = [box.get(k) for k in ("x1", "y1", "x2", "y2")] if isinstance(box, dict) else []
+        coords = bindings.box_coords(box)
         errors = box_errors(coords, video.width, video.height) if None not in coords and coords else [
             "bounding_box needs x1, y1, x2, y2"]
         if errors:
@@ -191,15 +190,6 @@ def keyframe_values(data: dict[str, Any], annotation: VideoAnnotation, video: Vi
 # ------------------------------------------------------------------------------ checks
 
 
-def _track(annotation: VideoAnnotation) -> TrackSpec:
-    keyframes = tuple(
-        Keyframe(k.frame_number, tuple(float(k.frame_data["bounding_box"][c]) for c in ("x1", "y1", "x2", "y2")),
-                 bool(k.frame_data.get("outside")))
-        for k in annotation.keyframes if isinstance(k.frame_data.get("bounding_box"), dict))
-    return TrackSpec(str(annotation.id), annotation.class_label, annotation.start_timestamp,
-                     annotation.end_timestamp, _box_list(annotation.bounding_box), keyframes)
-
-
 def consistency_findings(db: Session, annotation: VideoAnnotation, video: Video,
                          limits: CheckLimits = CheckLimits()) -> list[dict[str, Any]]:
     others = db.scalars(select(VideoAnnotation).where(
@@ -208,7 +198,7 @@ def consistency_findings(db: Session, annotation: VideoAnnotation, video: Video,
         VideoAnnotation.class_label == annotation.class_label,
         VideoAnnotation.start_timestamp <= annotation.end_timestamp,
         VideoAnnotation.end_timestamp >= annotation.start_timestamp)).all()
-    findings = check_track(_track(annotation), [_track(o) for o in others], video_timeline(video),
+    findings = check_track(bindings.track(annotation), [bindings.track(o) for o in others], video_timeline(video),
                            video.width, video.height, video.duration, limits)
     return [f.to_dict() for f in findings]
 

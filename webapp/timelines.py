@@ -2,19 +2,14 @@
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 from flask import current_app
 
+import bindings
 from keyframes import Timeline
 from models import Video
-
-_cache: OrderedDict[tuple[str, int], Timeline] = OrderedDict()
-_lock = threading.Lock()
-CACHE_SIZE = 64
 
 
 def save_timeline(path: Path, timestamps: np.ndarray) -> None:
@@ -26,16 +21,5 @@ def save_timeline(path: Path, timestamps: np.ndarray) -> None:
 
 
 def video_timeline(video: Video) -> Timeline:
-    """The video's frame times; frames past the scanned part (very long videos) at its rate."""
-    key = (str(video.id), video.frame_count)
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    timeline = Timeline.for_video(Path(current_app.config["STORAGE_DIR"]) / video.storage_path,
-                                  video.frame_count, video.fps)
-    with _lock:
-        _cache[key] = timeline
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return timeline
+    """The video's frame times (see :func:`bindings.video_timeline`), from this app's storage."""
+    return bindings.video_timeline(video, current_app.config["STORAGE_DIR"])

@@ -52,10 +52,10 @@ def video(seed: int, n_frames: int = 30, n_obj: int = 6, miss: float = 0.2, clut
             d["frame"].append(f), d["cls"].append(int(det.integers(0, 4)))
             d["box"].append([x, y, x + det.uniform(5, 60), y + det.uniform(10, 150)])
             d["tid"].append(int(det.integers(900, 905)) + 10 * f), d["score"].append(float(det.uniform(0, 0.7)))
-    gt = Boxes.from_arrays(g["frame"], g["cls"], xyxy=np.asarray(g["box"]).reshape(-1, 4), track_id=g["tid"],
+    gt = Boxes.from_arrays(g["frame"], g["cls"], xyxy=np.asarray(g["box"]).reshape(-1, 4), tracker_id=g["tid"],
                            iscrowd=g["crowd"])
-    dt = Boxes.from_arrays(d["frame"], d["cls"], xyxy=np.asarray(d["box"]).reshape(-1, 4), track_id=d["tid"],
-                           score=d["score"])
+    dt = Boxes.from_arrays(d["frame"], d["cls"], xyxy=np.asarray(d["box"]).reshape(-1, 4), tracker_id=d["tid"],
+                           confidence=d["score"])
     frames = np.arange(n_frames)
     timestamps = np.cumsum(rng.uniform(0.03, 0.05, n_frames))  # of the video, not the detector
     return gt, dt, frames, timestamps
@@ -65,15 +65,15 @@ def coco_concat(videos: list[tuple[Boxes, Boxes, np.ndarray]], n_cls: int) -> tu
     """One COCO dataset of every video: image id = 100000 * video + frame + 1."""
     images, anns, results = [], [], []
     for v, (gt, dt, frames) in enumerate(videos):
-        for f in np.union1d(frames, dt.frame):
+        for f in np.union1d(frames, dt.frame_index):
             images.append({"id": int(100000 * v + f + 1)})
         for i in range(len(gt)):
             x1, y1, x2, y2 = gt.xyxy[i].tolist()
-            anns.append({"id": len(anns) + 1, "image_id": int(100000 * v + gt.frame[i] + 1),
+            anns.append({"id": len(anns) + 1, "image_id": int(100000 * v + gt.frame_index[i] + 1),
                          "category_id": int(gt.class_id[i]) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
                          "area": float(gt.area[i]), "iscrowd": int(gt.iscrowd[i])})
         for i in range(len(dt)):
             x1, y1, x2, y2 = dt.xyxy[i].tolist()
-            results.append({"image_id": int(100000 * v + dt.frame[i] + 1), "category_id": int(dt.class_id[i]) + 1,
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(dt.score[i])})
+            results.append({"image_id": int(100000 * v + dt.frame_index[i] + 1), "category_id": int(dt.class_id[i]) + 1,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(dt.confidence[i])})
     return {"images": images, "categories": [{"id": c + 1} for c in range(n_cls)], "annotations": anns}, results

@@ -70,7 +70,7 @@ def test_columnar_input_in_xyxy_equals_coco_input() -> None:
     ref = _ours(gt_json, results)
     g = from_coco(gt_json)
     d = from_coco_results(results)
-    again = Boxes.from_arrays(d.frame, d.class_id, xyxy=d.xyxy, score=d.score)
+    again = Boxes.from_arrays(d.frame_index, d.class_id, xyxy=d.xyxy, confidence=d.confidence)
     ours = evaluate_coco(g.boxes, again, g.image_ids, g.category_ids)
     assert ours.overall == ref.overall
 
@@ -90,7 +90,7 @@ def test_dense_image_matches_cocoeval() -> None:
 
 def test_builders_validate_and_convert() -> None:
     b = Boxes.from_records([{"frame": 3, "class_id": 2, "bbox": [1, 2, 5, 7], "track_id": 9}], box_format="xyxy")
-    assert b.xyxy.tolist() == [[1, 2, 5, 7]] and b.area.tolist() == [20.0] and b.track_id.tolist() == [9]
+    assert b.xyxy.tolist() == [[1, 2, 5, 7]] and b.area.tolist() == [20.0] and b.tracker_id.tolist() == [9]
     c = Boxes.from_records([{"image_id": 3, "category_id": 2, "bbox": [1, 2, 4, 5], "iscrowd": 1}])
     assert c.xyxy.tolist() == [[1, 2, 5, 7]] and bool(c.ignore[0])
     with pytest.raises(ValueError):
@@ -98,4 +98,4 @@ def test_builders_validate_and_convert() -> None:
     with pytest.raises(ValueError):
         Boxes.from_arrays([0, 1], [0], xyxy=[[0, 0, 1, 1], [0, 0, 1, 1]])
     with pytest.raises(ValueError):
-        evaluate_coco(b, Boxes.from_arrays([4], [2], xyxy=[[0, 0, 1, 1]], score=[0.5]), image_ids=[3])
+        evaluate_coco(b, Boxes.from_arrays([4], [2], xyxy=[[0, 0, 1, 1]], confidence=[0.5]), image_ids=[3])

@@ -169,7 +169,7 @@ def test_session_overall_rows_equal_trackeval_over_classes() -> None:
             refs[name][str(c)] = res
 
     def boxes(rows):
-        return Boxes.from_arrays([r[0] for r in rows], [r[3] for r in rows], track_id=[r[1] for r in rows],
+        return Boxes.from_arrays([r[0] for r in rows], [r[3] for r in rows], tracker_id=[r[1] for r in rows],
                                  xywh=np.array([r[2] for r in rows], dtype=float).reshape(-1, 4))
 
     n = max(c[2] for c in cases)

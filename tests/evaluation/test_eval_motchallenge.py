@@ -98,12 +98,12 @@ def platform_inputs(root: Path, n_frames: int, benchmark: str = "MOT17"):
                                    video=video, classes=["pedestrian"],
                                    options=ReadOptions(kind="results", default_label="pedestrian")))
     g = Boxes.from_arrays([a.frame_number for a in gt], [0 if a.label == "pedestrian" else -1 for a in gt],
-                          xyxy=[a.box for a in gt], track_id=[a.track_id for a in gt])
+                          xyxy=[a.box for a in gt], tracker_id=[a.track_id for a in gt])
     distractor, zero = ground_truth_flags([a.attributes.get(CLASS_ATTRIBUTE, a.label) for a in gt],
                                           [bool(a.attributes.get(IGNORE_ATTRIBUTE)) for a in gt],
                                           [a.visibility for a in gt], benchmark)
     d = Boxes.from_arrays([r.frame_number for r in trk], np.zeros(len(trk)), xyxy=[r.box for r in trk],
-                          score=[r.score for r in trk], track_id=[r.track_id for r in trk])
+                          confidence=[r.score for r in trk], tracker_id=[r.track_id for r in trk])
     return g, d, distractor, zero
 
 
@@ -189,8 +189,8 @@ def test_pedestrian_ground_truth_as_detections_is_perfect_only_under_the_protoco
 def test_zero_marked_pedestrians_are_not_objects_but_detections_on_them_count(tmp_path: Path) -> None:
     # TrackEval: only distractor matches are removed; a zero-marked pedestrian is simply no object
     box = (100.0, 100.0, 150.0, 250.0)
-    g = Boxes.from_arrays([0, 0], [0, 0], xyxy=[box, (400.0, 100.0, 450.0, 250.0)], track_id=[1, 2])
-    d = Boxes.from_arrays([0], [0], xyxy=[(400.0, 100.0, 450.0, 250.0)], track_id=[7])
+    g = Boxes.from_arrays([0, 0], [0, 0], xyxy=[box, (400.0, 100.0, 450.0, 250.0)], tracker_id=[1, 2])
+    d = Boxes.from_arrays([0], [0], xyxy=[(400.0, 100.0, 450.0, 250.0)], tracker_id=[7])
     distractor, zero = np.array([False, False]), np.array([False, True])
     pre = preprocess(g, distractor, zero, d)
     assert pre.gt_keep.tolist() == [True, False] and pre.dt_keep.tolist() == [True]

@@ -90,7 +90,7 @@ def test_pr_curve_end_equals_cocoeval_recall() -> None:
 def test_class_confusion_and_background() -> None:
     gt = Boxes.from_arrays([0, 0, 1], [1, 2, 1], xyxy=[[0, 0, 10, 10], [50, 50, 60, 60], [0, 0, 10, 10]])
     dt = Boxes.from_arrays([0, 0, 1, 1], [1, 1, 1, 2], xyxy=[[0, 0, 10, 10], [50, 50, 60, 60], [80, 80, 90, 90],
-                                                            [0, 0, 10, 10]], score=[0.9, 0.8, 0.7, 0.2])
+                                                            [0, 0, 10, 10]], confidence=[0.9, 0.8, 0.7, 0.2])
     res = evaluate_operating_point(gt, dt, 0.5, 0.5)
     assert list(res.labels) == [1, 2, -1]
     # frame 0: class 1 found, class 2 predicted as class 1; frame 1: the class-1 object is
@@ -103,7 +103,7 @@ def test_class_confusion_and_background() -> None:
 
 def test_ignore_region_is_neither_hit_nor_miss() -> None:
     gt = Boxes.from_arrays([0, 0], [1, 1], xyxy=[[0, 0, 10, 10], [50, 50, 60, 60]], ignore=[False, True])
-    dt = Boxes.from_arrays([0, 0], [1, 1], xyxy=[[0, 0, 10, 10], [50, 50, 60, 60]], score=[0.9, 0.8])
+    dt = Boxes.from_arrays([0, 0], [1, 1], xyxy=[[0, 0, 10, 10], [50, 50, 60, 60]], confidence=[0.9, 0.8])
     res = evaluate_operating_point(gt, dt, 0.5)
     assert (res.tp, res.fp, res.fn) == (1, 0, 0)
     assert res.confusion.tolist() == [[1, 0], [0, 0]]

@@ -16,12 +16,13 @@ from evaluation.session import compare_metrics, evaluate_session, unique_track_i
 
 def _with_class(rows, cls: int, shift: float) -> Boxes:
     b = _rows_to_boxes(rows)
-    return Boxes.from_arrays(b.frame, np.full(len(b), cls), xyxy=b.xyxy + [shift, 0, shift, 0], track_id=b.track_id)
+    return Boxes.from_arrays(b.frame_index, np.full(len(b), cls), xyxy=b.xyxy + [shift, 0, shift, 0],
+                             tracker_id=b.tracker_id)
 
 
 def _concat(a: Boxes, b: Boxes) -> Boxes:
-    return Boxes.from_arrays(np.r_[a.frame, b.frame], np.r_[a.class_id, b.class_id],
-                             xyxy=np.r_[a.xyxy, b.xyxy], track_id=np.r_[a.track_id, b.track_id])
+    return Boxes.from_arrays(np.r_[a.frame_index, b.frame_index], np.r_[a.class_id, b.class_id],
+                             xyxy=np.r_[a.xyxy, b.xyxy], tracker_id=np.r_[a.tracker_id, b.tracker_id])
 
 
 def test_tracking_totals_equal_motmetrics_overall_over_per_class_accumulators() -> None:
@@ -52,7 +53,7 @@ def test_tracking_totals_equal_motmetrics_overall_over_per_class_accumulators() 
 def test_results_are_keyed_by_class_name_and_json_safe() -> None:
     gt = Boxes.from_arrays([0, 1, 1], [0, 0, 1], xyxy=[[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 70, 70]])
     dt = Boxes.from_arrays([0, 1, 2], [0, 1, 1], xyxy=[[0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 9, 9]],
-                           score=[0.9, 0.8, 0.7])
+                           confidence=[0.9, 0.8, 0.7])
     out = evaluate_session(gt, dt, ["pedestrian", "cyclist", "scooter"], np.arange(3), np.arange(3) / 10.0, 0.5)
     json.dumps(out, allow_nan=False)
     assert set(out["coco"]["per_class"]) == {"pedestrian", "cyclist", "scooter"}
@@ -66,8 +67,8 @@ def test_results_are_keyed_by_class_name_and_json_safe() -> None:
 
 
 def test_duplicate_track_ids_on_a_frame_are_detected() -> None:
-    ok = Boxes.from_arrays([0, 0, 1], [0, 1, 0], xyxy=np.zeros((3, 4)), track_id=[1, 1, 1])
-    bad = Boxes.from_arrays([0, 0], [0, 0], xyxy=np.zeros((2, 4)), track_id=[4, 4])
+    ok = Boxes.from_arrays([0, 0, 1], [0, 1, 0], xyxy=np.zeros((3, 4)), tracker_id=[1, 1, 1])
+    bad = Boxes.from_arrays([0, 0], [0, 0], xyxy=np.zeros((2, 4)), tracker_id=[4, 4])
     assert unique_track_ids_per_frame(ok) and not unique_track_ids_per_frame(bad)
 
 
@@ -102,9 +103,9 @@ def test_report_plots_are_png(empty: bool) -> None:
     else:
         frames = np.arange(20)
         gt = Boxes.from_arrays(frames, frames % 2, xyxy=np.c_[frames, frames, frames + 20, frames + 30],
-                               track_id=frames % 2)
+                               tracker_id=frames % 2)
         dt = Boxes.from_arrays(frames[3:], frames[3:] % 2, xyxy=np.c_[frames, frames, frames + 20, frames + 30][3:],
-                               score=np.linspace(0.3, 0.95, 17), track_id=frames[3:] % 2)
+                               confidence=np.linspace(0.3, 0.95, 17), tracker_id=frames[3:] % 2)
         metrics = evaluate_session(gt, dt, ["pedestrian", "cyclist"], frames, frames / 10.0, 0.5, tracking=True)
     plots = render_report(metrics)
     assert set(plots) == set(PLOTS)
@@ -117,8 +118,9 @@ def test_report_plots_are_png(empty: bool) -> None:
 
 def test_unscored_detections_rank_last_and_pass_every_threshold() -> None:
     a, b, far = (0.0, 0.0, 10.0, 10.0), (20.0, 0.0, 30.0, 10.0), (50.0, 50.0, 60.0, 60.0)
-    gt = Boxes.from_arrays([0, 0], [0, 0], xyxy=[a, b], track_id=[1, 2])
-    dt = Boxes.from_arrays([0, 0, 0], [0, 0, 0], xyxy=[a, far, b], score=[0.9, 0.3, NO_SCORE], track_id=[5, 6, 7])
+    gt = Boxes.from_arrays([0, 0], [0, 0], xyxy=[a, b], tracker_id=[1, 2])
+    dt = Boxes.from_arrays([0, 0, 0], [0, 0, 0], xyxy=[a, far, b], confidence=[0.9, 0.3, NO_SCORE],
+                           tracker_id=[5, 6, 7])
     out = evaluate_session(gt, dt, ["pedestrian"], np.array([0]), None, 0.5, tracking=True)
     op = out["operating_point"]
     assert (op["tp"], op["fp"], op["fn"]) == (2, 0, 0)

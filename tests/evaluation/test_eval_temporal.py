@@ -25,10 +25,10 @@ def _scene():
         gt_rows.append((f, 1, 3, [300.0, 0.0, 350.0, 30.0]))
         dt_rows.append((f, 1, [300.0, 0.0, 350.0, 30.0], 0.8))
         dt_rows.append((f, 0, [0.0, 0.0, 50.0, 30.0], 0.9))  # wrong class on the missed car
-    gt = Boxes.from_arrays([r[0] for r in gt_rows], [r[1] for r in gt_rows], track_id=[r[2] for r in gt_rows],
+    gt = Boxes.from_arrays([r[0] for r in gt_rows], [r[1] for r in gt_rows], tracker_id=[r[2] for r in gt_rows],
                            xyxy=[r[3] for r in gt_rows])
     dt = Boxes.from_arrays([r[0] for r in dt_rows], [r[1] for r in dt_rows], xyxy=[r[2] for r in dt_rows],
-                           score=[r[3] for r in dt_rows])
+                           confidence=[r[3] for r in dt_rows])
     timestamps = {f: 0.1 * f + (0.05 if f >= 12 else 0.0) for f in range(20)}
     return gt, dt, timestamps
 
@@ -69,8 +69,8 @@ def test_percentiles_over_many_objects() -> None:
             if f >= lag:
                 dframes.append(f)
                 dboxes.append([t * 100.0, 0.0, t * 100.0 + 50, 50.0])
-    gt = Boxes.from_arrays(frames, cls, track_id=tid, xyxy=boxes)
-    dt = Boxes.from_arrays(dframes, np.zeros(len(dframes)), xyxy=dboxes, score=np.ones(len(dframes)))
+    gt = Boxes.from_arrays(frames, cls, tracker_id=tid, xyxy=boxes)
+    dt = Boxes.from_arrays(dframes, np.zeros(len(dframes)), xyxy=dboxes, confidence=np.ones(len(dframes)))
     s = evaluate_temporal(gt, dt, {f: f / 10 for f in range(20)}).per_class[0]
     assert s.median_latency_frames == np.median(lat)
     assert s.p90_latency_frames == np.percentile(lat, 90)

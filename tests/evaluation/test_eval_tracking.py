@@ -12,7 +12,7 @@ from evaluation import Boxes, evaluate_tracking
 
 
 def _rows_to_boxes(rows: list[tuple[int, int, list[float]]]) -> Boxes:
-    return Boxes.from_arrays([r[0] for r in rows], np.zeros(len(rows)), track_id=[r[1] for r in rows],
+    return Boxes.from_arrays([r[0] for r in rows], np.zeros(len(rows)), tracker_id=[r[1] for r in rows],
                              xywh=np.array([r[2] for r in rows], dtype=float).reshape(-1, 4))
 
 

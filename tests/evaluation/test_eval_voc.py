@@ -17,7 +17,7 @@ def _gt(rows):
 
 def _dt(rows):
     return Boxes.from_arrays([r[0] for r in rows], [r[1] for r in rows], xyxy=[r[2] for r in rows],
-                             score=[r[3] for r in rows])
+                             confidence=[r[3] for r in rows])
 
 
 A, B, C = (0.0, 0.0, 10.0, 10.0), (20.0, 0.0, 30.0, 10.0), (0.0, 0.0, 10.0, 10.0)

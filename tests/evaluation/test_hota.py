@@ -22,14 +22,14 @@ def _hota_metric():
 
 
 def _trackeval_sequence(gt, hyp) -> dict:
-    frames = np.union1d(gt.frame, hyp.frame)
-    _, g_inv = np.unique(gt.track_id, return_inverse=True)
-    _, h_inv = np.unique(hyp.track_id, return_inverse=True)
-    data = {"num_timesteps": int(frames.size), "num_gt_ids": int(np.unique(gt.track_id).size),
-            "num_tracker_ids": int(np.unique(hyp.track_id).size), "num_gt_dets": len(gt),
+    frames = np.union1d(gt.frame_index, hyp.frame_index)
+    _, g_inv = np.unique(gt.tracker_id, return_inverse=True)
+    _, h_inv = np.unique(hyp.tracker_id, return_inverse=True)
+    data = {"num_timesteps": int(frames.size), "num_gt_ids": int(np.unique(gt.tracker_id).size),
+            "num_tracker_ids": int(np.unique(hyp.tracker_id).size), "num_gt_dets": len(gt),
             "num_tracker_dets": len(hyp), "gt_ids": [], "tracker_ids": [], "similarity_scores": []}
     for f in frames:
-        gi, hi = np.nonzero(gt.frame == f)[0], np.nonzero(hyp.frame == f)[0]
+        gi, hi = np.nonzero(gt.frame_index == f)[0], np.nonzero(hyp.frame_index == f)[0]
         data["gt_ids"].append(g_inv[gi])
         data["tracker_ids"].append(h_inv[hi])
         data["similarity_scores"].append(box_iou(gt.xyxy[gi][:, None, :], hyp.xyxy[hi][None, :, :]))
@@ -39,7 +39,7 @@ def _trackeval_sequence(gt, hyp) -> dict:
 def _sequences(seeds):
     for s in seeds:
         gt, dt, frames, ts = video(s, crowd=False)
-        kept = dt.select(dt.score >= THRESH)
+        kept = dt.select(dt.confidence >= THRESH)
         for c in range(len(CLASSES)):
             g, h = gt.select(gt.class_id == c), kept.select(kept.class_id == c)
             if len(g) or len(h):

@@ -68,18 +68,18 @@ def test_tracking_equals_motmetrics_overall_over_every_video_and_class(world, re
 
     accs = []
     for gt, dt, _, _ in world:
-        kept = dt.select(dt.score >= THRESH)
+        kept = dt.select(dt.confidence >= THRESH)
         for c in range(len(CLASSES)):
             g, h = gt.select(gt.class_id == c), kept.select(kept.class_id == c)
             if not (len(g) or len(h)):
                 continue
             acc = mm.MOTAccumulator(auto_id=False)
-            for f in np.union1d(g.frame, h.frame):
-                gi, hi = np.nonzero(g.frame == f)[0], np.nonzero(h.frame == f)[0]
+            for f in np.union1d(g.frame_index, h.frame_index):
+                gi, hi = np.nonzero(g.frame_index == f)[0], np.nonzero(h.frame_index == f)[0]
                 gx, hx = g.xyxy[gi], h.xyxy[hi]
                 dist = mm.distances.iou_matrix(np.c_[gx[:, :2], gx[:, 2:] - gx[:, :2]],
                                                np.c_[hx[:, :2], hx[:, 2:] - hx[:, :2]], max_iou=0.5)
-                acc.update(g.track_id[gi].tolist(), h.track_id[hi].tolist(), dist, frameid=int(f))
+                acc.update(g.tracker_id[gi].tolist(), h.tracker_id[hi].tolist(), dist, frameid=int(f))
             accs.append(acc)
     names = ["mota", "motp", "idf1", "idp", "idr", "num_switches", "num_fragmentations", "num_misses",
              "num_false_positives", "num_objects", "mostly_tracked", "mostly_lost"]
@@ -278,9 +278,10 @@ def test_visibility_slices_give_recall_of_the_ground_truth_in_each_bucket(world)
         tp = npos = 0
         for (gt, dt, frames, _), v in zip(world, vis, strict=True):
             other = (v < lo) | (v >= hi)
-            g = Boxes.from_arrays(gt.frame, gt.class_id, xyxy=gt.xyxy, track_id=gt.track_id, iscrowd=gt.iscrowd,
-                                  ignore=gt.ignore | other)
-            op = evaluate_operating_point(g, dt, THRESH, 0.5, np.union1d(frames, dt.frame), np.arange(len(CLASSES)))
+            g = Boxes.from_arrays(gt.frame_index, gt.class_id, xyxy=gt.xyxy, tracker_id=gt.tracker_id,
+                                  iscrowd=gt.iscrowd, ignore=gt.ignore | other)
+            op = evaluate_operating_point(g, dt, THRESH, 0.5, np.union1d(frames, dt.frame_index),
+                                          np.arange(len(CLASSES)))
             tp, npos = tp + op.tp, npos + op.tp + op.fn
         part = sl[label]
         assert part["operating_point"]["recall"] == pytest.approx(tp / npos), label

@@ -8,8 +8,8 @@ import pytest
 
 import formats
 from formats import ReadOptions, VideoInfo
-from keyframes import Timeline
-from keyframes.exchange import StoredTrack, records_by_frame, records_by_track
+from keyframes import Keyframe, Timeline, Track
+from keyframes.exchange import records_by_frame, records_by_track
 
 VIDEO = VideoInfo(1242, 375, 30, 10.0, "0000", "v1")
 CLASSES = ["pedestrian", "cyclist", "car"]
@@ -19,15 +19,15 @@ def _close(a, b, tol: float = 0.01) -> bool:
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
-def _tracks() -> list[StoredTrack]:
-    return [StoredTrack(3, "car", 0.0, 0.9, None, [
+def _tracks() -> list[Track]:
+    return [Track(3, "car", 0.0, 0.9, None, [Keyframe.stored(*k) for k in [
         (0, (100.0, 50.0, 300.5, 150.25), {}),
         (2, (110.0, 50.0, 310.5, 150.25), {"keyframe": False, "occluded": True}),
         (4, (120.0, 60.0, 320.0, 160.0), {}),
         (5, (120.0, 60.0, 320.0, 160.0), {"outside": True}),
         (8, (400.0, 60.0, 500.0, 160.0), {}),
-        (9, (401.0, 60.0, 501.0, 160.0), {})]),
-        StoredTrack(9, "pedestrian", 0.2, 0.5, (10.0, 20.0, 30.0, 80.0), [])]
+        (9, (401.0, 60.0, 501.0, 160.0), {})]]),
+        Track(9, "pedestrian", 0.2, 0.5, (10.0, 20.0, 30.0, 80.0), [])]
 
 
 def _visible(records) -> list[tuple]:

@@ -15,8 +15,8 @@ import pytest
 
 import formats
 from formats import Annotation, Detection, ReadOptions, VideoInfo
-from keyframes import Keyframe, Timeline
-from keyframes.exchange import StoredTrack, records_by_frame, records_by_track
+from keyframes import Keyframe, Timeline, Track
+from keyframes.exchange import records_by_frame, records_by_track
 
 VIDEO = VideoInfo(64, 48, 20, 10.0, "clip", "v1")
 CLASSES = ["pedestrian", "cyclist", "motorcyclist", "car", "bicycle"]
@@ -66,18 +66,18 @@ def _same(theirs: list[tuple], ours: list[tuple], tracks: bool = True) -> None:
             assert t[6] == o[6], (t, o)
 
 
-def _gapped_tracks() -> list[StoredTrack]:
+def _gapped_tracks() -> list[Track]:
     """Track 7 visible on 0-4 (frame 2 interpolated by the source, off the line, and occluded), gone
     on 5-7, back on 8-9; track 12 on 3-6, ending before the video does."""
     return [
-        StoredTrack(7, "pedestrian", 0.0, 0.9, None, [
+        Track(7, "pedestrian", 0.0, 0.9, None, [Keyframe.stored(*k) for k in [
             (0, (1.0, 2.0, 11.0, 22.0), {}),
             (2, (5.5, 2.0, 15.5, 22.0), {"keyframe": False, "occluded": True}),
             (4, (9.0, 2.0, 19.0, 22.0), {}),
             (5, (9.0, 2.0, 19.0, 22.0), {"outside": True}),
             (8, (30.0, 10.0, 40.0, 30.0), {}),
-            (9, (31.0, 10.0, 41.0, 30.0), {"occluded": True})]),
-        StoredTrack(12, "car", 0.3, 0.6, (20.0, 20.0, 30.25, 40.75), []),
+            (9, (31.0, 10.0, 41.0, 30.0), {"occluded": True})]]),
+        Track(12, "car", 0.3, 0.6, (20.0, 20.0, 30.25, 40.75), []),
     ]
 
 
@@ -85,14 +85,14 @@ def _gapped_tracks() -> list[StoredTrack]:
 
 
 def test_an_outside_keyframe_is_a_gap_in_ground_truth():
-    from evaluation.ground_truth import AnnotationTrack, ground_truth_boxes
+    from evaluation.ground_truth import ground_truth_boxes
 
     timeline = Timeline.constant(20, 10.0)
-    track = AnnotationTrack(0, 0, 0.0, 1.5, None, (Keyframe(0, (0, 0, 10, 10)), Keyframe(5, (0, 0, 10, 10), True),
-                                                    Keyframe(10, (20, 0, 30, 10))))
+    track = Track(0, "", 0.0, 1.5, None, (Keyframe(0, (0, 0, 10, 10)), Keyframe(5, (0, 0, 10, 10), True),
+                                          Keyframe(10, (20, 0, 30, 10))), class_id=0)
     gt = ground_truth_boxes([track], timeline)
     # no box where the object is gone (5-9), and no interpolation across the gap
-    assert sorted(gt.frame.tolist()) == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15]
+    assert sorted(gt.frame_index.tolist()) == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15]
     assert not np.isnan(gt.xyxy).any()
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from keyframes import Keyframe, interpolate
+import bindings
+from keyframes import interpolate
 from models import AnnotationKeyframe, AnnotationSession, Video, VideoAnnotation, utcnow
 from tasks import rooms
 
@@ -257,18 +258,14 @@ def annotation_boxes(args, annotation_id):
     if hi - lo + 1 > MAX_BOX_FRAMES:
         raise validation_error({"frame_to": f"ask for at most {MAX_BOX_FRAMES} frames at a time"})
     frames = span[(span >= lo) & (span <= hi)]
-    keyframes = [Keyframe(k.frame_number, tuple(k.frame_data["bounding_box"][c] for c in ("x1", "y1", "x2", "y2")),
-                          bool(k.frame_data.get("outside")))
-                 for k in annotation.keyframes if isinstance(k.frame_data.get("bounding_box"), dict)]
-    box = annotation.bounding_box
-    boxes = interpolate(keyframes, frames, timeline, None if box is None else [box[c] for c in ("x1", "y1", "x2",
-                                                                                              "y2")])
+    track = bindings.track(annotation)
+    boxes = interpolate(track.keyframes, frames, timeline, track.box)
     times = timeline.time_of(frames)
     keyed = {k.frame_number for k in annotation.keyframes  # boxes an import kept from an interpolating tool are not
              if k.frame_data.get("keyframe", True) and not k.frame_data.get("outside")}
     return {"annotation_id": str(annotation.id), "version": annotation.version, "boxes": [
         {"frame_number": int(f), "timestamp": round(float(t), 6), "keyframe": int(f) in keyed,
-         "bounding_box": dict(zip(("x1", "y1", "x2", "y2"), (round(float(v), 3) for v in b), strict=True))}
+         "bounding_box": bindings.box_dict(b, 3)}
         for f, t, b in zip(frames, times, boxes, strict=True) if b[0] == b[0]]}  # NaN: outside the view
 
 

@@ -14,6 +14,7 @@ from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from models import Video
+from vision.reader import read_frame
 
 from ..auth import get_or_404
 from ..errors import ApiError
@@ -28,26 +29,10 @@ _cache: OrderedDict[tuple, bytes] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _decode_jpeg(path: str, frame_number: int, width: int) -> bytes | None:
-    """Seek to the frame and encode it; None when the file has no such frame."""
-    import cv2
-
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-    try:
-        if not cap.isOpened():
-            return None
-        if frame_number:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, frame_number)
-        ok, image = cap.read()
-    finally:
-        cap.release()
-    if not ok or image is None:
-        return None
-    h, w = image.shape[:2]
-    if width != w:
-        image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    return buf.tobytes() if ok else None
+def _frame_jpeg(path: str, frame_number: int, width: int) -> bytes | None:
+    """The frame as JPEG; None when the file has no such frame."""
+    frame = read_frame(path, frame_number)
+    return None if frame is None else frame.jpeg(width, JPEG_QUALITY)
 
 
 def _off_the_loop(fn, *args):
@@ -83,7 +68,7 @@ def video_frame(args, video_id, frame_number):
             _cache.move_to_end(key)
     if data is None:
         path = Path(current_app.config["STORAGE_DIR"]) / video.storage_path
-        data = _off_the_loop(_decode_jpeg, str(path), frame_number, width) if path.is_file() else None
+        data = _off_the_loop(_frame_jpeg, str(path), frame_number, width) if path.is_file() else None
         if data is None:
             raise ApiError(404, f"frame {frame_number} could not be decoded")
         with _lock:
