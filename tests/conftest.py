@@ -22,14 +22,15 @@ ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(ROOT))
 
-from xdist_redis import start_worker_redis  # noqa: E402
+from xdist_redis import db_offset, start_worker_redis  # noqa: E402
 
 start_worker_redis()  # before harness reads TEST_REDIS_URL
 
 from harness import REDIS_BASE, Stack  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-REDIS_DBS = {"sqlite": 11, "postgresql": 12, "unit": 13}
+#: Redis database numbers per use; under xdist with a shared TEST_REDIS_URL each worker has its own three.
+REDIS_DBS = {"sqlite": 11 - db_offset(), "postgresql": 12 - db_offset(), "unit": 13 - db_offset()}
 #: The backend of a test that is not about the database.
 DEFAULT_BACKEND = "postgresql"
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 import socketio
+from xdist_redis import db_offset
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -24,7 +25,7 @@ PYTHON = sys.executable
 
 #: Redis for tests that start their own stack; ``TEST_REDIS_URL`` moves every test to another server.
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-UNIT_REDIS_URL = f"{REDIS_BASE}/13"
+UNIT_REDIS_URL = f"{REDIS_BASE}/{13 - db_offset()}"
 
 
 def free_port() -> int:

