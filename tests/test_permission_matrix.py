@@ -289,6 +289,7 @@ SOCKET_EVENTS = {
     "detection_stream_unsubscribe": (ANY, {"test_session_id": "{test_session}"}),
     "join_annotation_session": (READ, {"session_id": "{session}"}),
     "leave_annotation_session": (ANY, {"session_id": "{session}"}),
+    "annotation_focus": (READ, {"session_id": "{session}", "frame_number": 3}),
     "validation_run_subscribe": (READ, {"run_id": "{run}"}),
     "validation_run_unsubscribe": (ANY, {"run_id": "{run}"}),
     "real_time_annotation": (WRITE, {"session_id": "{session}", "op": "create", "annotation": {
