@@ -6,6 +6,7 @@ import * as viewer from "./viewer.js";
 import * as report from "./report.js";
 import * as annotations from "./annotations.js";
 import * as runs from "./runs.js";
+import * as editor from "./editor.js";
 
 const PROJECT_KEY = "vru.project";
 let socket = null;
@@ -146,6 +147,7 @@ function init() {
   report.init();
   annotations.init(() => socket);
   runs.init(() => socket);
+  editor.init();
   if (auth.token) start(); else showLogin();
 }
 
