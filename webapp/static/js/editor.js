@@ -25,6 +25,7 @@ let drag = null;                 // {kind: draw|move|resize, id, handle, start, 
 let focusTimer = null;
 let playTimer = null;
 let frameSerial = 0;
+let wanted = 0;                  // the frame asked for last (keys repeat faster than frames load)
 
 const canvas = () => $("ed-canvas");
 const track = (id) => tracks.get(id);
@@ -36,8 +37,8 @@ const uuid = () => (crypto.randomUUID ? crypto.randomUUID()
 export function init() {
   $("ed-session").addEventListener("change", (e) => open(e.target.value));
   $("ed-label").addEventListener("change", (e) => setLabel(e.target.value));
-  $("ed-prev").addEventListener("click", () => go(ed.frame - 1));
-  $("ed-next").addEventListener("click", () => go(ed.frame + 1));
+  $("ed-prev").addEventListener("click", () => go(wanted - 1));
+  $("ed-next").addEventListener("click", () => go(wanted + 1));
   $("ed-play").addEventListener("click", togglePlay);
   $("ed-next-key").addEventListener("click", () => nextKeyframe(1));
   $("ed-slider").addEventListener("input", (e) => go(parseInt(e.target.value, 10)));
@@ -100,6 +101,7 @@ async function open(sessionId) {
   $("ed-slider").max = String(Math.max(0, ed.video.frame_count - 1));
   connect(sessionId);
   await go(0);
+  canvas().focus();  // the keys act on the frame, not on the session list
 }
 
 function connect(sessionId) {
@@ -227,6 +229,7 @@ async function loadImage(frame) {
 async function go(frame) {
   if (!ed.video) return;
   frame = Math.max(0, Math.min(ed.video.frame_count - 1, frame));
+  wanted = frame;
   const serial = ++frameSerial;
   try {
     await loadImage(frame);
@@ -525,13 +528,14 @@ function send(edit) {
       ed.edits += 1;
       const changed = [{ op: ack.op === "delete" ? "delete" : "update", annotation: ack.annotation },
                        ...(ack.also || [])];
-      await Promise.all(changed.map((c) => {
+      const refreshed = Promise.all(changed.map((c) => {
         if (c.op === "delete") { tracks.delete(c.annotation.id); return null; }
         return refresh(c.annotation);
       }));
       if (ed.selected && !tracks.has(ed.selected)) ed.selected = null;
+      resolve(ack);  // the caller records the step now, before the next key can ask to undo it
+      await refreshed;
       renderAll();
-      resolve(ack);
     });
   });
 }
@@ -558,7 +562,8 @@ async function setBox(id, frame, box, base, frameData = {}) {
   if (!entry) return;
   const before = keyframeAt(entry, frame);
   const data = { bounding_box: box, ...frameData };
-  entry.boxes.set(frame, { box, keyframe: !data.outside });  // shown at once; the API's boxes follow
+  if (data.outside) entry.boxes.delete(frame);  // shown at once; the API's boxes follow
+  else entry.boxes.set(frame, { box, keyframe: true });
   render();
   const edit = { op: "update", annotation: { id, keyframes: [{ frame_number: frame, frame_data: data }] } };
   const ack = await send({ ...edit, base_version: base });
@@ -729,8 +734,8 @@ function keyDown(e) {
   if (ctrl && (key === "z" || key === "Z")) { if (e.shiftKey) redo(); else undo(); }
   else if (ctrl && (key === "y" || key === "Y")) redo();
   else if (ctrl) handled = false;
-  else if (key === "ArrowRight" || key === "f") go(ed.frame + 1);
-  else if (key === "ArrowLeft" || key === "d") go(ed.frame - 1);
+  else if (key === "ArrowRight" || key === "f") go(wanted + 1);
+  else if (key === "ArrowLeft" || key === "d") go(wanted - 1);
   else if (key === "]" || key === "k") nextKeyframe(1);
   else if (key === "[" || key === "j") nextKeyframe(-1);
   else if (key === " ") togglePlay();
