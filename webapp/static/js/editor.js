@@ -19,6 +19,7 @@ let socket = null;               // the editor's own connection: its presence is
 const tracks = new Map();        // id -> {ann, keyframes: [], boxes: Map(frame -> {box, keyframe})}
 const images = new Map();        // frame -> {bitmap, timestamp}
 const times = new Map();         // frame -> timestamp (from X-Frame-Timestamp)
+const editors = new Map();       // id -> who changed it last (from the live updates)
 const undoStack = [];
 const redoStack = [];
 let drag = null;                 // {kind: draw|move|resize, id, handle, start, box, base}
@@ -135,6 +136,7 @@ function setMode() {
   pill.textContent = !ed.session ? "no session" : !live ? "offline" : ed.canEdit ? "editing" : "view only";
   pill.className = `pill ${!live ? "pill-off" : ed.canEdit ? "pill-on" : "pill-stored"}`;
   pill.dataset.mode = ed.canEdit ? "edit" : "view";
+  $("ed-view-note").hidden = !ed.session || ed.canEdit;
   for (const id of ["ed-outside", "ed-split", "ed-merge", "ed-del-key", "ed-delete", "ed-undo", "ed-redo", "ed-label"]) {
     $(id).disabled = !ed.canEdit;
   }
@@ -182,6 +184,7 @@ async function refresh(ann) {
 
 function onUpdate(m) {
   if (!ed.session || m.session_id !== ed.session.id) return;
+  if (m.from_user) editors.set(m.annotation.id, m.from_user.username);
   if (m.op === "delete") {
     tracks.delete(m.annotation.id);
     if (ed.selected === m.annotation.id) ed.selected = null;
@@ -693,7 +696,7 @@ function showConflict(edit, current) {
   ed.conflict = { edit, current };
   const entry = current && track(current.id);
   $("ed-conflict-text").textContent = current
-    ? `Someone else changed this ${current.class_label} track (now version ${current.version}) after you started ` +
+    ? `${editors.get(current.id) || "Someone else"} changed this ${current.class_label} track (now version ${current.version}) after you started ` +
       `your edit (on version ${edit.base_version}); your ${edit.op} was not applied.`
     : "The track was deleted by someone else; your edit was not applied.";
   $("ed-conflict").hidden = false;
