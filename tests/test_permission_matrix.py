@@ -93,6 +93,9 @@ MATRIX = {
     "annotations.delete_keyframe": (WRITE, "DELETE", "/api/annotations/{annotation}/keyframes/{new_keyframe}", None),
     "annotations.validate_annotation": (WRITE, "POST", "/api/annotations/{annotation}/validate",
                                         {"status": "rejected"}),
+    "annotations.split_track": (WRITE, "POST", "/api/annotations/{new_annotation}/split", {"frame_number": 15}),
+    "annotations.merge_tracks": (WRITE, "POST", "/api/annotations/{new_annotation}/merge",
+                                 {"other_id": "{new_annotation}"}),
     "transfer.create_export": (READ, "POST", "/api/export/jobs", {
         "job_name": "m", "export_type": "annotations", "format": "csv",
         "scope_filter": {"project_ids": ["{project}"]}}),
