@@ -8,6 +8,7 @@ console log) are written under ``var/test-artifacts/dashboard/``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +33,13 @@ pytestmark = [
 
 @pytest.fixture()
 def browser():
+    with chromium() as driver:
+        yield driver
+
+
+@contextlib.contextmanager
+def chromium(name: str = ""):
+    """A headless Chromium; its console log and last screenshot are kept under ``name``."""
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download anything
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -50,8 +58,8 @@ def browser():
         yield driver
     finally:
         try:
-            (ARTIFACTS / "console.log").write_text("\n".join(json.dumps(e) for e in _console(driver)))
-            driver.save_screenshot(str(ARTIFACTS / "last.png"))  # where it ended, passed or not
+            (ARTIFACTS / f"{name}console.log").write_text("\n".join(json.dumps(e) for e in _console(driver)))
+            driver.save_screenshot(str(ARTIFACTS / f"{name}last.png"))  # where it ended, passed or not
         except Exception:  # noqa: BLE001 - diagnostics only
             pass
         driver.quit()

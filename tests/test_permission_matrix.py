@@ -93,6 +93,9 @@ MATRIX = {
     "annotations.delete_keyframe": (WRITE, "DELETE", "/api/annotations/{annotation}/keyframes/{new_keyframe}", None),
     "annotations.validate_annotation": (WRITE, "POST", "/api/annotations/{annotation}/validate",
                                         {"status": "rejected"}),
+    "annotations.split_track": (WRITE, "POST", "/api/annotations/{new_annotation}/split", {"frame_number": 15}),
+    "annotations.merge_tracks": (WRITE, "POST", "/api/annotations/{new_annotation}/merge",
+                                 {"other_id": "{new_annotation}"}),
     "transfer.create_export": (READ, "POST", "/api/export/jobs", {
         "job_name": "m", "export_type": "annotations", "format": "csv",
         "scope_filter": {"project_ids": ["{project}"]}}),
@@ -299,6 +302,7 @@ SOCKET_EVENTS = {
     "detection_stream_unsubscribe": (ANY, {"test_session_id": "{test_session}"}),
     "join_annotation_session": (READ, {"session_id": "{session}"}),
     "leave_annotation_session": (ANY, {"session_id": "{session}"}),
+    "annotation_focus": (READ, {"session_id": "{session}", "frame_number": 3}),
     "validation_run_subscribe": (READ, {"run_id": "{run}"}),
     "validation_run_unsubscribe": (ANY, {"run_id": "{run}"}),
     "real_time_annotation": (WRITE, {"session_id": "{session}", "op": "create", "annotation": {

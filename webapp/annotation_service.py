@@ -8,19 +8,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import numpy as np
+from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 import bindings
-from keyframes import CheckLimits, box_errors, check_track
-from models import AnnotationSession, Project, Video, VideoAnnotation, utcnow
+from keyframes import CheckLimits, box_errors, check_track, interpolate
+from models import AnnotationKeyframe, AnnotationSession, Project, Video, VideoAnnotation, utcnow
 from tasks import rooms
 
 from .auth import Principal, get_or_404
 from .errors import ApiError, validation_error
 from .extensions import socketio
-from .schemas import AnnotationOut
+from .schemas import AnnotationOut, KeyframeEdits
 from .timelines import video_timeline
 
 EDITABLE = ("start_timestamp", "end_timestamp", "annotation_type", "class_label", "bounding_box", "confidence",
@@ -202,3 +204,145 @@ def consistency_findings(db: Session, annotation: VideoAnnotation, video: Video,
                            video.width, video.height, video.duration, limits)
     return [f.to_dict() for f in findings]
 
+
+
+# ------------------------------------------------------------------------------ track edits
+
+
+def keyframe_edits(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Take the keyframe changes out of a collaborative edit's body (422 when malformed)."""
+    raw = {k: body.pop(k) for k in ("keyframes", "delete_keyframes") if k in body}
+    try:
+        edits = KeyframeEdits().load(raw)
+    except ValidationError as exc:
+        raise validation_error({"annotation": exc.messages}) from None
+    return edits["keyframes"], edits["delete_keyframes"]
+
+
+def apply_keyframes(db: Session, annotation: VideoAnnotation, video: Video, upserts: list[dict[str, Any]],
+                    deletes: list[int]) -> None:
+    """Set keyframes by frame number (a frame holds one keyframe) and delete others, as one
+    change of the annotation: its version moves once."""
+    if not upserts and not deletes:
+        return
+    by_frame = {k.frame_number: k for k in annotation.keyframes}
+    for frame in deletes:
+        if frame in by_frame:
+            annotation.keyframes.remove(by_frame.pop(frame))
+    for data in upserts:
+        values = keyframe_values(data, annotation, video)
+        keyframe = by_frame.get(values["frame_number"])
+        if keyframe is None:
+            by_frame[values["frame_number"]] = keyframe = AnnotationKeyframe(annotation_id=annotation.id, **values)
+            annotation.keyframes.append(keyframe)
+        else:
+            for key, value in values.items():
+                setattr(keyframe, key, value)
+    touch(db, annotation)
+
+
+def _boxes_on(annotation: VideoAnnotation, timeline, frames: list[int]) -> list[dict[str, float] | None]:
+    """The track's box on each frame as ``/boxes`` gives it; None where it is outside."""
+    spec = bindings.track(annotation)
+    rows = interpolate(spec.keyframes, np.asarray(frames), timeline, spec.box)
+    return [None if b[0] != b[0] else dict(zip(("x1", "y1", "x2", "y2"), (float(v) for v in b), strict=True))
+            for b in rows]
+
+
+def _copy_keyframe(keyframe: AnnotationKeyframe, owner: VideoAnnotation) -> AnnotationKeyframe:
+    return AnnotationKeyframe(annotation_id=owner.id, frame_number=keyframe.frame_number,
+                              timestamp=keyframe.timestamp, frame_data=dict(keyframe.frame_data),
+                              screenshot_path=keyframe.screenshot_path)
+
+
+def _pin(keyframes: list[AnnotationKeyframe], owner: VideoAnnotation, timeline, frame: int, box: dict | None,
+         fallback: dict | None) -> list[AnnotationKeyframe]:
+    """A keyframe for ``owner`` that holds the state on ``frame`` (outside where there is no box),
+    unless ``keyframes`` already has one there."""
+    if any(k.frame_number == frame for k in keyframes) or (box is None and fallback is None):
+        return []
+    data = {"bounding_box": box} if box is not None else {"bounding_box": fallback, "outside": True}
+    return [AnnotationKeyframe(annotation_id=owner.id, frame_number=frame, timestamp=float(timeline.time_of(frame)),
+                               frame_data=data)]
+
+
+def _any_box(annotation: VideoAnnotation) -> dict | None:
+    boxes = [k.frame_data["bounding_box"] for k in annotation.keyframes
+             if isinstance(k.frame_data.get("bounding_box"), dict)]
+    return boxes[0] if boxes else annotation.bounding_box
+
+
+def _check_base(annotation: VideoAnnotation, base_version: int | None) -> None:
+    if base_version is not None and base_version != annotation.version:
+        raise EditConflict(annotation_dict(annotation))
+
+
+def split_annotation(db: Session, user: Principal, annotation_id: uuid.UUID, frame: int, base_version: int | None,
+                     new_id: uuid.UUID | None = None) -> tuple[VideoAnnotation, VideoAnnotation]:
+    """Cut a track in two at ``frame``: the first keeps frames before it, a new track (same label,
+    review state and fields) takes ``frame`` on. Every frame keeps the box it had."""
+    annotation, _, _, video = load_annotation(db, user, annotation_id, write=True)
+    _check_base(annotation, base_version)
+    timeline = video_timeline(video)
+    span = timeline.frames_between(annotation.start_timestamp, annotation.end_timestamp)
+    if span.size < 2 or not int(span[0]) < frame <= int(span[-1]):
+        first, last = (int(span[0]), int(span[-1])) if span.size else (None, None)
+        raise validation_error({"frame_number": f"split at a frame after the track's first ({first}) up to its "
+                                                f"last ({last})"})
+    before_box, at_box = _boxes_on(annotation, timeline, [frame - 1, frame])
+    fallback = _any_box(annotation)
+    after = VideoAnnotation(id=new_id or uuid.uuid4(), annotation_session_id=annotation.annotation_session_id,
+                            video_id=annotation.video_id, start_timestamp=float(timeline.time_of(frame)),
+                            end_timestamp=annotation.end_timestamp,
+                            **{k: getattr(annotation, k) for k in EDITABLE
+                               if k not in ("start_timestamp", "end_timestamp")},
+                            validation_status=annotation.validation_status, validated_by=annotation.validated_by,
+                            validated_at=annotation.validated_at, validation_reason=annotation.validation_reason)
+    db.add(after)
+    keyed = bool(annotation.keyframes)
+    for keyframe in [k for k in annotation.keyframes if k.frame_number >= frame]:
+        after.keyframes.append(_copy_keyframe(keyframe, after))
+        annotation.keyframes.remove(keyframe)
+    if keyed:
+        annotation.keyframes.extend(_pin(annotation.keyframes, annotation, timeline, frame - 1, before_box, None))
+        after.keyframes.extend(_pin(after.keyframes, after, timeline, frame, at_box, fallback))
+    annotation.end_timestamp = float(timeline.time_of(frame - 1))
+    touch(db, annotation)
+    return annotation, after
+
+
+def merge_annotations(db: Session, user: Principal, annotation_id: uuid.UUID, other_id: uuid.UUID,
+                      base_version: int | None, other_base_version: int | None) -> tuple[VideoAnnotation, dict]:
+    """Join two tracks of one label that do not overlap in time into the first (``annotation_id``);
+    the other is deleted. Every frame keeps the box it had; frames between them are outside."""
+    if other_id == annotation_id:
+        raise validation_error({"other_id": "cannot merge a track with itself"})
+    keep, _, _, video = load_annotation(db, user, annotation_id, write=True)
+    other = db.get(VideoAnnotation, other_id)
+    if other is None or other.annotation_session_id != keep.annotation_session_id:
+        raise validation_error({"other_id": "no such annotation in this annotation session"})
+    _check_base(keep, base_version)
+    _check_base(other, other_base_version)
+    if other.class_label != keep.class_label:
+        raise validation_error({"other_id": f"the tracks have different labels ({keep.class_label}, "
+                                            f"{other.class_label}): give them one label first"})
+    timeline = video_timeline(video)
+    first, later = sorted((keep, other), key=lambda a: (a.start_timestamp, a.end_timestamp))
+    fa = timeline.frames_between(first.start_timestamp, first.end_timestamp)
+    fb = timeline.frames_between(later.start_timestamp, later.end_timestamp)
+    if not fa.size or not fb.size or int(fb[0]) <= int(fa[-1]):
+        raise validation_error({"other_id": "the tracks overlap in time: split or shorten one first"})
+    end_a, start_b = int(fa[-1]), int(fb[0])
+    (box_a,), (box_b,) = _boxes_on(first, timeline, [end_a]), _boxes_on(later, timeline, [start_b])
+    fallback = _any_box(first) or _any_box(later)
+    gone, span = annotation_dict(other), (first.start_timestamp, later.end_timestamp)
+    added = (_pin(first.keyframes, keep, timeline, end_a, box_a, None)
+             + _pin(later.keyframes, keep, timeline, start_b, box_b, fallback)
+             + (_pin([], keep, timeline, end_a + 1, None, box_a) if start_b > end_a + 1 and box_a is not None else []))
+    moved = [_copy_keyframe(k, keep) for k in other.keyframes]
+    db.delete(other)
+    _flush_versioned(db, other)
+    keep.keyframes.extend(moved + added)
+    keep.start_timestamp, keep.end_timestamp = span
+    touch(db, keep)
+    return keep, gone

@@ -308,6 +308,32 @@ class KeyframeOut(Schema):
     created_at = fields.DateTime()
 
 
+class KeyframeEdits(StrictSchema):
+    """Keyframe changes carried by a collaborative edit: set by frame number, delete by frame number."""
+
+    keyframes = fields.List(fields.Nested(KeyframeCreate), load_default=list, validate=validate.Length(max=5000))
+    delete_keyframes = fields.List(fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME)), load_default=list,
+                                   validate=validate.Length(max=5000))
+
+
+class SplitIn(StrictSchema):
+    frame_number = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_FRAME),
+                                  metadata={"description": "the first frame of the second track"})
+    base_version = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    new_id = fields.UUID(metadata={"description": "the second track's id (a retried split makes no third)"})
+
+
+class MergeIn(StrictSchema):
+    other_id = fields.UUID(required=True, metadata={"description": "the track merged into this one, then deleted"})
+    base_version = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    other_base_version = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+
+
+class SplitOut(Schema):
+    before = fields.Nested(AnnotationOut)
+    after = fields.Nested(AnnotationOut)
+
+
 class BoxesArgs(StrictSchema):
     frame_from = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))
     frame_to = fields.Integer(validate=validate.Range(min=0, max=MAX_FRAME))

@@ -37,10 +37,14 @@ from tasks.rooms import job_snapshot
 from .annotation_service import (
     EditConflict,
     annotation_dict,
+    apply_keyframes,
     broadcast,
     create_annotation,
     delete_annotation,
+    keyframe_edits,
     load_session,
+    merge_annotations,
+    split_annotation,
     update_annotation,
 )
 from .auth import (
@@ -57,7 +61,7 @@ from .db import audit
 from .errors import ApiError, error_body, validation_error
 from .extensions import socketio
 from .rights import EVERYONE, rights_version
-from .schemas import AnnotationCreate, AnnotationPatch
+from .schemas import AnnotationCreate, AnnotationPatch, MergeIn, SplitIn
 
 NAMESPACE = "/"
 
@@ -425,13 +429,37 @@ def leave_annotation_session(data):
     return {"ok": True}
 
 
+@_on("annotation_focus")
+def annotation_focus(data):
+    """Say which frame (and track) this socket is on; everyone in the session sees it in ``presence``."""
+    user, session_id = _user(), _uuid(data, "session_id")
+    frame, track = data.get("frame_number"), data.get("annotation_id")
+    if not isinstance(frame, int) or isinstance(frame, bool) or frame < 0:
+        raise validation_error({"frame_number": "Invalid."}, "data", "frame_number must be a frame number")
+    track = str(_uuid(data, "annotation_id")) if track is not None else None
+    with _session() as db:
+        load_session(db, user, session_id)  # read permission: any member
+    key = str(session_id)
+    try:  # a socket that has not joined has no entry to move
+        r = current_app.extensions["redis"]
+        raw = r.hget(_presence_key(key), request.sid)
+        if raw:
+            r.hset(_presence_key(key), request.sid,
+                   json.dumps(json.loads(raw) | {"frame_number": frame, "annotation_id": track}))
+    except Exception:  # noqa: BLE001 - presence is best effort
+        pass
+    presence = _presence(key)
+    socketio.emit("presence_update", {"session_id": key, "presence": presence}, to=f"annotation_{key}")
+    return {"ok": True, "presence": presence}
+
+
 @_on("real_time_annotation")
 def real_time_annotation(data):
     """Persist one edit with optimistic concurrency, then relay it to the other collaborators."""
     user, session_id = _user(), _uuid(data, "session_id")
     op = data.get("op")
-    if op not in ("create", "update", "delete"):
-        raise validation_error({"op": "Invalid op."}, "data", "op must be create, update or delete")
+    if op not in ("create", "update", "delete", "split", "merge"):
+        raise validation_error({"op": "Invalid op."}, "data", "op must be create, update, delete, split or merge")
     body = data.get("annotation") or {}
     if not isinstance(body, dict):
         raise validation_error({"annotation": "Not an object."}, "data", "annotation must be an object")
@@ -442,8 +470,10 @@ def real_time_annotation(data):
     body = dict(body)
     raw_id = body.pop("id", None)
     annotation_id = _uuid({"id": raw_id}, "id") if raw_id is not None or op != "create" else None
+    set_keyframes, delete_keyframes = keyframe_edits(body)
+    also: list[tuple[str, dict]] = []  # more annotations a split or a merge changed
     with _session() as db:
-        ann_session, _, _ = load_session(db, user, session_id, write=True)
+        ann_session, _, video = load_session(db, user, session_id, write=True)
         try:
             if op == "create":
                 existing = db.get(VideoAnnotation, annotation_id) if annotation_id else None
@@ -456,6 +486,7 @@ def real_time_annotation(data):
                                                   "video_id": str(ann_session.video_id), **body})
                 fields["id"] = annotation_id
                 annotation = create_annotation(db, user, fields)
+                apply_keyframes(db, annotation, video, set_keyframes, [])
                 payload = annotation_dict(annotation)
             else:
                 current = db.get(VideoAnnotation, annotation_id)
@@ -464,7 +495,19 @@ def real_time_annotation(data):
                 if op == "update":
                     fields = AnnotationPatch().load(body)
                     fields.pop("base_version", None)
-                    payload = annotation_dict(update_annotation(db, user, annotation_id, fields, base_version))
+                    annotation = update_annotation(db, user, annotation_id, fields, base_version)
+                    apply_keyframes(db, annotation, video, set_keyframes, delete_keyframes)
+                    payload = annotation_dict(annotation)
+                elif op == "split":
+                    fields = SplitIn().load(body)
+                    before, after = split_annotation(db, user, annotation_id, fields["frame_number"], base_version,
+                                                     fields.get("new_id"))
+                    payload, also = annotation_dict(before), [("create", annotation_dict(after))]
+                elif op == "merge":
+                    fields = MergeIn().load(body)
+                    kept, gone = merge_annotations(db, user, annotation_id, fields["other_id"], base_version,
+                                                   fields.get("other_base_version"))
+                    payload, also = annotation_dict(kept), [("delete", gone)]
                 else:
                     payload = delete_annotation(db, user, annotation_id, base_version)
         except ValidationError as exc:
@@ -477,5 +520,7 @@ def real_time_annotation(data):
                                               {"current": exc.current})}
         audit(db, op, "annotation", payload["id"], {"via": "socket"})
         db.commit()
-    broadcast(session_id, op, payload, user, skip_sid=request.sid)
-    return {"ok": True, "op": op, "annotation": payload, "version": payload.get("version")}
+    for change, annotation in [("update" if op in ("split", "merge") else op, payload), *also]:
+        broadcast(session_id, change, annotation, user, skip_sid=request.sid)
+    return {"ok": True, "op": op, "annotation": payload, "version": payload.get("version"),
+            "also": [{"op": change, "annotation": a} for change, a in also]}

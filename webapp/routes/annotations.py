@@ -25,6 +25,8 @@ from ..annotation_service import (
     keyframe_values,
     load_annotation,
     load_session,
+    merge_annotations,
+    split_annotation,
     touch,
     update_annotation,
 )
@@ -47,6 +49,9 @@ from ..schemas import (
     KeyframeCreate,
     KeyframeOut,
     KeyframePatch,
+    MergeIn,
+    SplitIn,
+    SplitOut,
     ValidateIn,
 )
 from ..timelines import video_timeline
@@ -385,3 +390,44 @@ def validate_annotation(data, annotation_id):
                   to=rooms.annotation_room(annotation.annotation_session_id))
     broadcast(annotation.annotation_session_id, "update", payload, user)
     return {"annotation": payload, "findings": findings}
+
+
+# ------------------------------------------------------------------------------ split and merge
+
+
+@bp.route("/<annotation_id>/split", methods=["POST"])
+@bp.arguments(SplitIn)
+@bp.response(201, SplitOut)
+def split_track(data, annotation_id):
+    """Cut the track in two at ``frame_number``: this one ends on the frame before, a new track
+    (same label and review state) starts there. Every frame keeps its box (``/boxes``)."""
+    db, user = db_session(), current_user()
+    try:
+        before, after = split_annotation(db, user, parse_uuid(annotation_id, "annotation"), data["frame_number"],
+                                         data.get("base_version"), data.get("new_id"))
+    except EditConflict as exc:
+        raise _conflict(exc) from None
+    audit(db, "split", "annotation", before.id, {"frame_number": data["frame_number"], "new_id": str(after.id)})
+    db.commit()
+    broadcast(before.annotation_session_id, "update", annotation_dict(before), user)
+    broadcast(before.annotation_session_id, "create", annotation_dict(after), user)
+    return {"before": before, "after": after}
+
+
+@bp.route("/<annotation_id>/merge", methods=["POST"])
+@bp.arguments(MergeIn)
+@bp.response(200, AnnotationOut)
+def merge_tracks(data, annotation_id):
+    """Join ``other_id`` (same label, no overlap in time) into this track and delete it; frames
+    between the two are outside. Every frame keeps its box (``/boxes``)."""
+    db, user = db_session(), current_user()
+    try:
+        kept, gone = merge_annotations(db, user, parse_uuid(annotation_id, "annotation"), data["other_id"],
+                                       data.get("base_version"), data.get("other_base_version"))
+    except EditConflict as exc:
+        raise _conflict(exc) from None
+    audit(db, "merge", "annotation", kept.id, {"merged": gone["id"]})
+    db.commit()
+    broadcast(kept.annotation_session_id, "update", annotation_dict(kept), user)
+    broadcast(kept.annotation_session_id, "delete", gone, user)
+    return kept

@@ -7,6 +7,7 @@ import * as report from "./report.js";
 import * as annotations from "./annotations.js";
 import * as runs from "./runs.js";
 import * as review from "./review.js";
+import * as editor from "./editor.js";
 
 const PROJECT_KEY = "vru.project";
 let socket = null;
@@ -148,6 +149,7 @@ function init() {
   annotations.init(() => socket);
   runs.init(() => socket);
   review.init();
+  editor.init();
   if (auth.token) start(); else showLogin();
 }
 
