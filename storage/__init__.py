@@ -21,7 +21,7 @@ from .cache import ChecksumCache, DigestMismatch
 from .local import LocalStore
 
 __all__ = ["ChecksumCache", "DigestMismatch", "LocalStore", "NotFound", "Store", "StorageUnavailable",
-           "check_key", "open_store", "store"]
+           "check_key", "open_store", "store", "timeline_file", "timeline_key", "video_file"]
 
 _lock = threading.Lock()
 _stores: dict[tuple, Store] = {}
@@ -59,3 +59,21 @@ def store(root: str | Path | None = None) -> Store:
             found = _stores[key] = open_store(s.storage_url, root or s.storage_dir, endpoint_url=s.s3_endpoint_url,
                                               cache_dir=s.storage_cache_dir, cache_max_bytes=s.storage_cache_bytes)
         return found
+
+
+def timeline_key(video_key: str) -> str:
+    """A video's frame times are kept beside it, as ``<key>.timestamps.npy``."""
+    return f"{check_key(video_key)}.timestamps.npy"
+
+
+def video_file(video, root: str | Path | None = None) -> Path:
+    """A local file with a video row's bytes (``storage_path``, verified by ``checksum`` when copied)."""
+    return store(root).local_path(video.storage_path, getattr(video, "checksum", None) or None)
+
+
+def timeline_file(video, root: str | Path | None = None) -> Path | None:
+    """A local file with the frame times saved at upload for a video row, or None when there is none."""
+    try:
+        return store(root).local_path(timeline_key(video.storage_path))
+    except NotFound:
+        return None

@@ -59,6 +59,13 @@ class LocalStore(Store):
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
+    def delete_prefix(self, prefix: str) -> int:
+        n = super().delete_prefix(prefix)
+        folder = self.root / check_key(prefix)
+        if prefix.endswith("/") and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)  # and the empty folders it leaves
+        return n
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         base = self.root / check_key(prefix) if prefix.strip("/") else self.root
         if base.is_file():

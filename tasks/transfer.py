@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -47,6 +46,7 @@ from models import (
     VideoAnnotation,
     utcnow,
 )
+from storage import store, timeline_file, video_file
 
 from . import runtime
 from .app import app
@@ -93,8 +93,7 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 def load_timeline(video: Video) -> Timeline:
     """The video's frame times saved at upload; frames past the scanned part at its rate."""
-    return Timeline.for_video(Path(runtime.settings().storage_dir) / video.storage_path, video.frame_count,
-                              video.fps)
+    return Timeline.from_file(timeline_file(video), video.frame_count, video.fps)
 
 
 def video_info(video: Video, name: str | None = None, video_id: str | None = None) -> VideoInfo:
@@ -371,7 +370,7 @@ def _write_per_video(fmt: str, dest: Path, items: list[PerVideo], classes: list[
     """One file for one video; several videos: one member per video in a zip. A YOLO dataset
     carries its frames as JPEG unless ``with_images`` is off."""
     def write_one(path: Path, info: VideoInfo, make: Callable[[], Iterator[Any]], video: Video | None) -> int:
-        images = FrameJpegs(Path(runtime.settings().storage_dir) / video.storage_path) \
+        images = FrameJpegs(video_file(video)) \
             if with_images and fmt == "yolo" and video is not None else None
         try:
             return formats.write(fmt, path, make(), video=info, classes=classes, kind=kind, images=images)
@@ -535,9 +534,8 @@ def export_body(ctx: JobContext) -> dict[str, Any]:
         ctx.progress(96, "finalizing")
         digest, size = sha256_file(tmp)
         name = export_file_name(exp, tmp)
-        final = exports_dir() / name
         ctx.check_cancel()  # the last point where a cancel lands: after it the file is in place
-        os.replace(tmp, final)
+        store().put_file(f"exports/{name}", tmp, move=True)  # complete before the row says completed
     except JobLost:
         tmp.unlink(missing_ok=True)
         raise  # another attempt owns the export now: its record is that attempt's to write
@@ -773,10 +771,9 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
     if imp.import_status == "completed":  # a redelivery after the commit: nothing more to write
         release_import_file(imp.file_path)
         return _job_result(db, ctx.job_id) or _committed_import_result(db, imp, params)
-    path = imports_dir() / imp.file_path
     _set_import(db, import_id, import_status="processing", error_message=None)
     try:
-        result = _run_import(ctx, db, imp, path, params)
+        result = _run_import(ctx, db, imp, store().local_path(f"imports/{imp.file_path}"), params)
     except JobLost:
         raise  # another attempt owns the import now
     except BaseException as exc:
@@ -977,10 +974,9 @@ def expire_exports(now=None) -> int:
     with db.session() as s:
         rows = s.execute(select(ExportJob.id, ExportJob.file_path)
                          .where(ExportJob.status == "completed", ExportJob.expires_at <= now)).all()
-    storage = Path(runtime.settings().storage_dir)
     for export_id, rel in rows:
         if rel:
-            (storage / rel).unlink(missing_ok=True)
+            store().delete(rel)
         with db.session() as s:
             s.execute(update(ExportJob).where(ExportJob.id == export_id).values(status="expired"))
     return len(rows)
@@ -988,10 +984,9 @@ def expire_exports(now=None) -> int:
 
 def remove_import_file(rel: str, storage_dir: Path | None = None) -> None:
     """Delete an import's upload (its folder ``imports/<import id>/``)."""
-    base = (Path(storage_dir) / "imports" if storage_dir is not None else imports_dir()).resolve()
-    folder = (base / Path(rel).parent).resolve()
-    if folder.parent == base:
-        shutil.rmtree(folder, ignore_errors=True)
+    folder = Path(rel).parent
+    if len(folder.parts) == 1 and folder.name not in ("", ".", ".."):
+        store(storage_dir).delete_prefix(f"imports/{folder.name}/")
 
 
 def release_import_file(rel: str, settings=None) -> None:

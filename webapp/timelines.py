@@ -11,6 +11,7 @@ from flask import current_app
 
 from keyframes import Timeline
 from models import Video
+from storage import timeline_file
 
 _cache: OrderedDict[tuple[str, int], Timeline] = OrderedDict()
 _lock = threading.Lock()
@@ -32,7 +33,7 @@ def video_timeline(video: Video) -> Timeline:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    timeline = Timeline.for_video(Path(current_app.config["STORAGE_DIR"]) / video.storage_path,
+    timeline = Timeline.from_file(timeline_file(video, current_app.config["STORAGE_DIR"]),
                                   video.frame_count, video.fps)
     with _lock:
         _cache[key] = timeline
