@@ -53,12 +53,15 @@ class ObjectStoreServer:
                "--dir-cache-time", "0s"]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, "RCLONE_CONFIG": "/dev/null"})
+        # Its log goes to a file: an unread pipe fills up and stalls the server mid-request.
+        self.log_path = self.root.with_name(self.root.name + ".rclone.log")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log,
+                                         env={**os.environ, "RCLONE_CONFIG": "/dev/null"})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"rclone serve s3 exited: {self.proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"rclone serve s3 exited: {self.log_path.read_text(errors='replace')[-2000:]}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return self
