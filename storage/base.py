@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -28,15 +27,6 @@ def check_key(key: str) -> str:
     if not str(key) or path.is_absolute() or ".." in path.parts or "\\" in str(key):
         raise ValueError(f"not a storage key: {key!r}")
     return str(path)
-
-
-def sha256_file(path: str | Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 class Store(ABC):
