@@ -133,8 +133,11 @@ class S3Store(Store):
         return int(self._head(key)["ContentLength"])
 
     def delete(self, key: str) -> None:
-        with self._errors(key):
-            self.client.delete_object(Bucket=self.bucket, Key=self.name(key))
+        try:
+            with self._errors(key):
+                self.client.delete_object(Bucket=self.bucket, Key=self.name(key))
+        except NotFound:
+            pass  # S3 answers 204 for a missing key; some compatible servers answer 404
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         base = self.name(prefix) if prefix.strip("/") else self.prefix
