@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from keyframes import Keyframe, Timeline, Track
 from models import AnnotationKeyframe, DetectionEvent, Video, VideoAnnotation
+from storage import timeline_file
 from vision.detections import Detections
 
 COORDS = ("x1", "y1", "x2", "y2")
@@ -62,13 +63,12 @@ def _number(value: Any) -> bool:
 def video_timeline(video: Video, storage_dir: str | Path) -> Timeline:
     """The video's frame times, saved at upload next to its file (cached per process); frames past
     the scanned part (very long videos) follow at its rate."""
-    path = Path(storage_dir) / video.storage_path
-    key = (str(video.id), video.frame_count, str(path))
+    key = (str(video.id), video.frame_count, str(storage_dir))
     with _lock:
         if key in _timelines:
             _timelines.move_to_end(key)
             return _timelines[key]
-    timeline = Timeline.for_video(path, video.frame_count, video.fps)
+    timeline = Timeline.from_file(timeline_file(video, storage_dir), video.frame_count, video.fps)
     with _lock:
         _timelines[key] = timeline
         while len(_timelines) > TIMELINE_CACHE_SIZE:

@@ -43,6 +43,10 @@ class Settings:
     database_url: str
     redis_url: str
     storage_dir: Path
+    storage_url: str | None
+    s3_endpoint_url: str | None
+    storage_cache_dir: Path | None
+    storage_cache_bytes: int
     secret_key: str
     jwt_ttl_seconds: int
     max_upload_bytes: int
@@ -93,6 +97,12 @@ def load_settings() -> Settings:
         database_url=_env("DATABASE_URL", f"sqlite:///{var_dir / 'platform.db'}"),
         redis_url=redis_url(),
         storage_dir=Path(_env("STORAGE_DIR", str(var_dir / "storage"))).resolve(),
+        # s3://bucket/prefix for an object store shared by hosts; unset: STORAGE_DIR alone.
+        storage_url=os.environ.get("STORAGE_URL") or None,
+        s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
+        storage_cache_dir=Path(os.environ["STORAGE_CACHE_DIR"]).resolve() if os.environ.get("STORAGE_CACHE_DIR")
+        else None,
+        storage_cache_bytes=_env_int("STORAGE_CACHE_BYTES", 20 * 1024**3),
         secret_key=secret,
         jwt_ttl_seconds=_env_int("JWT_TTL_SECONDS", 12 * 3600),
         max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", 2 * 1024**3),

@@ -31,8 +31,12 @@ class Timeline:
     def for_video(cls, video_path: str | Path, frame_count: int, fps: float) -> Timeline:
         """The frame times saved at upload next to ``video_path`` (see :func:`timeline_path`);
         frames past the scanned part (very long videos) follow at the video's rate."""
-        path = timeline_path(video_path)
-        stamps = np.load(path) if path.exists() else np.zeros(0)
+        return cls.from_file(timeline_path(video_path), frame_count, fps)
+
+    @classmethod
+    def from_file(cls, path: str | Path | None, frame_count: int, fps: float) -> Timeline:
+        """The frame times saved in ``path`` (None or missing: none saved), completed at the video's rate."""
+        stamps = np.load(path) if path is not None and Path(path).exists() else np.zeros(0)
         if stamps.size < frame_count:
             start = stamps[-1] + 1.0 / fps if stamps.size else 0.0
             stamps = np.concatenate([stamps, start + np.arange(frame_count - stamps.size) / fps])

@@ -1,16 +1,19 @@
 """The one place where an uploaded model's bytes are written and read.
 
 Every reader and writer of model files goes through :func:`put_model_file` and
-:func:`open_model_file` (and :func:`delete_model_file`), so that where the bytes live (the
-storage directory today) can change in one place. A file is read only when its sha256 is the
-one recorded at upload: a model that changed on disk is refused, never run.
+:func:`open_model_file` (and :func:`delete_model_file`), which keep the bytes in the storage
+module's store (the local directory or the object store), so a GPU worker on another host reads
+the model it was given. A file is used only when its sha256 is the one recorded at upload: a
+model that changed in storage or in a worker's cache is refused, never run.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
+
+from storage import NotFound, store
+from storage.cache import DigestMismatch
 
 
 class ModelFileError(RuntimeError):
@@ -38,14 +41,7 @@ def put_model_file(source: str | Path, model_id: object, storage_dir: str | Path
     source = Path(source)
     sha256, size = file_digest(source)
     key = model_key(model_id, sha256)
-    final = Path(storage_dir) / key
-    final.parent.mkdir(parents=True, exist_ok=True)
-    part = final.with_name(final.name + ".part")
-    if move:
-        os.replace(source, part)
-    else:
-        shutil.copyfile(source, part)
-    os.replace(part, final)
+    store(storage_dir).put_file(key, source, move=move)  # complete before it is visible under its key
     return key, sha256, size
 
 
@@ -56,11 +52,13 @@ _verified: dict[tuple[str, int, int], str] = {}
 
 def open_model_file(key: str, sha256: str, storage_dir: str | Path) -> Path:
     """A local path to the stored file of ``key``, after checking it still has digest ``sha256``."""
-    path = Path(storage_dir) / key
     try:
+        path = store(storage_dir).local_path(key, sha256)
         st = path.stat()
-    except FileNotFoundError:
+    except (NotFound, FileNotFoundError):
         raise ModelFileError(f"the model file {key} is missing from storage") from None
+    except DigestMismatch as exc:
+        raise ModelFileError(f"the model file {key} is not the uploaded one ({exc}): refused") from None
     stamp = (str(path), st.st_size, st.st_mtime_ns)
     if _verified.get(stamp) != sha256:
         found, _ = file_digest(path)
@@ -71,9 +69,4 @@ def open_model_file(key: str, sha256: str, storage_dir: str | Path) -> Path:
 
 
 def delete_model_file(key: str, storage_dir: str | Path) -> None:
-    path = Path(storage_dir) / key
-    path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass
+    store(storage_dir).delete_prefix(key.rsplit("/", 1)[0] + "/")

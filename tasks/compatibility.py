@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from compatibility import EXTRACTOR_VERSION, assign, content_features, explain, parse_requirement, score_matrix
 from compatibility.scoring import requirement_scores
 from models import Project, ProjectRequirement, ProjectVideoAssignment, Video, VideoCompatibilityCache, utcnow
+from storage import video_file
 
 from . import runtime
 from .app import app
@@ -33,7 +33,7 @@ def video_features(db: Session, video: Video, progress: Callable[[float], None] 
     cache = db.scalar(select(VideoCompatibilityCache).where(VideoCompatibilityCache.video_id == video.id))
     if cache is not None and cache.extractor_version == EXTRACTOR_VERSION and cache.video_checksum == video.checksum:
         return cache.compatibility_vector, True
-    path = Path(runtime.settings().storage_dir) / video.storage_path
+    path = video_file(video)
     vector = {**metadata_features(video),
               **content_features(path, video.frame_count, video.duration, progress=progress),
               "extractor_version": EXTRACTOR_VERSION}

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, insert
 
 from models import DetectionEvent, Project, Video, utcnow
+from storage import video_file
 from vision.detectors import Detector, ModelSpec, load_detector
 from vision.pipeline import DetectionPipeline, FrameResult
 from vision.tracker import TrackerConfig
@@ -148,7 +149,7 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
         video = db.get(Video, uuid.UUID(params["video_id"]))
         if video is None:
             raise ValueError(f"video {params['video_id']} no longer exists")
-        path = Path(runtime.settings().storage_dir) / video.storage_path
+        path = video_file(video)
         project = db.get(Project, video.project_id) if video.project_id else None
         labels = list(project.labels) if project is not None and project.labels else None
     # A redelivered job starts over: whatever an earlier attempt wrote is replaced, never doubled.

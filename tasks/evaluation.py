@@ -14,12 +14,9 @@ that finishes after a newer request leaves its numbers in its own job result onl
 """
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +40,7 @@ from models import (
     VideoAnnotation,
     utcnow,
 )
+from storage import Store, store
 
 from . import runtime
 from .app import app
@@ -368,32 +366,26 @@ def _store_results(test_session_id: uuid.UUID, job_id: uuid.UUID, results: dict[
         return True
 
 
-def plot_path(storage_dir: Path, test_session_id: uuid.UUID, job_id: uuid.UUID, name: str) -> Path:
+def plot_key(test_session_id: uuid.UUID, job_id: uuid.UUID, name: str) -> str:
     """Where evaluation job ``job_id`` of a test session writes plot ``name``: built from the ids."""
-    return Path(storage_dir) / REPORT_DIR / str(test_session_id) / str(job_id) / f"{name}.png"
+    return f"{REPORT_DIR}/{test_session_id}/{job_id}/{name}.png"
 
 
-def write_plots(storage_dir: Path, test_session_id: uuid.UUID, job_id: uuid.UUID,
+def write_plots(stored: Store, test_session_id: uuid.UUID, job_id: uuid.UUID,
                 plots: dict[str, bytes]) -> dict[str, str]:
-    """PNG files under ``reports/<test session>/<job>/``, each written to a temporary name and renamed."""
+    """PNG files under ``reports/<test session>/<job>/``, each published whole."""
     out = {}
     for name, data in plots.items():
-        path = plot_path(storage_dir, test_session_id, job_id, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        out[name] = str(path.relative_to(storage_dir))
+        out[name] = key = plot_key(test_session_id, job_id, name)
+        stored.put_bytes(key, data)
     return out
 
 
-def prune_plots(storage_dir: Path, test_session_id: uuid.UUID, keep_job: str) -> None:
+def prune_plots(stored: Store, test_session_id: uuid.UUID, keep_job: str) -> None:
     """Plots of superseded evaluations of this session are no longer served."""
-    base = storage_dir / REPORT_DIR / str(test_session_id)
-    if base.is_dir():
-        for child in base.iterdir():
-            if child.is_dir() and child.name != keep_job:
-                shutil.rmtree(child, ignore_errors=True)
+    base = f"{REPORT_DIR}/{test_session_id}/"
+    for job in {key[len(base):].split("/", 1)[0] for key in stored.keys(base)} - {keep_job}:
+        stored.delete_prefix(f"{base}{job}/")
 
 
 # ------------------------------------------------------------------------------ the job
@@ -422,7 +414,7 @@ def evaluate_body(ctx: JobContext) -> dict[str, Any]:
 
 def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
     params = ctx.params
-    storage_dir = Path(runtime.settings().storage_dir)
+    stored = store()
     ctx.progress(2, "loading ground truth")
     with runtime.database().Session() as db:
         ts = db.get(TestSession, ts_id)
@@ -434,7 +426,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         if gt_session.video_id != ts.video_id:
             raise EvaluationError("the ground-truth annotation session is of another video")
         video, project = db.get(Video, ts.video_id), db.get(Project, ts.project_id)
-        timeline = bindings.video_timeline(video, storage_dir)
+        timeline = bindings.video_timeline(video, runtime.settings().storage_dir)
         frames = evaluated_frames(ts, video)
         present = [*db.scalars(select(VideoAnnotation.class_label).distinct()
                                .where(VideoAnnotation.annotation_session_id == gt_session.id)),
@@ -517,7 +509,7 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
         "basis": basis,
     }
     # Found again from the session and job ids (never from a stored path): see the report route.
-    write_plots(storage_dir, ts_id, ctx.job_id, render_report(results))
+    write_plots(stored, ts_id, ctx.job_id, render_report(results))
     run_id = params.get("validation_run_id")
     matches_path = None
     if run_id:  # the run aggregates these matches with the other videos' (the run row keeps the path)
@@ -525,12 +517,12 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
 
         matches = matches_of(gt, dt, names, frames, timeline.timestamps, params["score_threshold"],
                              params["iou_threshold"], tracking=with_tracking, video_id=str(ts.video_id))
-        matches_path = store_matches(storage_dir, REPORT_DIR, ts_id, ctx.job_id, matches)
+        matches_path = store_matches(stored, REPORT_DIR, ts_id, ctx.job_id, matches)
     ctx.progress(95, "storing")
     if not _store_results(ts_id, ctx.job_id, results):
         return {"test_session_id": str(ts_id), "outcome": "superseded by a newer evaluation",
                 "coco": results["coco"]["overall"]}
-    prune_plots(storage_dir, ts_id, str(ctx.job_id))
+    prune_plots(stored, ts_id, str(ctx.job_id))
     if run_id:
         from .validation import video_ended
 

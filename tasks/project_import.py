@@ -52,9 +52,9 @@ from models import (
 )
 from models.schemas import column_problems
 from models.types import UTCDateTime
+from storage import store
 from vision.catalogue import safe_file_name
 
-from . import runtime
 from .lifecycle import JobContext
 
 TABLES = {"projects": Project.__table__, "requirements": ProjectRequirement.__table__, "videos": Video.__table__,
@@ -144,11 +144,11 @@ def _find_videos(conn: Connection, check: ProjectCheck, user: User | None) -> di
         stmt = stmt.where(or_(Video.project_id.in_(members), Video.project_id.is_(None) & (Video.uploaded_by == uid)))
     from sqlalchemy.orm import Session
 
-    storage = Path(runtime.settings().storage_dir)
+    stored = store()
     with Session(bind=conn) as s:
         candidates: dict[str, list[Video]] = {}
         for video in s.scalars(stmt):
-            if (storage / video.storage_path).is_file():
+            if stored.exists(video.storage_path):
                 s.expunge(video)
                 candidates.setdefault(video.checksum, []).append(video)
     for row in check.videos:

@@ -10,7 +10,6 @@ finds its import completed writes nothing again.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import uuid
 import zipfile
@@ -53,6 +52,7 @@ from models import (
     utcnow,
 )
 from models.bulk import OrderedIds, insert_rows
+from storage import store, video_file
 
 from . import runtime
 from .app import app
@@ -338,12 +338,10 @@ def _write_per_video(fmt: str, dest: Path, items: list[tuple[VideoInfo, Callable
                      classes: list[str], kind: str, with_images: bool = False) -> int:
     """One file per video (:func:`formats.write_per_video`); a YOLO dataset carries its frames as
     JPEG unless ``with_images`` is off."""
-    storage = Path(runtime.settings().storage_dir)
-
     def images_of(video: Video | None) -> Callable[[], FrameJpegs] | None:
         if not with_images or fmt != "yolo" or video is None:
             return None
-        return lambda: FrameJpegs(storage / video.storage_path)
+        return lambda: FrameJpegs(video_file(video))
 
     return formats.write_per_video(fmt, dest, [(info, make, images_of(video)) for info, make, video in items],
                                    classes=classes, kind=kind)
@@ -489,9 +487,8 @@ def export_body(ctx: JobContext) -> dict[str, Any]:
         ctx.progress(96, "finalizing")
         digest, size = sha256_file(tmp)
         name = export_file_name(exp, tmp)
-        final = exports_dir() / name
         ctx.check_cancel()  # the last point where a cancel lands: after it the file is in place
-        os.replace(tmp, final)
+        store().put_file(f"exports/{name}", tmp, move=True)  # complete before the row says completed
     except BaseException:
         tmp.unlink(missing_ok=True)  # the job's state (failed, cancelled) is the lifecycle's to write
         raise
@@ -653,9 +650,8 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
     if imp.completed_at is not None:  # a redelivery after the commit: nothing more to write
         release_import_file(imp.file_path)
         return _job_result(db, ctx.job_id) or _committed_import_result(db, imp, params)
-    path = imports_dir() / imp.file_path
     try:
-        result = _run_import(ctx, db, imp, path, params)
+        result = _run_import(ctx, db, imp, store().local_path(f"imports/{imp.file_path}"), params)
     except JobLost:
         raise  # another attempt owns the import now
     except Exception:  # failed or cancelled (the lifecycle records which); a worker shutting down
@@ -850,9 +846,8 @@ def expire_exports(now=None) -> int:
         rows = s.execute(select(ExportJob.id, ExportJob.file_path)
                          .where(ExportJob.status == "completed", ExportJob.expires_at <= now,
                                 ExportJob.file_path.is_not(None))).all()
-    storage = Path(runtime.settings().storage_dir)
     for export_id, rel in rows:
-        (storage / rel).unlink(missing_ok=True)
+        store().delete(rel)
         with db.session() as s:
             s.execute(update(ExportJob).where(ExportJob.id == export_id).values(file_path=None))
     return len(rows)
@@ -860,10 +855,9 @@ def expire_exports(now=None) -> int:
 
 def remove_import_file(rel: str, storage_dir: Path | None = None) -> None:
     """Delete an import's upload (its folder ``imports/<import id>/``)."""
-    base = (Path(storage_dir) / "imports" if storage_dir is not None else imports_dir()).resolve()
-    folder = (base / Path(rel).parent).resolve()
-    if folder.parent == base:
-        shutil.rmtree(folder, ignore_errors=True)
+    folder = Path(rel).parent
+    if len(folder.parts) == 1 and folder.name not in ("", ".", ".."):
+        store(storage_dir).delete_prefix(f"imports/{folder.name}/")
 
 
 def release_import_file(rel: str, settings=None) -> None:

@@ -12,11 +12,8 @@ killed past its redelivery cap, a job failed by the reaper).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -33,6 +30,7 @@ from models import (
     VideoCompatibilityCache,
     utcnow,
 )
+from storage import Store, store
 
 from . import rooms, runtime
 from .app import app
@@ -85,30 +83,20 @@ def matches_of(gt, dt, class_names: list[str], frames, timestamps, score_thresho
                                   tracking=tracking, video_id=video_id, hota=hota)
 
 
-def store_matches(storage_dir: Path, report_dir: str, test_session_id: uuid.UUID, job_id: uuid.UUID,
+def store_matches(stored: Store, report_dir: str, test_session_id: uuid.UUID, job_id: uuid.UUID,
                   matches: Any) -> str:
-    """A video's matches (``evaluation.runs.VideoMatches``) next to its evaluation report; the
-    path relative to the storage directory is returned."""
-    folder = storage_dir / report_dir / str(test_session_id) / str(job_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / MATCHES_FILE
-    _publish(path, matches.to_bytes())
-    return str(path.relative_to(storage_dir))
+    """A video's matches (``evaluation.runs.VideoMatches``) next to its evaluation report; its
+    storage key is returned."""
+    key = f"{report_dir}/{test_session_id}/{job_id}/{MATCHES_FILE}"
+    stored.put_bytes(key, matches.to_bytes())
+    return key
 
 
-def _keep_for_run(storage_dir: Path, run_id: str, video_id: uuid.UUID, relative: str) -> str:
-    """The run keeps its own link to the matches: a later evaluation of the session prunes the old report."""
-    src = storage_dir / relative
-    dst = storage_dir / RUN_DIR / run_id / f"{video_id}.matches"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".part")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    return str(dst.relative_to(storage_dir))
+def _keep_for_run(stored: Store, run_id: str, video_id: uuid.UUID, relative: str) -> str:
+    """The run keeps its own copy of the matches: a later evaluation of the session prunes the old report."""
+    key = f"{RUN_DIR}/{run_id}/{video_id}.matches"
+    stored.copy(relative, key)
+    return key
 
 
 def video_ended(run_id: str | None, test_session_id: uuid.UUID, status: str, *, error: str | None = None,
@@ -122,7 +110,7 @@ def video_ended(run_id: str | None, test_session_id: uuid.UUID, status: str, *, 
         return False
     rid = uuid.UUID(str(run_id))
     db = runtime.database()
-    storage_dir = Path(runtime.settings().storage_dir)
+    stored = store()
     job = None
     with db.Session() as s:
         rv = s.scalar(select(ValidationRunVideo).where(ValidationRunVideo.run_id == rid,
@@ -130,7 +118,7 @@ def video_ended(run_id: str | None, test_session_id: uuid.UUID, status: str, *, 
         if rv is None or rv.status != "pending":
             return False
         if matches_path is not None:
-            matches_path = _keep_for_run(storage_dir, str(rid), rv.video_id, matches_path)
+            matches_path = _keep_for_run(stored, str(rid), rv.video_id, matches_path)
         moved = s.execute(update(ValidationRunVideo)
                           .where(ValidationRunVideo.id == rv.id, ValidationRunVideo.status == "pending")
                           .values(status=status, error=error, evaluation_job_id=evaluation_job_id,
@@ -314,12 +302,12 @@ def video_attributes(s: Session, project_id: uuid.UUID, video_ids: list[uuid.UUI
     return out
 
 
-def run_matches(storage_dir: Path, rows: list[ValidationRunVideo], only: set[str] | None = None):
+def run_matches(stored: Store, rows: list[ValidationRunVideo], only: set[str] | None = None):
     """A callable giving the run's stored matches one file at a time (what the engine reads)."""
-    paths = [storage_dir / rv.matches_path for rv in rows
-             if rv.status == "done" and rv.matches_path and (only is None or str(rv.video_id) in only)]
+    keys = [rv.matches_path for rv in rows
+            if rv.status == "done" and rv.matches_path and (only is None or str(rv.video_id) in only)]
     matches = engine().VideoMatches
-    return lambda: (matches.from_bytes(p.read_bytes()) for p in paths)
+    return lambda: (matches.from_bytes(stored.read_bytes(k)) for k in keys)
 
 
 def done_videos(s: Session, run_id: uuid.UUID) -> list[ValidationRunVideo]:
@@ -328,14 +316,14 @@ def done_videos(s: Session, run_id: uuid.UUID) -> list[ValidationRunVideo]:
                           .order_by(ValidationRunVideo.position)))
 
 
-def compare(storage_dir: Path, baseline: list[ValidationRunVideo], candidate: list[ValidationRunVideo],
+def compare(stored: Store, baseline: list[ValidationRunVideo], candidate: list[ValidationRunVideo],
             attributes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Paired comparison (candidate - baseline) on the videos both runs have matches of."""
     common = {str(rv.video_id) for rv in baseline} & {str(rv.video_id) for rv in candidate}
     if not common:
         raise engine().RunError("the runs have no evaluated video in common")
-    result = engine().compare_runs(run_matches(storage_dir, baseline, common),
-                                   run_matches(storage_dir, candidate, common),
+    result = engine().compare_runs(run_matches(stored, baseline, common),
+                                   run_matches(stored, candidate, common),
                                    {k: v for k, v in attributes.items() if k in common},
                                    resamples=RESAMPLES, seed=SEED)
     result["videos_compared"] = sorted(common)
@@ -344,24 +332,17 @@ def compare(storage_dir: Path, baseline: list[ValidationRunVideo], candidate: li
     return result
 
 
-def write_report(folder: Path, title: str, metrics: dict[str, Any], comparison: dict[str, Any] | None,
-                 baseline: dict[str, Any] | None, gates: dict[str, Any]) -> Path:
-    """The run's PNG plots and its self-contained HTML report, each written to a temporary name and renamed."""
+def write_report(stored: Store, folder: str, title: str, metrics: dict[str, Any], comparison: dict[str, Any] | None,
+                 baseline: dict[str, Any] | None, gates: dict[str, Any]) -> str:
+    """The run's PNG plots and its self-contained HTML report, each published whole; the report's key."""
     from evaluation.run_report import render_html, render_plots  # matplotlib only where plots are drawn
 
-    folder.mkdir(parents=True, exist_ok=True)
     plots = render_plots(metrics, baseline)
     for name, data in plots.items():
-        _publish(folder / f"{name}.png", data)
-    path = folder / "report.html"
-    _publish(path, render_html(title, metrics, comparison, gates, plots).encode())
-    return path
-
-
-def _publish(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+        stored.put_bytes(f"{folder}/{name}.png", data)
+    key = f"{folder}/report.html"
+    stored.put_bytes(key, render_html(title, metrics, comparison, gates, plots).encode())
+    return key
 
 
 def _set_run(run_id: uuid.UUID, where_status: str | None, **values: Any) -> bool:
@@ -388,7 +369,7 @@ def aggregate_body(ctx: JobContext) -> dict[str, Any]:
 
 
 def _aggregate(ctx: JobContext, run_id: uuid.UUID) -> dict[str, Any]:
-    storage_dir = Path(runtime.settings().storage_dir)
+    stored = store()
     ctx.progress(1, "loading the run")
     with runtime.database().Session() as s:
         run = s.get(ValidationRun, run_id)
@@ -406,19 +387,19 @@ def _aggregate(ctx: JobContext, run_id: uuid.UUID) -> dict[str, Any]:
         gates = list(run.gates or [])
         name = f"{run.name} ({run.id})"
     ctx.progress(10, f"aggregating {len(done)} video(s)")
-    metrics = engine().aggregate(run_matches(storage_dir, done),
+    metrics = engine().aggregate(run_matches(stored, done),
                                  {k: v for k, v in attributes.items() if k in {str(rv.video_id) for rv in done}},
                                  resamples=RESAMPLES, seed=SEED)
     metrics["missing_videos"] = missing
     from evaluation.run_report import pr_curve
 
-    metrics["pr_curve"] = pr_curve(run_matches(storage_dir, done)())
+    metrics["pr_curve"] = pr_curve(run_matches(stored, done)())
     ctx.check_cancel()
     comparison = None
     if baseline_done:
         ctx.progress(60, "comparing with the baseline")
         try:
-            comparison = compare(storage_dir, baseline_done, done, attributes)
+            comparison = compare(stored, baseline_done, done, attributes)
         except engine().RunError as exc:
             comparison = {"error": str(exc)}
     ctx.progress(75, "evaluating gates")
@@ -426,14 +407,14 @@ def _aggregate(ctx: JobContext, run_id: uuid.UUID) -> dict[str, Any]:
                                                  "error" not in comparison else None) \
         if gates else {"gate_status": None, "gates": []}
     ctx.progress(80, "drawing the report")
-    report_path = write_report(storage_dir / RUN_DIR / str(run_id), f"Validation run {name}", metrics,
+    report_path = write_report(stored, f"{RUN_DIR}/{run_id}", f"Validation run {name}", metrics,
                                comparison, baseline_metrics, gate_outcome)
     ctx.check_cancel()
     ctx.progress(95, "storing")
     status = "partial" if missing else "completed"
     if not _set_run(run_id, "aggregating", status=status, metrics=metrics, comparison=comparison,
                     gate_status=gate_outcome["gate_status"], gate_results=gate_outcome["gates"],
-                    report_path=str(report_path.relative_to(storage_dir)), finished_at=utcnow()):
+                    report_path=report_path, finished_at=utcnow()):
         return {"validation_run_id": str(run_id), "outcome": "run no longer aggregating (cancelled?)"}
     emit_progress(run_id, force=True)
     return {"validation_run_id": str(run_id), "outcome": status, "videos": len(done),

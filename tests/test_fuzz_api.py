@@ -15,7 +15,7 @@ import schemathesis
 from harness import own_stack
 
 # Property-based fuzzing of the API.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the fuzzer's own run has 900 s
 
 
 def test_no_request_makes_the_server_fail(tmp_path, unit_redis_url):

@@ -100,8 +100,11 @@ def test_compose_file_is_valid_and_wires_every_service():
     out = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    for service in ("redis:", "postgres:", "web:", "worker-gpu:", "worker-cpu:", "beat:", "flower:"):
+    for service in ("redis:", "postgres:", "minio:", "web:", "worker-gpu:", "worker-cpu:", "beat:", "flower:"):
         assert f"  {service}" in out.stdout, service
+    # Pools on several hosts share the object store; the model folder is named as settings.py reads it.
+    assert "STORAGE_URL: s3://" in out.stdout and "S3_ENDPOINT_URL: http://minio:9000" in out.stdout
+    assert "VISION_MODEL_DIR: /data/models" in out.stdout and " MODEL_DIR:" not in out.stdout
     assert "noeviction" in out.stdout and "appendonly" in out.stdout
     assert "driver: nvidia" in out.stdout
 

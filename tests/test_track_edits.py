@@ -90,7 +90,7 @@ def test_collaborative_edits_carry_keyframes_under_base_version(stack, session):
         bad = a.call("real_time_annotation", {"session_id": s["id"], "op": "update", "annotation": {
             "id": made["id"], "keyframes": [{"frame": 3}]}})
         assert bad["error"]["code"] == "validation_error"
-        assert "keyframes" in bad["error"]["details"]["fields"]["annotation"]
+        assert "keyframes" in bad["error"]["details"]["fields"]["data"]["annotation"]
     finally:
         a.close()
         b.close()

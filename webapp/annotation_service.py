@@ -215,7 +215,7 @@ def keyframe_edits(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int
     try:
         edits = KeyframeEdits().load(raw)
     except ValidationError as exc:
-        raise validation_error({"annotation": exc.messages}) from None
+        raise validation_error({"annotation": exc.messages}, "data") from None
     return edits["keyframes"], edits["delete_keyframes"]
 
 

@@ -8,6 +8,8 @@ from flask import jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from storage import StorageUnavailable
+
 log = logging.getLogger(__name__)
 
 CODES = {
@@ -88,6 +90,11 @@ def register(app) -> None:
     def _db_down(exc):
         log.error("database unavailable: %s", exc)
         return error_response(503, "database unavailable, try again shortly", details={"retry": True})
+
+    @app.errorhandler(StorageUnavailable)
+    def _store_down(exc):
+        log.error("storage unavailable: %s", exc)
+        return error_response(503, "storage unavailable, try again shortly", details={"retry": True})
 
     @app.errorhandler(DBAPIError)
     def _db_error(exc: DBAPIError):

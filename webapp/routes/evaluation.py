@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app, url_for
@@ -21,7 +20,8 @@ from sqlalchemy import select
 
 from evaluation.session import compare_metrics
 from models import AnnotationSession, Job, TestSession, Video
-from tasks.evaluation import REPORT_DIR, EvaluationError, ground_truth_basis, plot_path, queue_evaluation
+from storage import NotFound, store
+from tasks.evaluation import EvaluationError, ground_truth_basis, plot_key, queue_evaluation
 
 from ..auth import current_user, get_or_404, get_project_for
 from ..db import audit, db_session
@@ -155,12 +155,11 @@ def get_basis(args, test_session_id):
     return {"test_session_id": str(ts.id), "basis": basis, "refusal": refusal(basis)}
 
 
-def plot_file(storage_dir: str | Path, ts: TestSession, results: dict[str, Any], name: str) -> Path | None:
+def plot_file(ts: TestSession, results: dict[str, Any], name: str) -> str | None:
     """Where the evaluation job that produced ``results`` wrote plot ``name`` for this session.
 
     The path is built from the session's id, the job id (a UUID) and a name of
-    :data:`PLOT_NAMES`, never from a stored path, and must resolve inside the session's report
-    folder; None when it cannot be built that way.
+    :data:`PLOT_NAMES`, never from a stored path; None when it cannot be built that way.
     """
     try:
         job_id = uuid.UUID(str(results.get("job_id")))
@@ -168,16 +167,17 @@ def plot_file(storage_dir: str | Path, ts: TestSession, results: dict[str, Any],
         return None
     if name not in PLOT_NAMES:
         return None
-    folder = (Path(storage_dir) / REPORT_DIR / str(ts.id)).resolve()
-    path = plot_path(Path(storage_dir), ts.id, job_id, name).resolve()
-    return path if path.is_relative_to(folder) else None
+    return plot_key(ts.id, job_id, name)
 
 
 def _plot_bytes(ts: TestSession, results: dict[str, Any], name: str) -> bytes:
     """The plot the evaluation job drew; drawn again from the stored numbers if its file is gone."""
-    path = plot_file(current_app.config["STORAGE_DIR"], ts, results, name)
-    if path is not None and path.is_file():
-        return path.read_bytes()
+    key = plot_file(ts, results, name)
+    if key is not None:
+        try:
+            return store(current_app.config["STORAGE_DIR"]).read_bytes(key)
+        except NotFound:
+            pass
     from evaluation.report import render_plot
 
     try:

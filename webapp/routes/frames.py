@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from pathlib import Path
 
 from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from models import Video
+from storage import NotFound, video_file
 from vision.reader import read_frame
 
 from ..auth import get_or_404
@@ -67,8 +67,11 @@ def video_frame(args, video_id, frame_number):
         if data is not None:
             _cache.move_to_end(key)
     if data is None:
-        path = Path(current_app.config["STORAGE_DIR"]) / video.storage_path
-        data = _off_the_loop(_frame_jpeg, str(path), frame_number, width) if path.is_file() else None
+        try:
+            path = video_file(video, current_app.config["STORAGE_DIR"])
+        except NotFound:
+            path = None
+        data = _off_the_loop(_frame_jpeg, str(path), frame_number, width) if path is not None else None
         if data is None:
             raise ApiError(404, f"frame {frame_number} could not be decoded")
         with _lock:

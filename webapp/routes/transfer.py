@@ -1,12 +1,11 @@
 """Export and import jobs: submit, follow, download; uploads stream to disk, work runs on the CPU pool."""
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
 
-from flask import Response, current_app, request, send_file, url_for
+from flask import Response, current_app, redirect, request, send_file, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
 from sqlalchemy import func, select, update
@@ -24,6 +23,7 @@ from models import (
     VideoAnnotation,
     utcnow,
 )
+from storage import store
 from tasks.dispatch import create_job, dispatch
 from tasks.transfer import RECORD_FORMATS, Scope, scope_projects
 
@@ -195,16 +195,18 @@ def download_export(export_id):
     if exp.expires_at is not None and exp.expires_at <= utcnow():
         raise ApiError(410, "this export expired; export again")
     _check_scope(db, user, Scope.from_dict(exp.scope_filter or {}))
-    path = Path(current_app.config["STORAGE_DIR"]) / exp.file_path
-    if not path.is_file():
+    stored = store(current_app.config["STORAGE_DIR"])
+    if not stored.exists(exp.file_path):
         raise ApiError(410, "the export file is gone; export again")
     db.execute(update(ExportJob).where(ExportJob.id == exp.id)
                .values(download_count=ExportJob.download_count + 1))
     audit(db, "download", "export_job", exp.id)
     db.commit()
-    ext = path.suffix
+    ext = Path(exp.file_path).suffix
     mimetype = "application/zip" if ext == ".zip" else formats.CONTENT_TYPES[exp.format]
-    response = send_file(path, mimetype=mimetype, conditional=False, etag=False)
+    url = stored.url(exp.file_path, filename=attachment(exp.job_name, "export", ext), mimetype=mimetype)
+    response = redirect(url) if url else send_file(stored.local_path(exp.file_path), mimetype=mimetype,
+                                                   conditional=False, etag=False)
     response.headers["Content-Disposition"] = attachment(exp.job_name, "export", ext)
     response.headers["X-Content-SHA256"] = exp.sha256 or ""
     return response
@@ -374,11 +376,10 @@ def _enqueue_import(db, user, data: dict, upload, params: dict, project_id):
     import_id = uuid.uuid4()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(upload.filename or "upload").name)[:100]
     relative = f"{import_id}/{safe.strip('.') or 'upload'}"
-    final = Path(current_app.config["STORAGE_DIR"]) / "imports" / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
+    stored = store(current_app.config["STORAGE_DIR"])
     upload.stream.flush()
     digest, _ = sha256_of(upload.stream.name)
-    os.replace(upload.stream.name, final)
+    stored.put_file(f"imports/{relative}", upload.stream.name, move=True)
     try:
         params = {"import_id": str(import_id), **params, "sha256": digest}
         imp = ImportJob(id=import_id, job_name=data["job_name"], import_type=data["import_type"],
@@ -390,8 +391,7 @@ def _enqueue_import(db, user, data: dict, upload, params: dict, project_id):
                                                       "import_type": imp.import_type})
         _submit(db, job)
     except BaseException:
-        final.unlink(missing_ok=True)
-        final.parent.rmdir()
+        stored.delete_prefix(f"imports/{import_id}/")
         raise
     # A multipart route has no response schema: serialize as the job routes do (ISO 8601 times).
     return ImportOut().dump(_import_out(imp)), 202, {"Location": url_for("transfer.get_import",

@@ -7,7 +7,6 @@ queues the aggregation (CPU pool). See ``tasks.validation``.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from flask import current_app, send_file
@@ -29,6 +28,7 @@ from models import (
     VideoCompatibilityCache,
     utcnow,
 )
+from storage import NotFound, store
 from tasks import rooms
 from tasks import validation as runs_tasks
 from tasks.dispatch import create_job, dispatch
@@ -300,7 +300,7 @@ def compare(args):
     done_a, done_b = runs_tasks.done_videos(db, a.id), runs_tasks.done_videos(db, b.id)
     attributes = runs_tasks.video_attributes(db, a.project_id, sorted({rv.video_id for rv in [*done_a, *done_b]}))
     try:
-        result = runs_tasks.compare(Path(current_app.config["STORAGE_DIR"]), done_a, done_b, attributes)
+        result = runs_tasks.compare(store(current_app.config["STORAGE_DIR"]), done_a, done_b, attributes)
     except runs_tasks.engine().RunError as exc:
         raise validation_error({"ids": str(exc)}, "query", f"the runs cannot be compared: {exc}") from None
     return {"ids": [str(a.id), str(b.id)], "baseline": str(a.id), "candidate": str(b.id), "comparison": result}
@@ -326,9 +326,10 @@ def get_run_report(run_id):
     run = get_or_404(ValidationRun, run_id, "validation run")
     if run.report_path is None:
         raise ApiError(404, f"the run has no report yet ({run.status})")
-    path = Path(current_app.config["STORAGE_DIR"]) / run.report_path
-    if not path.is_file():
-        raise ApiError(404, "the run's report file is gone")
+    try:
+        path = store(current_app.config["STORAGE_DIR"]).local_path(run.report_path)
+    except NotFound:
+        raise ApiError(404, "the run's report file is gone") from None
     return send_file(path, mimetype="text/html", as_attachment=True,
                      download_name=f"validation-run-{run.id}.html")
 

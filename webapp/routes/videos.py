@@ -1,7 +1,6 @@
 """Video upload and listing."""
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -10,8 +9,8 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import or_, select
 
-from keyframes.timeline import timeline_path
 from models import ProjectMember, Video
+from storage import store, timeline_key
 from vision.probe import NotAVideo, probe_video
 
 from ..auth import current_user, get_or_404, get_project_for, require_writer
@@ -67,12 +66,11 @@ def upload_video():
     video_id = uuid.uuid4()
     ext = Path(upload.filename or "").suffix.lower()
     relative = f"videos/{video_id}{ext if ext in KNOWN_EXTENSIONS else '.video'}"
-    final = Path(current_app.config["STORAGE_DIR"]) / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    timeline = timeline_path(final)
+    stored = store(current_app.config["STORAGE_DIR"])
     try:
-        save_timeline(timeline, info.timestamps)
-        os.replace(part_path, final)
+        with stored.staged(timeline_key(relative)) as timeline:
+            save_timeline(timeline, info.timestamps)
+        stored.put_file(relative, part_path, move=True)
         video = Video(id=video_id, project_id=project_id, filename=(upload.filename or "upload")[:255],
                       storage_path=relative, size_bytes=size, checksum=checksum, fps=info.fps,
                       frame_count=info.frame_count, width=info.width, height=info.height,
@@ -82,8 +80,8 @@ def upload_video():
         audit(session, "create", "video", video_id, {"filename": video.filename, "size_bytes": size})
         session.commit()
     except BaseException:
-        final.unlink(missing_ok=True)
-        timeline.unlink(missing_ok=True)
+        stored.delete(relative)
+        stored.delete(timeline_key(relative))
         raise
     return video
 
