@@ -77,6 +77,7 @@ ANNOTATION_VALIDATED = "annotation_validated"
 ANNOTATION_CONFLICT = "annotation_conflict"
 USER_JOINED = "user_joined"
 USER_LEFT = "user_left"
+PRESENCE_UPDATE = "presence_update"
 VALIDATION_RUN_PROGRESS = "validation_run_progress"
 VALIDATION_RUN_SNAPSHOT = "validation_run_snapshot"
 

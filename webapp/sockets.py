@@ -449,7 +449,7 @@ def annotation_focus(data):
     except Exception:  # noqa: BLE001 - presence is best effort
         pass
     presence = _presence(key)
-    socketio.emit("presence_update", {"session_id": key, "presence": presence}, to=f"annotation_{key}")
+    socketio.emit(rooms.PRESENCE_UPDATE, {"session_id": key, "presence": presence}, to=rooms.annotation_room(key))
     return {"ok": True, "presence": presence}
 
 

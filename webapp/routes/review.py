@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from models import AnnotationSession, VideoAnnotation, utcnow
+from tasks import rooms
 
 from ..annotation_service import annotation_dict, broadcast, consistency_findings, load_session
 from ..auth import current_user
@@ -149,11 +150,11 @@ def bulk_validate(data, session_id):
     db.commit()
     for a, findings in decided:
         payload = annotation_dict(a)
-        socketio.emit("annotation_validated", {
+        socketio.emit(rooms.ANNOTATION_VALIDATED, {
             "annotation_id": str(a.id), "session_id": str(ann_session.id),
             "validation": {"status": a.validation_status, "validated_by": str(user.id),
                            "validated_at": payload["validated_at"], "reason": a.validation_reason,
-                           "findings": findings}}, to=f"annotation_{ann_session.id}")
+                           "findings": findings}}, to=rooms.annotation_room(ann_session.id))
         broadcast(ann_session.id, "update", payload, user)
     return {"session_id": str(ann_session.id), "status": data["status"], "decided": len(decided),
             "annotation_ids": [str(a.id) for a, _ in decided], "with_warnings": warned, "skipped": skipped,
