@@ -10,6 +10,7 @@ databases and its own ports, so workers never see each other's queues or rooms.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -31,6 +32,8 @@ from harness import REDIS_BASE, Stack  # noqa: E402
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 #: Redis database numbers per use; under xdist with a shared TEST_REDIS_URL each worker has its own three.
 REDIS_DBS = {"sqlite": 11 - db_offset(), "postgresql": 12 - db_offset(), "unit": 13 - db_offset()}
+#: The in-process app's (``app_stack``), outside the workers' 2-13: one each for the first three xdist workers.
+INPROCESS_DBS = (14, 15, 1)
 #: The backend of a test that is not about the database.
 DEFAULT_BACKEND = "postgresql"
 
@@ -116,6 +119,39 @@ def stack(request, tmp_path_factory, pg_database):
         st.start_web()
         st.start_worker("gpu", "gpu0")
         st.start_worker("cpu", "cpu1", concurrency=2)
+        yield st
+    finally:
+        st.close()
+        _flush(db)
+
+
+@pytest.fixture(scope="session")
+def app_stack(tmp_path_factory, pg_database):
+    """The web app in this process on the Flask test client (:mod:`inprocess`), on a PostgreSQL
+    database of its own and a Redis database of its own; no worker unless a test starts them."""
+    import redis
+    from inprocess import AppStack
+
+    from models import migrate
+
+    url = pg_database()
+    migrate(url)
+    if db_offset() // 3 >= len(INPROCESS_DBS):
+        pytest.fail(f"no Redis database left for app_stack on {os.environ.get('PYTEST_XDIST_WORKER')}")
+    db = INPROCESS_DBS[db_offset() // 3]
+    _flush(db)
+    st = AppStack(tmp_path_factory.mktemp("app-stack"), url, f"{REDIS_BASE}/{db}")
+    st.backend = DEFAULT_BACKEND
+    try:
+        st.start_web()
+        # A job it dispatches lands in this Redis database and nowhere else.
+        queue = redis.Redis.from_url(st.redis_url)
+        before = queue.llen("cpu")
+        r = st.probe("cpu", steps=0, step_seconds=0)
+        assert r.status_code == 202, r.text
+        assert queue.llen("cpu") == before + 1
+        assert json.loads(queue.lindex("cpu", 0))["headers"]["id"] == r.json()["id"]
+        _flush(db)
         yield st
     finally:
         st.close()

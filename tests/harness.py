@@ -238,8 +238,8 @@ class Stack:
     def token(self, username: str = "admin", password: str | None = None) -> str:
         if username == "admin" and password is None and self._token:
             return self._token
-        r = requests.post(self.base + "/api/auth/token",
-                          json={"username": username, "password": password or self.admin_password}, timeout=30)
+        r = self.api("POST", "/api/auth/token", token=None,
+                     json={"username": username, "password": password or self.admin_password})
         assert r.status_code == 200, r.text
         token = r.json()["access_token"]
         if username == "admin" and password is None:

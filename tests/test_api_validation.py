@@ -1,4 +1,8 @@
-"""Malformed input gets the error shape and writes nothing."""
+"""Malformed input gets the error shape and writes nothing.
+
+In-process on the Flask test client (``app_stack``): refusals and error shapes are not about
+processes. The upload size limit keeps a web process of its own (the server refuses the body).
+"""
 from __future__ import annotations
 
 import io
@@ -40,51 +44,51 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("path", "body", "status", "code"), BAD_BODIES)
-def test_bad_json_is_refused_and_nothing_is_written(stack, path, body, status, code):
-    stack.token()  # log in first: a login is an audited change of its own
-    before = _counts(stack)
-    r = stack.api("POST", path, data=body, headers={"Content-Type": "application/json"})
+def test_bad_json_is_refused_and_nothing_is_written(app_stack, path, body, status, code):
+    app_stack.token()  # log in first: a login is an audited change of its own
+    before = _counts(app_stack)
+    r = app_stack.api("POST", path, data=body, headers={"Content-Type": "application/json"})
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert set(error) == {"code", "message", "details"}
     assert error["code"] == code
     if r.status_code == 422:
         assert error["details"]["fields"], error  # names the offending field
-    assert _counts(stack) == before
+    assert _counts(app_stack) == before
 
 
-def test_unknown_ids_are_404_with_the_error_shape(stack):
+def test_unknown_ids_are_404_with_the_error_shape(app_stack):
     for path in ("/api/jobs/00000000-0000-0000-0000-000000000000", "/api/jobs/not-a-uuid",
                  "/api/projects/00000000-0000-0000-0000-000000000000", "/api/videos/xyz", "/api/nothing-here"):
-        r = stack.api("GET", path)
+        r = app_stack.api("GET", path)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (path, r.text)
 
 
-def test_non_video_upload_is_415_and_leaves_nothing(stack):
-    before, files = _counts(stack), _files(stack)
+def test_non_video_upload_is_415_and_leaves_nothing(app_stack):
+    before, files = _counts(app_stack), _files(app_stack)
     for name, payload in (("clip.mp4", b"this is not a video at all" * 100),
                           ("frame.avi", open(__file__, "rb").read())):
-        r = stack.api("POST", "/api/videos", files={"file": (name, io.BytesIO(payload), "video/mp4")})
+        r = app_stack.api("POST", "/api/videos", files={"file": (name, io.BytesIO(payload), "video/mp4")})
         assert r.status_code == 415, r.text
         assert r.json()["error"]["code"] == "unsupported_media_type"
-    assert _counts(stack) == before
-    assert _files(stack) == files
+    assert _counts(app_stack) == before
+    assert _files(app_stack) == files
 
 
-def test_upload_without_file_or_with_bad_form_is_422(stack):
-    before = _counts(stack)
-    r = stack.api("POST", "/api/videos", data={"project_id": "x"})
+def test_upload_without_file_or_with_bad_form_is_422(app_stack):
+    before = _counts(app_stack)
+    r = app_stack.api("POST", "/api/videos", data={"project_id": "x"})
     assert r.status_code == 422 and r.json()["error"]["details"]["fields"]
-    r = stack.api("POST", "/api/videos", files={"other": ("a", b"x")})
+    r = app_stack.api("POST", "/api/videos", files={"other": ("a", b"x")})
     assert r.status_code == 422
-    assert _counts(stack) == before
+    assert _counts(app_stack) == before
 
 
-def test_real_video_upload_is_probed_and_stored_under_a_generated_name(stack, shared_data):
-    project = stack.api("POST", "/api/projects", json={"name": "upload"}).json()
+def test_real_video_upload_is_probed_and_stored_under_a_generated_name(app_stack, shared_data):
+    project = app_stack.api("POST", "/api/projects", json={"name": "upload"}).json()
     path = shared_data / "video" / "vtest.avi"
     with open(path, "rb") as fh:
-        r = stack.api("POST", "/api/videos", data={"project_id": project["id"]},
+        r = app_stack.api("POST", "/api/videos", data={"project_id": project["id"]},
                       files={"file": ("../../etc/evil name.avi", fh, "video/x-msvideo")}, timeout=120)
     assert r.status_code == 201, r.text
     video = r.json()
@@ -93,12 +97,12 @@ def test_real_video_upload_is_probed_and_stored_under_a_generated_name(stack, sh
     assert video["codec"] == "MP43" and video["variable_frame_rate"] is False
     assert video["size_bytes"] == path.stat().st_size and len(video["checksum"]) == 64
     assert video["filename"] == "../../etc/evil name.avi"
-    stored = [f for f in _files(stack) if f.startswith("videos/")]
+    stored = [f for f in _files(app_stack) if f.startswith("videos/")]
     assert f"videos/{video['id']}.avi" in stored
-    assert not [f for f in _files(stack) if f.startswith("tmp/")]
-    listed = stack.api("GET", "/api/videos", params={"project_id": project["id"]}).json()
+    assert not [f for f in _files(app_stack) if f.startswith("tmp/")]
+    listed = app_stack.api("GET", "/api/videos", params={"project_id": project["id"]}).json()
     assert [v["id"] for v in listed["items"]] == [video["id"]]
-    assert stack.api("GET", f"/api/videos/{video['id']}").json()["checksum"] == video["checksum"]
+    assert app_stack.api("GET", f"/api/videos/{video['id']}").json()["checksum"] == video["checksum"]
 
 
 def test_upload_over_the_size_limit_is_413(tmp_path, pg_database):
@@ -111,6 +115,6 @@ def test_upload_over_the_size_limit_is_413(tmp_path, pg_database):
         assert not [f for f in _files(st) if f.startswith(("videos/", "tmp/"))]
 
 
-def test_huge_page_numbers_are_refused_not_a_server_error(stack):
-    r = stack.api("GET", "/api/jobs", params={"page": 10**27})
+def test_huge_page_numbers_are_refused_not_a_server_error(app_stack):
+    r = app_stack.api("GET", "/api/jobs", params={"page": 10**27})
     assert r.status_code == 422 and "page" in r.json()["error"]["details"]["fields"]["query"]

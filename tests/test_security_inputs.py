@@ -1,6 +1,9 @@
 """Hostile input on the live stack: lists across projects, oversized and nested bodies, formulas in
 CSV cells, exports that would stall the web process, forged tokens, leaked paths, Flower's metrics,
-file names with hidden characters, multipart and content-type tricks."""
+file names with hidden characters, multipart and content-type tricks.
+
+Tests that wait for jobs, read the web process's log, send a chunked body or start Flower run on
+the ``stack`` of real processes; refusals and answer shapes run in-process (``app_stack``)."""
 from __future__ import annotations
 
 import csv
@@ -261,14 +264,14 @@ def test_the_secret_is_generated_per_var_dir_and_the_public_default_is_refused(s
     assert stack.api("GET", "/api/users/me", token=resigned).status_code == 200  # the web process uses this file
 
 
-def test_a_token_without_jti_is_401_on_logout_and_refresh(stack):
-    secret = (Path(stack.env["VAR_DIR"]) / "secret_key").read_text().strip()
-    claims = jwt.decode(stack.token(), options={"verify_signature": False})
+def test_a_token_without_jti_is_401_on_logout_and_refresh(app_stack):
+    secret = (Path(app_stack.env["VAR_DIR"]) / "secret_key").read_text().strip()
+    claims = jwt.decode(app_stack.token(), options={"verify_signature": False})
     claims.pop("jti")
     token = jwt.encode(claims, secret, algorithm="HS256")
     for path in ("/api/auth/logout", "/api/auth/refresh"):
-        assert _shaped(stack.api("POST", path, token=token), 401)["code"] == "invalid_token"
-    assert stack.api("GET", "/api/users/me").status_code == 200  # the real token is untouched
+        assert _shaped(app_stack.api("POST", path, token=token), 401)["code"] == "invalid_token"
+    assert app_stack.api("GET", "/api/users/me").status_code == 200  # the real token is untouched
 
 
 def test_job_errors_do_not_reveal_the_workers_paths(stack, tmp_path):
@@ -321,32 +324,29 @@ def _multipart(parts: list[tuple[str, bytes, bytes | None]]) -> tuple[bytes, str
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
-def test_two_file_parts_are_400(stack, tmp_path):
-    project, video = project_with_video(stack, tmp_path)
+def test_two_file_parts_are_400(app_stack, tmp_path):
+    project, video = project_with_video(app_stack, tmp_path)
     clip = make_clip(tmp_path / "two.avi", 10).read_bytes()
     body, ctype = _multipart([("project_id", project["id"].encode(), None), ("file", clip, b"a.avi"),
                               ("file", clip, b"b.avi")])
-    before = stack.api("GET", "/api/videos", params={"project_id": project["id"]}).json()["total"]
-    assert "2 'file' parts" in _shaped(stack.api("POST", "/api/videos", data=body,
+    before = app_stack.api("GET", "/api/videos", params={"project_id": project["id"]}).json()["total"]
+    assert "2 'file' parts" in _shaped(app_stack.api("POST", "/api/videos", data=body,
                                                  headers={"Content-Type": ctype}), 400)["message"]
-    assert stack.api("GET", "/api/videos", params={"project_id": project["id"]}).json()["total"] == before
+    assert app_stack.api("GET", "/api/videos", params={"project_id": project["id"]}).json()["total"] == before
     body, ctype = _multipart([("job_name", b"two", None), ("import_type", b"annotations", None),
                               ("source_format", b"csv", None), ("project_id", project["id"].encode(), None),
                               ("video_id", video["id"].encode(), None), ("file", b"x", b"a.csv"),
                               ("file", b"y", b"b.csv")])
-    _shaped(stack.api("POST", "/api/import/jobs", data=body, headers={"Content-Type": ctype}), 400)
+    _shaped(app_stack.api("POST", "/api/import/jobs", data=body, headers={"Content-Type": ctype}), 400)
 
 
-def test_a_json_route_refuses_other_content_types_with_415(stack):
+def test_a_json_route_refuses_other_content_types_with_415(app_stack):
     for ctype, data in (("text/plain", '{"name": "x"}'), ("application/x-www-form-urlencoded", "name=x"),
                         (None, b'{"name": "x"}')):
         headers = {"Content-Type": ctype} if ctype else {}
-        r = requests.post(stack.base + "/api/projects", data=data, timeout=30,
-                          headers={**headers, "Authorization": f"Bearer {stack.token()}"})
-        if ctype is None:
-            r.request.headers.pop("Content-Type", None)
+        r = app_stack.api("POST", "/api/projects", data=data, headers=headers)  # bytes alone: no Content-Type
         assert _shaped(r, 415)["code"] == "unsupported_media_type"
-    assert stack.api("POST", "/api/projects", json={"name": "typed"}).status_code == 201
+    assert app_stack.api("POST", "/api/projects", json={"name": "typed"}).status_code == 201
 
 
 def test_hidden_characters_in_file_names_are_kept_but_not_shown(stack, tmp_path):
@@ -381,18 +381,18 @@ def test_hidden_characters_in_file_names_are_kept_but_not_shown(stack, tmp_path)
     assert "filename*=UTF-8''r%C3%A9sum%C3%A9.csv" in disposition and "%E2%80%AE" not in disposition
 
 
-def test_every_route_answers_times_in_iso_8601(stack, tmp_path):
+def test_every_route_answers_times_in_iso_8601(app_stack, tmp_path):
     """The session export that turns into a job and the import upload answered ``created_at`` as
     ``Fri, 04 Dec 2026 01:02:03 GMT``; every other route as ISO 8601."""
     import re
     from datetime import datetime
 
-    project, video = project_with_video(stack, tmp_path)
-    session = _session(stack, project, video)
-    ann = _annotate(stack, session, video)
-    answers = [stack.api("POST", f"/api/annotations/{ann['id']}/validate", json={"status": "validated"}),
-               stack.api("GET", f"/api/annotations/sessions/{session['id']}/export/csv", params={"async": "1"}),
-               stack.api("POST", "/api/import/jobs", data={
+    project, video = project_with_video(app_stack, tmp_path)
+    session = _session(app_stack, project, video)
+    ann = _annotate(app_stack, session, video)
+    answers = [app_stack.api("POST", f"/api/annotations/{ann['id']}/validate", json={"status": "validated"}),
+               app_stack.api("GET", f"/api/annotations/sessions/{session['id']}/export/csv", params={"async": "1"}),
+               app_stack.api("POST", "/api/import/jobs", data={
                    "job_name": "t", "import_type": "annotations", "source_format": "csv",
                    "project_id": project["id"], "video_id": video["id"]},
                    files={"file": ("t.csv", ",".join(formats.csvfile.ANNOTATION_COLUMNS) + "\r\n")})]
@@ -402,7 +402,7 @@ def test_every_route_answers_times_in_iso_8601(stack, tmp_path):
     for path in (f"/api/projects/{project['id']}", f"/api/videos/{video['id']}", f"/api/annotations/{ann['id']}",
                  f"/api/annotations/sessions/{session['id']}", "/api/users/me", "/api/jobs", "/api/audit",
                  "/api/export/jobs", "/api/import/jobs"):
-        got = stack.api("GET", path)
+        got = app_stack.api("GET", path)
         assert got.status_code == 200, (path, got.text)
         answers.append(got)
     rfc1123 = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT")
