@@ -152,7 +152,7 @@ def project_role(session: Session, user: Principal, project_id: uuid.UUID) -> st
     )
 
 
-def member_projects(user: Principal) -> Select[tuple[uuid.UUID]]:
+def member_projects(user: Principal) -> Select[uuid.UUID]:
     """The ids of the projects the user is a member of, as a subquery for list filters."""
     return select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
 

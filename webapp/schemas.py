@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -426,7 +426,8 @@ class ModelIn(StrictSchema):
     input_size = fields.Integer(validate=validate.Range(min=32, max=4096))
     half = fields.Boolean()
 
-    def load(self, data: object, *args: object, **kwargs: object) -> dict[str, Any]:
+    def load(self, data: str | Mapping[str, Any] | Sequence[Mapping[str, Any]], *args: object,
+             **kwargs: object) -> dict[str, Any]:
         if isinstance(data, str):
             data = {"name": data}
         return super().load(data, *args, **kwargs)

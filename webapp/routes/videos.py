@@ -28,7 +28,7 @@ bp = Blueprint("videos", __name__, url_prefix="/api/videos", description="Videos
 KNOWN_EXTENSIONS = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 
 
-def _visible_videos(user: Principal) -> Select[tuple[Video]]:
+def _visible_videos(user: Principal) -> Select[Video]:
     stmt = select(Video)
     if not user.is_admin:
         member_projects = select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
