@@ -435,7 +435,7 @@ def leave_annotation_session(data: JSON) -> JSON:
 
 
 @_on("annotation_focus")
-def annotation_focus(data):
+def annotation_focus(data: JSON) -> JSON:
     """Say which frame (and track) this socket is on; everyone in the session sees it in ``presence``."""
     user, session_id = _user(), _uuid(data, "session_id")
     frame, track = data.get("frame_number"), data.get("annotation_id")

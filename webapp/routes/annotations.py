@@ -401,7 +401,7 @@ def validate_annotation(data: dict[str, Any], annotation_id: str) -> dict[str, A
 @bp.route("/<annotation_id>/split", methods=["POST"])
 @bp.arguments(SplitIn)
 @bp.response(201, SplitOut)
-def split_track(data, annotation_id):
+def split_track(data: dict[str, Any], annotation_id: str) -> dict[str, VideoAnnotation]:
     """Cut the track in two at ``frame_number``: this one ends on the frame before, a new track
     (same label and review state) starts there. Every frame keeps its box (``/boxes``)."""
     db, user = db_session(), current_user()
@@ -420,7 +420,7 @@ def split_track(data, annotation_id):
 @bp.route("/<annotation_id>/merge", methods=["POST"])
 @bp.arguments(MergeIn)
 @bp.response(200, AnnotationOut)
-def merge_tracks(data, annotation_id):
+def merge_tracks(data: dict[str, Any], annotation_id: str) -> VideoAnnotation:
     """Join ``other_id`` (same label, no overlap in time) into this track and delete it; frames
     between the two are outside. Every frame keeps its box (``/boxes``)."""
     db, user = db_session(), current_user()
