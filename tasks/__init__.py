@@ -5,7 +5,7 @@ from .app import app
 
 
 @worker_init.connect
-def _check_schema(**_kwargs) -> None:
+def _check_schema(**_kwargs: object) -> None:
     """A worker refuses to start on a database schema it does not know."""
     import sys
 
@@ -24,7 +24,7 @@ def _check_schema(**_kwargs) -> None:
 
 
 @worker_process_init.connect
-def _fresh_connections(**_kwargs) -> None:
+def _fresh_connections(**_kwargs: object) -> None:
     from . import runtime
 
     runtime.reset()

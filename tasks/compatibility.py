@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from celery import Task
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -103,10 +104,10 @@ def assignment_body(ctx: JobContext) -> dict[str, Any]:
 
 
 @app.task(name="jobs.compatibility", bind=True)
-def compatibility(self, job_id: str) -> dict[str, Any]:
+def compatibility(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, analyze_body)
 
 
 @app.task(name="jobs.assignment", bind=True)
-def assignment(self, job_id: str) -> dict[str, Any]:
+def assignment(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, assignment_body)

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from celery import Task
 from sqlalchemy import delete, insert
 
 from models import DetectionEvent, Project, Video, utcnow
@@ -206,5 +207,5 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
 
 
 @app.task(name="jobs.detection", bind=True)
-def detection(self, job_id: str) -> dict[str, Any]:
+def detection(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, detection_body)

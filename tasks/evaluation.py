@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from celery import Task
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -534,5 +535,5 @@ def _evaluate(ctx: JobContext, ts_id: uuid.UUID) -> dict[str, Any]:
 
 
 @app.task(name="jobs.evaluation", bind=True)
-def evaluation(self, job_id: str) -> dict[str, Any]:
+def evaluation(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, evaluate_body)

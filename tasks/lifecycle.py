@@ -26,16 +26,22 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, Connection, Executable, Row, func, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from models import TERMINAL_STATUSES, Database, ExportJob, ImportJob, Job, TestSession, utcnow
 from settings import Settings
 
 from . import rooms, runtime
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +78,7 @@ CANCEL_HINT_KEY = "job-cancel:{}"
 CANCEL_HINT_SECONDS = 24 * 3600
 
 
-def hint_cancel(client, job_id: uuid.UUID | str) -> None:
+def hint_cancel(client: Redis, job_id: uuid.UUID | str) -> None:
     """Tell a running job through Redis that it was cancelled (the database flag follows)."""
     client.set(CANCEL_HINT_KEY.format(job_id), 1, ex=CANCEL_HINT_SECONDS)
 
@@ -296,7 +302,7 @@ def _stored_error(error: str | None) -> str | None:
     return None if error is None else public_error(error, runtime.settings().storage_dir)
 
 
-def _execute_first(db: Database, stmt):
+def _execute_first(db: Database, stmt: Executable) -> Row[Any] | None:
     """One ``RETURNING`` statement in its own transaction, through Core (cheaper than an ORM
     session): the row is read before the commit."""
     with db.engine.begin() as conn:
@@ -322,7 +328,7 @@ STATE_COLUMNS: dict[str, StateColumns] = {
 }
 
 
-def _copy_state(conn, kind: str, job_id: uuid.UUID, values: dict[str, Any]) -> None:
+def _copy_state(conn: Connection | Session, kind: str, job_id: uuid.UUID, values: dict[str, Any]) -> None:
     side = STATE_COLUMNS.get(kind)
     if side is None:
         return
@@ -337,7 +343,8 @@ def _copy_state(conn, kind: str, job_id: uuid.UUID, values: dict[str, Any]) -> N
         conn.execute(update(side.table).where(side.table.c.job_id == job_id).values(**copied))
 
 
-def write_state(conn, job_id: uuid.UUID, kind: str, *where: Any, **values: Any) -> bool:
+def write_state(conn: Connection | Session, job_id: uuid.UUID, kind: str, *where: ColumnElement[bool],
+                **values: object) -> bool:
     """The one writer of a job's state: the job row (where ``where`` still holds) and, in the same
     transaction, its kind's state columns. ``conn`` is a connection or a session in a transaction
     the caller commits. Returns whether the job row was changed."""
@@ -347,13 +354,13 @@ def write_state(conn, job_id: uuid.UUID, kind: str, *where: Any, **values: Any) 
     return bool(done)
 
 
-def _write_state(db: Database, job_id: uuid.UUID, kind: str, *where: Any, **values: Any) -> bool:
+def _write_state(db: Database, job_id: uuid.UUID, kind: str, *where: ColumnElement[bool], **values: object) -> bool:
     """:func:`write_state` in a transaction of its own."""
     with db.engine.begin() as conn:
         return write_state(conn, job_id, kind, *where, **values)
 
 
-def _claim_row(db: Database, job_id: uuid.UUID, *where: Any, **values: Any):
+def _claim_row(db: Database, job_id: uuid.UUID, *where: ColumnElement[bool], **values: object) -> Row[Any] | None:
     """Claim with ``RETURNING``: the row as claimed, its state copied in the same transaction."""
     with db.engine.begin() as conn:
         row = conn.execute(update(Job).where(Job.id == job_id, *where).values(**values)
@@ -363,7 +370,7 @@ def _claim_row(db: Database, job_id: uuid.UUID, *where: Any, **values: Any):
         return row
 
 
-def cancel_pending(conn, job_id: uuid.UUID, kind: str, now: Any = None) -> bool:
+def cancel_pending(conn: Connection | Session, job_id: uuid.UUID, kind: str, now: datetime | None = None) -> bool:
     """Cancel a job that has not started (False when it has): it never runs."""
     now = now or utcnow()
     return write_state(conn, job_id, kind, Job.status == "pending", status="cancelled", stage="cancelled",
@@ -393,7 +400,7 @@ def emit_from_row(db: Database, job_id: uuid.UUID) -> None:
     _run_hooks(job, data)
 
 
-def run_job(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
+def run_job(task: Task, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
     """Claim the job, run its body, store the outcome. Returns a short summary for Flower.
 
     If the database cannot be reached to claim the job, the message is retried with
@@ -409,7 +416,7 @@ def run_job(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] 
         raise task.retry(countdown=min(30.0, 0.5 * 2 ** retries), max_retries=None) from None
 
 
-def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
+def _claim_and_run(task: Task, job_id: str, body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
     settings = runtime.settings()
     db = runtime.database()
     jid = uuid.UUID(job_id)
@@ -457,7 +464,7 @@ def _claim_and_run(task: Any, job_id: str, body: Callable[[JobContext], dict[str
     return _run_claimed(task, db, settings, Job(**row._asdict()), token, body)
 
 
-def _run_claimed(task: Any, db: Database, settings: Settings, job: Job, token: str,
+def _run_claimed(task: Task, db: Database, settings: Settings, job: Job, token: str,
                  body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
     """Run the body of a job this attempt owns (``job`` is the row as claimed) and record the outcome."""
     job_id, jid = str(job.id), job.id

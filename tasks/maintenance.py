@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
-from models import Job, utcnow
+from models import Database, Job, utcnow
 from settings import load_settings, redis_url
 
 from . import runtime
 from .app import app
 from .dispatch import dispatch_pending, send
 from .lifecycle import emit_from_row, write_state
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ def reap_stale_jobs() -> dict[str, int]:
 _PRIORITY_SEPARATOR = "\x06\x16"
 
 
-def _waiting_messages(client, queues: set[str]) -> str:
+def _waiting_messages(client: Redis, queues: set[str]) -> str:
     """Every message still waiting in these queues, as one string to search for job ids."""
     parts = []
     for queue in queues:
@@ -78,7 +82,7 @@ def _waiting_messages(client, queues: set[str]) -> str:
     return "\n".join(parts)
 
 
-def redispatch_lost(db, client, older_than_seconds: float) -> int:
+def redispatch_lost(db: Database, client: Redis, older_than_seconds: float) -> int:
     """Re-send pending jobs whose message is no longer waiting in their queue.
 
     A worker killed at the wrong moment can take a message off the queue and die before it is

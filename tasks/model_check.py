@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from celery import Task
 from sqlalchemy import select, update
 
 from models import ModelVersion, utcnow
@@ -81,5 +82,5 @@ def model_check_body(ctx: JobContext) -> dict[str, Any]:
 
 
 @app.task(name="jobs.model_check", bind=True)
-def model_check(self, job_id: str) -> dict[str, Any]:
+def model_check(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, model_check_body)

@@ -5,6 +5,8 @@ import os
 import signal
 from typing import Any
 
+from celery import Task
+
 from .app import app
 from .lifecycle import JobContext, run_job
 
@@ -25,5 +27,5 @@ def probe_body(ctx: JobContext) -> dict[str, Any]:
 
 
 @app.task(name="jobs.probe", bind=True)
-def probe(self, job_id: str) -> dict[str, Any]:
+def probe(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, probe_body)

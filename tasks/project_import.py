@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Connection, Float, Integer, String, Text, Uuid, insert, or_, select, update
+from sqlalchemy import Column as SAColumn
 from sqlalchemy.types import JSON
 
 import formats
@@ -57,6 +58,9 @@ from vision.catalogue import safe_file_name
 
 from .lifecycle import JobContext
 
+if TYPE_CHECKING:
+    from .transfer import Writer
+
 TABLES = {"projects": Project.__table__, "requirements": ProjectRequirement.__table__, "videos": Video.__table__,
           "assignments": ProjectVideoAssignment.__table__, "annotation_sessions": AnnotationSession.__table__,
           "annotations": VideoAnnotation.__table__, "keyframes": AnnotationKeyframe.__table__,
@@ -68,7 +72,7 @@ USER_COLUMNS = {"projects": ("created_by",), "videos": ("uploaded_by",), "annota
                 "test_sessions": ("created_by",)}
 
 
-def _column(col) -> Column:
+def _column(col: SAColumn) -> Column:
     t = col.type
     if isinstance(t, UTCDateTime):
         kind = "datetime"
@@ -173,7 +177,7 @@ def validate(conn: Connection, path: Path, user: User | None) -> tuple[ProjectCh
     return check, videos
 
 
-def write(ctx: JobContext, w: Any, path: Path, check: ProjectCheck, videos: dict[uuid.UUID, Video],
+def write(ctx: JobContext, w: Writer, path: Path, check: ProjectCheck, videos: dict[uuid.UUID, Video],
           imp: ImportJob) -> dict[str, Any]:
     """Every row of the document, in order, inside the caller's transaction (``w`` batches the inserts)."""
     conn: Connection = w.conn

@@ -8,9 +8,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from models import Database
-from settings import cached_settings, redis_url
+from settings import Settings, cached_settings, redis_url
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from socketio import RedisManager
+
+    from .lifecycle import HeartbeatService
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -26,7 +33,7 @@ def _fresh() -> dict:
     return _state
 
 
-def settings():
+def settings() -> Settings:
     """Settings read once per process (workers are started with their environment)."""
     return cached_settings()
 
@@ -38,7 +45,7 @@ def database() -> Database:
     return state["db"]
 
 
-def heartbeats(service_class):
+def heartbeats(service_class: type[HeartbeatService]) -> HeartbeatService:
     """The process's heartbeat thread, started on first use (after fork, a new one)."""
     state = _fresh()
     if "heartbeats" not in state:
@@ -48,7 +55,7 @@ def heartbeats(service_class):
     return state["heartbeats"]
 
 
-def redis_client():
+def redis_client() -> Redis:
     """The process's Redis client (the broker's server), for short best-effort reads."""
     state = _fresh()
     if "redis" not in state:
@@ -58,7 +65,7 @@ def redis_client():
     return state["redis"]
 
 
-def emitter():
+def emitter() -> RedisManager:
     """A write-only Socket.IO client manager: emits reach the web app through Redis."""
     state = _fresh()
     if "emitter" not in state:

@@ -15,11 +15,12 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from celery import Task
+from sqlalchemy import Connection, Select, Table, and_, bindparam, delete, func, insert, or_, select, update
 
 import bindings
 import formats
@@ -38,6 +39,7 @@ from models import (
     AnnotationKeyframe,
     AnnotationSession,
     AuditLog,
+    Database,
     DetectionEvent,
     ExportJob,
     ImportJob,
@@ -52,6 +54,7 @@ from models import (
     utcnow,
 )
 from models.bulk import OrderedIds, insert_rows
+from settings import Settings
 from storage import store, video_file
 
 from . import runtime
@@ -347,7 +350,7 @@ def _write_per_video(fmt: str, dest: Path, items: list[tuple[VideoInfo, Callable
                                    classes=classes, kind=kind)
 
 
-def _table_rows(conn: Connection, stmt, counter: Counter | None = None) -> Iterator[dict[str, Any]]:
+def _table_rows(conn: Connection, stmt: Select, counter: Counter | None = None) -> Iterator[dict[str, Any]]:
     for row in conn.execution_options(yield_per=BATCH).execute(stmt).mappings():
         if counter is not None:
             counter.count += 1
@@ -513,7 +516,7 @@ def _issue_dicts(issues: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _set_import(db, import_id: uuid.UUID, **values: Any) -> None:
+def _set_import(db: Database, import_id: uuid.UUID, **values: object) -> None:
     with db.engine.begin() as conn:
         conn.execute(update(ImportJob).where(ImportJob.id == import_id).values(**values))
 
@@ -528,7 +531,7 @@ class Writer:
         self.pending: dict[Any, list[dict[str, Any]]] = {}
         self.processed = 0
 
-    def add(self, table, row: dict[str, Any]) -> None:
+    def add(self, table: Table, row: dict[str, Any]) -> None:
         rows = self.pending.setdefault(table, [])
         rows.append(row)
         if len(rows) >= BATCH:
@@ -665,7 +668,7 @@ def import_body(ctx: JobContext) -> dict[str, Any]:
     return result
 
 
-def _committed_import_result(db, imp: ImportJob, params: dict[str, Any]) -> dict[str, Any]:
+def _committed_import_result(db: Database, imp: ImportJob, params: dict[str, Any]) -> dict[str, Any]:
     """What an attempt killed after its import committed (but before its job finished) would have
     returned, rebuilt from what the commit left; a results import's evaluation is queued if it was not."""
     result: dict[str, Any] = {"import_id": str(imp.id), "records_processed": imp.records_processed,
@@ -689,13 +692,13 @@ def _committed_import_result(db, imp: ImportJob, params: dict[str, Any]) -> dict
     return result
 
 
-def _job_result(db, job_id: uuid.UUID) -> dict[str, Any] | None:
+def _job_result(db: Database, job_id: uuid.UUID) -> dict[str, Any] | None:
     with db.session() as s:
         job = s.get(Job, job_id)
         return job.result if job else None
 
 
-def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[str, Any]) -> dict[str, Any]:
+def _run_import(ctx: JobContext, db: Database, imp: ImportJob, path: Path, params: dict[str, Any]) -> dict[str, Any]:
     import_type, fmt = imp.import_type, imp.source_format
     if import_type == "project" and fmt == "json":
         return _run_project_import(ctx, db, imp, path)
@@ -766,7 +769,7 @@ def _run_import(ctx: JobContext, db, imp: ImportJob, path: Path, params: dict[st
     return result
 
 
-def _run_project_import(ctx: JobContext, db, imp: ImportJob, path: Path) -> dict[str, Any]:
+def _run_project_import(ctx: JobContext, db: Database, imp: ImportJob, path: Path) -> dict[str, Any]:
     """A whole document into new projects: all checked first, then all written in one transaction."""
     from . import project_import
 
@@ -806,7 +809,7 @@ def _run_project_import(ctx: JobContext, db, imp: ImportJob, path: Path) -> dict
     return result
 
 
-def _same_import_done(db, job_id: uuid.UUID, params: dict[str, Any]) -> uuid.UUID | None:
+def _same_import_done(db: Database, job_id: uuid.UUID, params: dict[str, Any]) -> uuid.UUID | None:
     """A completed import of the same file into the same annotation session (it would duplicate)."""
     if not params.get("sha256") or not params.get("session_id"):
         return None
@@ -837,7 +840,7 @@ def _annotation_session(conn: Connection, params: dict[str, Any], imp: ImportJob
 # ----------------------------------------------------------------------------- expiry
 
 
-def expire_exports(now=None) -> int:
+def expire_exports(now: datetime | None = None) -> int:
     """Delete the files of expired exports (beat runs this). An export whose job completed and
     whose file is gone reads as ``expired``: derived, never stored."""
     db = runtime.database()
@@ -860,7 +863,7 @@ def remove_import_file(rel: str, storage_dir: Path | None = None) -> None:
         store(storage_dir).delete_prefix(f"imports/{folder.name}/")
 
 
-def release_import_file(rel: str, settings=None) -> None:
+def release_import_file(rel: str, settings: Settings | None = None) -> None:
     """An import ended: its file goes now, or at the sweep after ``IMPORT_RETENTION_SECONDS``."""
     settings = settings or runtime.settings()
     if settings.import_retention_seconds <= 0:
@@ -871,7 +874,7 @@ def release_import_file(rel: str, settings=None) -> None:
 ORPHAN_UPLOAD_SECONDS = 3600
 
 
-def sweep_import_files(now=None) -> int:
+def sweep_import_files(now: datetime | None = None) -> int:
     """Delete the files of imports that ended more than ``IMPORT_RETENTION_SECONDS`` ago, of imports
     that never ran (cancelled while pending), and folders no import owns (beat runs this)."""
     db = runtime.database()
@@ -904,12 +907,12 @@ def sweep_import_files(now=None) -> int:
 
 
 @app.task(name="jobs.export", bind=True)
-def export(self, job_id: str) -> dict[str, Any]:
+def export(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, export_body)
 
 
 @app.task(name="jobs.import", bind=True)
-def import_(self, job_id: str) -> dict[str, Any]:
+def import_(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, import_body)
 
 

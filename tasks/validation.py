@@ -14,8 +14,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
+from celery import Task
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -37,6 +40,12 @@ from .app import app
 from .dispatch import create_job, dispatch
 from .lifecycle import PROGRESS_HOOKS, JobCancelled, JobContext, run_job
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from evaluation.boxes import Boxes
+    from evaluation.runs import VideoMatches
+
 log = logging.getLogger(__name__)
 
 RUN_DIR = "validation_runs"
@@ -48,14 +57,14 @@ RESAMPLES = 1000
 SEED = 0
 
 
-def engine():
+def engine() -> ModuleType:
     """The aggregation engine (pure): per-video matches, aggregate, paired comparison."""
     from evaluation import runs
 
     return runs
 
 
-def gates_engine():
+def gates_engine() -> ModuleType:
     """Gate checks on aggregated metrics (pure)."""
     from evaluation import gates
 
@@ -65,8 +74,9 @@ def gates_engine():
 # ------------------------------------------------------------------------------ per video
 
 
-def matches_of(gt, dt, class_names: list[str], frames, timestamps, score_threshold: float, iou_threshold: float,
-               *, tracking: bool, video_id: str):
+def matches_of(gt: Boxes, dt: Boxes, class_names: list[str], frames: np.ndarray,
+               timestamps: Mapping[int, float] | np.ndarray | None, score_threshold: float, iou_threshold: float,
+               *, tracking: bool, video_id: str) -> VideoMatches:
     """A video's matches on the inputs its evaluation used; with track ids also its HOTA statistics
     per class (detections at the operating point), so the run can report HOTA."""
     import numpy as np
@@ -84,7 +94,7 @@ def matches_of(gt, dt, class_names: list[str], frames, timestamps, score_thresho
 
 
 def store_matches(stored: Store, report_dir: str, test_session_id: uuid.UUID, job_id: uuid.UUID,
-                  matches: Any) -> str:
+                  matches: VideoMatches) -> str:
     """A video's matches (``evaluation.runs.VideoMatches``) next to its evaluation report; its
     storage key is returned."""
     key = f"{report_dir}/{test_session_id}/{job_id}/{MATCHES_FILE}"
@@ -302,7 +312,8 @@ def video_attributes(s: Session, project_id: uuid.UUID, video_ids: list[uuid.UUI
     return out
 
 
-def run_matches(stored: Store, rows: list[ValidationRunVideo], only: set[str] | None = None):
+def run_matches(stored: Store, rows: list[ValidationRunVideo], only: set[str] | None = None
+                ) -> Callable[[], Iterator[VideoMatches]]:
     """A callable giving the run's stored matches one file at a time (what the engine reads)."""
     keys = [rv.matches_path for rv in rows
             if rv.status == "done" and rv.matches_path and (only is None or str(rv.video_id) in only)]
@@ -345,7 +356,7 @@ def write_report(stored: Store, folder: str, title: str, metrics: dict[str, Any]
     return key
 
 
-def _set_run(run_id: uuid.UUID, where_status: str | None, **values: Any) -> bool:
+def _set_run(run_id: uuid.UUID, where_status: str | None, **values: object) -> bool:
     with runtime.database().Session() as s:
         stmt = update(ValidationRun).where(ValidationRun.id == run_id)
         if where_status is not None:
@@ -422,7 +433,7 @@ def _aggregate(ctx: JobContext, run_id: uuid.UUID) -> dict[str, Any]:
 
 
 @app.task(name="jobs.validation_aggregate", bind=True)
-def validation_aggregate(self, job_id: str) -> dict[str, Any]:
+def validation_aggregate(self: Task, job_id: str) -> dict[str, Any]:
     return run_job(self, job_id, aggregate_body)
 
 

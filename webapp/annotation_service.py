@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 import bindings
-from keyframes import CheckLimits, box_errors, check_track, interpolate
+from keyframes import CheckLimits, Timeline, box_errors, check_track, interpolate
 from models import AnnotationKeyframe, AnnotationSession, Project, Video, VideoAnnotation, utcnow
 from tasks import rooms
 
@@ -241,7 +241,7 @@ def apply_keyframes(db: Session, annotation: VideoAnnotation, video: Video, upse
     touch(db, annotation)
 
 
-def _boxes_on(annotation: VideoAnnotation, timeline, frames: list[int]) -> list[dict[str, float] | None]:
+def _boxes_on(annotation: VideoAnnotation, timeline: Timeline, frames: list[int]) -> list[dict[str, float] | None]:
     """The track's box on each frame as ``/boxes`` gives it; None where it is outside."""
     spec = bindings.track(annotation)
     rows = interpolate(spec.keyframes, np.asarray(frames), timeline, spec.box)
@@ -255,7 +255,7 @@ def _copy_keyframe(keyframe: AnnotationKeyframe, owner: VideoAnnotation) -> Anno
                               screenshot_path=keyframe.screenshot_path)
 
 
-def _pin(keyframes: list[AnnotationKeyframe], owner: VideoAnnotation, timeline, frame: int, box: dict | None,
+def _pin(keyframes: list[AnnotationKeyframe], owner: VideoAnnotation, timeline: Timeline, frame: int, box: dict | None,
          fallback: dict | None) -> list[AnnotationKeyframe]:
     """A keyframe for ``owner`` that holds the state on ``frame`` (outside where there is no box),
     unless ``keyframes`` already has one there."""

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import jwt
 from flask import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -152,7 +152,7 @@ def project_role(session: Session, user: Principal, project_id: uuid.UUID) -> st
     )
 
 
-def member_projects(user: Principal):
+def member_projects(user: Principal) -> Select[uuid.UUID]:
     """The ids of the projects the user is a member of, as a subquery for list filters."""
     return select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
 

@@ -21,7 +21,7 @@ UPLOAD_ENDPOINTS = frozenset({"videos.upload_video", "transfer.create_import", "
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-def json_depth(value: Any, limit: int) -> int:
+def json_depth(value: object, limit: int) -> int:
     """How deeply arrays and objects nest in ``value`` (a scalar is 0); stops counting past ``limit``."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 0)]

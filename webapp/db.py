@@ -5,8 +5,8 @@ import uuid
 from typing import Any
 
 from flask import current_app, g, request
-from sqlalchemy import event, func, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, event, func, inspect, select
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from models import AuditLog, Database
 
@@ -27,7 +27,7 @@ def _changed_tables(session: Session) -> set[str]:
 
 
 @event.listens_for(Session, "before_flush")
-def _note_changes(session: Session, _context, _instances) -> None:
+def _note_changes(session: Session, _context: UOWTransaction, _instances: object) -> None:
     if not session.info.get("audited_request"):
         return
     session.info.setdefault("changed", set()).update(_changed_tables(session))
@@ -36,7 +36,7 @@ def _note_changes(session: Session, _context, _instances) -> None:
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _note_bulk_changes(state) -> None:
+def _note_bulk_changes(state: ORMExecuteState) -> None:
     session = state.session
     if session.info.get("audited_request") and (state.is_update or state.is_delete or state.is_insert):
         table = getattr(state.statement, "table", None)
@@ -83,20 +83,20 @@ def close_session(_exc: BaseException | None = None) -> None:
         session.close()
 
 
-def paginate(session: Session, stmt, page: int, per_page: int) -> dict[str, Any]:
+def paginate(session: Session, stmt: Select, page: int, per_page: int) -> dict[str, Any]:
     """``{"items", "total", "page", "per_page"}`` for any select of ORM entities."""
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     items = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
     return {"items": items, "total": total, "page": page, "per_page": per_page}
 
 
-def row_view(row: Any, **computed: Any) -> dict[str, Any]:
+def row_view(row: object, **computed: object) -> dict[str, Any]:
     """A row's mapped columns plus values computed for the response, for a response schema to
     dump: computed values never become attributes of the ORM object."""
     return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs} | computed
 
 
-def audit(session: Session, action: str, resource_type: str, resource_id: Any = None,
+def audit(session: Session, action: str, resource_type: str, resource_id: object = None,
           details: dict | None = None) -> None:
     """Record who changed what, in the same transaction as the change itself."""
     principal = g.get("principal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import jsonify
+from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -29,7 +29,7 @@ class ApiError(Exception):
         self.details = details or {}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """Validation messages key list positions by int; JSON keys must all be strings."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -55,13 +55,13 @@ def validation_error(fields: dict[str, Any], location: str = "json",
     return ApiError(422, message, details={"fields": {location: messages}})
 
 
-def error_response(status: int, message: str, code: str | None = None, details: dict | None = None):
+def error_response(status: int, message: str, code: str | None = None, details: dict | None = None) -> Response:
     response = jsonify(error_body(status, message, code, details))
     response.status_code = status
     return response
 
 
-def from_http_exception(exc: HTTPException):
+def from_http_exception(exc: HTTPException) -> Response:
     """Werkzeug and webargs errors, reshaped; webargs puts field messages in ``data``."""
     status = exc.code or 500
     details: dict[str, Any] = {}
@@ -81,30 +81,30 @@ def from_http_exception(exc: HTTPException):
     return response
 
 
-def register(app) -> None:
+def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
+    def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.code, exc.details)
 
     @app.errorhandler(OperationalError)
-    def _db_down(exc):
+    def _db_down(exc: OperationalError) -> Response:
         log.error("database unavailable: %s", exc)
         return error_response(503, "database unavailable, try again shortly", details={"retry": True})
 
     @app.errorhandler(StorageUnavailable)
-    def _store_down(exc):
+    def _store_down(exc: StorageUnavailable) -> Response:
         log.error("storage unavailable: %s", exc)
         return error_response(503, "storage unavailable, try again shortly", details={"retry": True})
 
     @app.errorhandler(DBAPIError)
-    def _db_error(exc: DBAPIError):
+    def _db_error(exc: DBAPIError) -> Response:
         if exc.connection_invalidated:
             return error_response(503, "database connection lost, try again shortly", details={"retry": True})
         log.exception("database error")
         return error_response(500, "internal error")
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             return from_http_exception(exc)
         log.exception("unhandled error")

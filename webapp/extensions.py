@@ -1,9 +1,10 @@
 """Extensions created once and bound to the app in the factory."""
 import jwt
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask_limiter import Limiter
 from flask_smorest import Api
 from flask_socketio import SocketIO
+from werkzeug.exceptions import HTTPException
 
 from .errors import from_http_exception
 
@@ -11,7 +12,7 @@ from .errors import from_http_exception
 class ShapedApi(Api):
     """flask-smorest with the platform's error shape instead of its own."""
 
-    def handle_http_exception(self, error):
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return from_http_exception(error)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from flask_cors import CORS
 from sqlalchemy.exc import IntegrityError
 
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     errors.register(app)
 
     @app.before_request
-    def _authenticate():
+    def _authenticate() -> None:
         g.principal = None
         if request.method == "OPTIONS" or not request.path.startswith("/api/"):
             return None
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         return None
 
     @app.after_request
-    def _security_headers(response):
+    def _security_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import current_app, url_for
+from flask import Flask, current_app, url_for
 from sqlalchemy.orm import Session
 
 from models import Job
@@ -51,7 +51,7 @@ class DispatchMarks:
             self.flushing = True
             socketio.start_background_task(self._flush, current_app._get_current_object())
 
-    def _flush(self, app) -> None:
+    def _flush(self, app: Flask) -> None:
         try:
             socketio.sleep(0.05)  # gather the marks of concurrent submissions
             while self.pending:
@@ -67,7 +67,7 @@ class DispatchMarks:
 marks = DispatchMarks()
 
 
-def submit(session: Session, job: Job):
+def submit(session: Session, job: Job) -> tuple[Job, int, dict[str, str]]:
     """Commit the job row, then try to send it; answer 202 either way."""
     session.commit()
     if breaker.available():
@@ -89,7 +89,7 @@ def broadcast_job(snapshot: dict) -> None:
         log.warning("could not broadcast job %s: %s", data["job_id"], exc)
 
 
-def outbox_loop(app) -> None:
+def outbox_loop(app: Flask) -> None:
     """Background task of the web process: dispatch jobs the broker missed."""
     interval = app.config["SETTINGS"].outbox_interval_seconds
     database = app.extensions["database"]

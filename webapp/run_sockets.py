@@ -10,11 +10,11 @@ from tasks import validation as runs_tasks
 
 from .auth import get_or_404
 from .extensions import socketio
-from .sockets import _joined_room, _on, _session, _user, _uuid
+from .sockets import JSON, _joined_room, _on, _session, _user, _uuid
 
 
 @_on("validation_run_subscribe")
-def validation_run_subscribe(data):
+def validation_run_subscribe(data: JSON) -> JSON:
     """Join the run's room; the answer and a ``validation_run_snapshot`` carry its progress, read after joining."""
     user, run_id = _user(), _uuid(data, "run_id")
     with _session() as session:
@@ -27,6 +27,6 @@ def validation_run_subscribe(data):
 
 
 @_on("validation_run_unsubscribe")
-def validation_run_unsubscribe(data):
+def validation_run_unsubscribe(data: JSON) -> JSON:
     leave_room(rooms.validation_run_room(_uuid(data, "run_id")))
     return {"ok": True}

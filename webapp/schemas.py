@@ -1,6 +1,10 @@
 """Request and response schemas: validation at the edge and the OpenAPI document."""
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 import formats
@@ -422,7 +426,8 @@ class ModelIn(StrictSchema):
     input_size = fields.Integer(validate=validate.Range(min=32, max=4096))
     half = fields.Boolean()
 
-    def load(self, data, *args, **kwargs):
+    def load(self, data: str | Mapping[str, Any] | Sequence[Mapping[str, Any]], *args: object,
+             **kwargs: object) -> dict[str, Any]:
         if isinstance(data, str):
             data = {"name": data}
         return super().load(data, *args, **kwargs)
@@ -431,7 +436,8 @@ class ModelIn(StrictSchema):
 class ModelField(fields.Field):
     """Accepts ``"opencv/hog-people"`` or ``{"name": ..., ...}``; documented as the object form."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: object) -> dict[str, Any]:
         if not isinstance(value, (str, dict)):
             raise ValidationError("a model name or a model spec object")
         return ModelIn().load(value)
@@ -627,7 +633,7 @@ class ScopeIn(StrictSchema):
     time_to = FiniteFloat(validate=validate.Range(min=0))
 
     @validates_schema
-    def _range(self, data, **_kwargs):
+    def _range(self, data: dict[str, Any], **_kwargs: object) -> None:
         start, end = data.get("time_from"), data.get("time_to")
         if start is not None and end is not None and end < start:
             raise ValidationError("must not be before time_from", "time_to")
@@ -642,7 +648,7 @@ class ExportIn(StrictSchema):
         "description": "yolo: put the frames in the dataset as JPEG (images/), so that it loads in other tools"})
 
     @validates_schema
-    def _combination(self, data, **_kwargs):
+    def _combination(self, data: dict[str, Any], **_kwargs: object) -> None:
         if data["export_type"] in ("project", "full") and data["format"] != "json":
             raise ValidationError("project and full exports are written in the platform's json format", "format")
         if data["export_type"] == "results" and data["format"] == "cvat_video":
@@ -737,7 +743,8 @@ class RangeIn(StrictSchema):
 class ConditionField(fields.Field):
     """A measured condition: an exact value, or ``{"min", "max"}`` for a number."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: object) -> dict[str, Any] | str | int | float | bool:
         if isinstance(value, dict):
             return RangeIn().load(value)
         if isinstance(value, str | int | float | bool):
@@ -758,7 +765,8 @@ class VideoFilterIn(StrictSchema):
 class VideosField(fields.Field):
     """``[video ids]`` or ``{"filter": {...}}``."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: object) -> dict[str, Any]:
         if isinstance(value, list):
             if not value or len(value) > 5000:
                 raise ValidationError("between 1 and 5000 video ids")
@@ -771,7 +779,8 @@ class VideosField(fields.Field):
 class GroundTruthField(fields.Field):
     """``"validated"`` (each video's validated annotation session) or ``{video_id: annotation_session_id}``."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: object) -> str | dict[uuid.UUID, uuid.UUID]:
         if value == "validated":
             return "validated"
         if isinstance(value, dict) and value:
@@ -811,7 +820,7 @@ class ValidationRunIn(StrictSchema):
     track_buffer_seconds = FiniteFloat(load_default=1.0, validate=validate.Range(min=0, max=600))
 
     @validates_schema
-    def _one_selection(self, data, **_kwargs):
+    def _one_selection(self, data: dict[str, Any], **_kwargs: object) -> None:
         if "videos" in data and "test_session_ids" in data:
             raise ValidationError("give videos or test_session_ids, not both", "test_session_ids")
 
@@ -940,7 +949,8 @@ class PreAnnotateIn(StrictSchema):
 class _JsonText(fields.Field):
     """A multipart form field holding JSON text (a list or an object)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: object, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: object) -> object:
         import json
 
         if not isinstance(value, str):

@@ -10,10 +10,11 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from limits import parse
 from limits.storage import MemoryStorage, RedisStorage
@@ -65,6 +66,10 @@ from .schemas import AnnotationCreate, AnnotationPatch, MergeIn, SplitIn
 
 NAMESPACE = "/"
 
+#: What a client sends with an event, and what the ack answers: a JSON object.
+JSON = dict[str, Any]
+EventHandler = Callable[[JSON], JSON]
+
 
 @dataclass
 class Connection:
@@ -78,7 +83,7 @@ class Connection:
 _connections: dict[str, Connection] = {}
 
 
-def _session():
+def _session() -> Session:
     session = current_app.extensions["database"].Session()
     session.info["audited_request"] = True  # edits over Socket.IO are audited like HTTP ones
     return session
@@ -109,7 +114,7 @@ def _current(sid: str) -> Principal:
     return conn.principal
 
 
-def _uuid(data: Any, key: str) -> uuid.UUID:
+def _uuid(data: object, key: str) -> uuid.UUID:
     value = data.get(key) if isinstance(data, dict) else None
     try:
         return uuid.UUID(str(value))
@@ -154,11 +159,11 @@ class SocketRateLimit:
 rate_limit = SocketRateLimit()
 
 
-def _event(fn, event: str):
+def _event(fn: EventHandler, event: str) -> Callable[[JSON | None], JSON]:
     """Every event acts with the rights the user has now, counts against the user's rate
     limit, and answers through the ack with the API's error shape instead of raising."""
 
-    def wrapper(data=None):
+    def wrapper(data: JSON | None = None) -> JSON:
         sid = request.sid
         try:
             g.socket_principal = _current(sid)
@@ -184,10 +189,10 @@ def _event(fn, event: str):
 EVENTS: list[str] = []
 
 
-def _on(event: str):
+def _on(event: str) -> Callable[[EventHandler], Callable[[JSON | None], JSON]]:
     """Register a client event handler behind ``_event``'s checks."""
 
-    def register(fn):
+    def register(fn: EventHandler) -> Callable[[JSON | None], JSON]:
         EVENTS.append(event)
         return socketio.on(event)(_event(fn, event))
 
@@ -195,7 +200,7 @@ def _on(event: str):
 
 
 @socketio.on("connect")
-def on_connect(auth=None):
+def on_connect(auth: object = None) -> None:
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
         claims = decode_token(token)
@@ -212,7 +217,7 @@ def on_connect(auth=None):
 
 
 @socketio.on("disconnect")
-def on_disconnect(*_args):
+def on_disconnect(*_args: object) -> None:
     _connections.pop(request.sid, None)
     for session_id in list(_joined.pop(request.sid, ())):
         _leave(request.sid, session_id)
@@ -247,7 +252,7 @@ def _drop(sid: str, exc: ApiError) -> None:
     socketio.server.disconnect(sid, namespace=NAMESPACE)
 
 
-def _drop_later(app, sid: str, exc: ApiError) -> None:
+def _drop_later(app: Flask, sid: str, exc: ApiError) -> None:
     socketio.sleep(0.2)  # let the refused event's ack go out first
     with app.app_context():
         _drop(sid, exc)
@@ -297,7 +302,7 @@ def _joined_room(room: str) -> None:
 
 
 @_on("subscribe_job")
-def subscribe_job(data):
+def subscribe_job(data: JSON) -> JSON:
     user, job_id = _user(), _uuid(data, "job_id")
     with _session() as session:
         job = get_or_404(Job, job_id, "job", session=session, user=user)
@@ -309,13 +314,13 @@ def subscribe_job(data):
 
 
 @_on("unsubscribe_job")
-def unsubscribe_job(data):
+def unsubscribe_job(data: JSON) -> JSON:
     leave_room(rooms.job_room(_uuid(data, "job_id")))
     return {"ok": True}
 
 
 @_on("detection_stream_subscribe")
-def detection_stream_subscribe(data):
+def detection_stream_subscribe(data: JSON) -> JSON:
     """Join ``detection_stream_{id}``; the snapshot says how far the stored results go."""
     user, test_session_id = _user(), _uuid(data, "test_session_id")
     with _session() as session:
@@ -333,13 +338,13 @@ def detection_stream_subscribe(data):
 
 
 @_on("detection_stream_unsubscribe")
-def detection_stream_unsubscribe(data):
+def detection_stream_unsubscribe(data: JSON) -> JSON:
     leave_room(rooms.detection_stream_room(_uuid(data, "test_session_id")))
     return {"ok": True}
 
 
 @_on("join_project")
-def join_project(data):
+def join_project(data: JSON) -> JSON:
     user, project_id = _user(), _uuid(data, "project_id")
     with _session() as session:
         get_project_for(session, user, project_id)
@@ -354,7 +359,7 @@ def join_project(data):
 
 
 @_on("leave_project")
-def leave_project(data):
+def leave_project(data: JSON) -> JSON:
     leave_room(rooms.project_room(_uuid(data, "project_id")))
     return {"ok": True}
 
@@ -392,7 +397,7 @@ def _leave(sid: str, session_id: str) -> None:
 
 
 @_on("join_annotation_session")
-def join_annotation_session(data):
+def join_annotation_session(data: JSON) -> JSON:
     user, session_id = _user(), _uuid(data, "session_id")
     with _session() as db:
         load_session(db, user, session_id)  # read permission: any member
@@ -422,7 +427,7 @@ def join_annotation_session(data):
 
 
 @_on("leave_annotation_session")
-def leave_annotation_session(data):
+def leave_annotation_session(data: JSON) -> JSON:
     session_id = str(_uuid(data, "session_id"))
     leave_room(rooms.annotation_room(session_id))
     _leave(request.sid, session_id)
@@ -430,7 +435,7 @@ def leave_annotation_session(data):
 
 
 @_on("annotation_focus")
-def annotation_focus(data):
+def annotation_focus(data: JSON) -> JSON:
     """Say which frame (and track) this socket is on; everyone in the session sees it in ``presence``."""
     user, session_id = _user(), _uuid(data, "session_id")
     frame, track = data.get("frame_number"), data.get("annotation_id")
@@ -454,7 +459,7 @@ def annotation_focus(data):
 
 
 @_on("real_time_annotation")
-def real_time_annotation(data):
+def real_time_annotation(data: JSON) -> JSON:
     """Persist one edit with optimistic concurrency, then relay it to the other collaborators."""
     user, session_id = _user(), _uuid(data, "session_id")
     op = data.get("op")

@@ -11,6 +11,7 @@ import os
 import tempfile
 import unicodedata
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 from flask import Request, current_app, g
@@ -20,7 +21,8 @@ CHUNK = 1024 * 1024
 
 
 class StreamingUploadRequest(Request):
-    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
         tmp_dir = Path(current_app.config["STORAGE_DIR"]) / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", suffix=".part", delete=False)

@@ -6,8 +6,11 @@ top-left corner, ``x2 > x1`` and ``y2 > y1``; a box must overlap the frame. Keyf
 """
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import bindings
 from keyframes import interpolate
@@ -78,7 +81,7 @@ def _conflict(exc: EditConflict) -> ApiError:
 @bp.route("/sessions", methods=["POST"])
 @bp.arguments(AnnotationSessionCreate)
 @bp.response(201, AnnotationSessionOut)
-def create_session(data):
+def create_session(data: dict[str, Any]) -> dict[str, Any]:
     db, user = db_session(), current_user()
     project = get_project_for(db, user, data["project_id"], write=True)
     video = db.get(Video, data["video_id"])
@@ -99,7 +102,7 @@ def create_session(data):
 @bp.route("/sessions", methods=["GET"])
 @bp.arguments(AnnotationSessionListArgs, location="query")
 @bp.response(200, AnnotationSessionPage)
-def list_sessions(args):
+def list_sessions(args: dict[str, Any]) -> dict[str, Any]:
     db, user = db_session(), current_user()
     stmt = select(AnnotationSession)
     if not user.is_admin:
@@ -117,7 +120,7 @@ def list_sessions(args):
 
 @bp.route("/sessions/<session_id>", methods=["GET"])
 @bp.response(200, AnnotationSessionOut)
-def get_session(session_id):
+def get_session(session_id: str) -> dict[str, Any]:
     ann_session, *_ = load_session(db_session(), current_user(), parse_uuid(session_id, "annotation session"))
     return _with_count([ann_session])[0]
 
@@ -125,7 +128,7 @@ def get_session(session_id):
 @bp.route("/sessions/<session_id>", methods=["PATCH"])
 @bp.arguments(AnnotationSessionPatch)
 @bp.response(200, AnnotationSessionOut)
-def patch_session(data, session_id):
+def patch_session(data: dict[str, Any], session_id: str) -> dict[str, Any]:
     """Rename, change metadata, or move the status: active ⇄ paused → completed.
 
     A completed session is read-only; a project administrator reopens it (status ``active``).
@@ -160,7 +163,7 @@ def patch_session(data, session_id):
 @bp.route("/temporal", methods=["POST"])
 @bp.arguments(AnnotationCreate)
 @bp.response(201, AnnotationOut)
-def add_temporal_annotation(data):
+def add_temporal_annotation(data: dict[str, Any]) -> VideoAnnotation:
     db, user = db_session(), current_user()
     annotation = create_annotation(db, user, data)
     audit(db, "create", "annotation", annotation.id)
@@ -173,7 +176,7 @@ def add_temporal_annotation(data):
 @bp.route("/temporal", methods=["GET"])
 @bp.arguments(AnnotationListArgs, location="query")
 @bp.response(200, AnnotationPage)
-def list_annotations(args):
+def list_annotations(args: dict[str, Any]) -> dict[str, Any]:
     """Filter by session, time range and/or frame range (spans that overlap it), class, status."""
     db, user = db_session(), current_user()
     stmt = select(VideoAnnotation)
@@ -213,7 +216,7 @@ def list_annotations(args):
 
 @bp.route("/<annotation_id>", methods=["GET"])
 @bp.response(200, AnnotationOut)
-def get_annotation(annotation_id):
+def get_annotation(annotation_id: str) -> VideoAnnotation:
     annotation, *_ = load_annotation(db_session(), current_user(), parse_uuid(annotation_id, "annotation"))
     return annotation
 
@@ -221,7 +224,7 @@ def get_annotation(annotation_id):
 @bp.route("/<annotation_id>", methods=["PATCH"])
 @bp.arguments(AnnotationPatch)
 @bp.response(200, AnnotationOut)
-def patch_annotation(data, annotation_id):
+def patch_annotation(data: dict[str, Any], annotation_id: str) -> VideoAnnotation:
     """Change fields; with ``base_version``, a stale edit is refused with 409 and the current state."""
     db, user = db_session(), current_user()
     base = data.pop("base_version", None)
@@ -237,7 +240,7 @@ def patch_annotation(data, annotation_id):
 
 @bp.route("/<annotation_id>", methods=["DELETE"])
 @bp.response(204)
-def remove_annotation(annotation_id):
+def remove_annotation(annotation_id: str) -> None:
     db, user = db_session(), current_user()
     try:
         gone = delete_annotation(db, user, parse_uuid(annotation_id, "annotation"), None)
@@ -250,7 +253,7 @@ def remove_annotation(annotation_id):
 
 @bp.route("/<annotation_id>/boxes", methods=["GET"])
 @bp.arguments(BoxesArgs, location="query")
-def annotation_boxes(args, annotation_id):
+def annotation_boxes(args: dict[str, Any], annotation_id: str) -> dict[str, Any]:
     """The box on every frame of the range, interpolated between keyframes, with its timestamp."""
     db = db_session()
     annotation, _, _, video = load_annotation(db, current_user(), parse_uuid(annotation_id, "annotation"))
@@ -280,7 +283,7 @@ def annotation_boxes(args, annotation_id):
 @bp.route("/<annotation_id>/keyframes", methods=["POST"])
 @bp.arguments(KeyframeCreate)
 @bp.response(201, KeyframeOut)
-def create_keyframe(data, annotation_id):
+def create_keyframe(data: dict[str, Any], annotation_id: str) -> AnnotationKeyframe:
     db, user = db_session(), current_user()
     annotation, _, _, video = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
     named = data.pop("annotation_id", annotation.id)
@@ -300,7 +303,7 @@ def create_keyframe(data, annotation_id):
 
 @bp.route("/<annotation_id>/keyframes", methods=["GET"])
 @bp.response(200, KeyframeOut(many=True))
-def list_keyframes(annotation_id):
+def list_keyframes(annotation_id: str) -> list[AnnotationKeyframe]:
     annotation, *_ = load_annotation(db_session(), current_user(), parse_uuid(annotation_id, "annotation"))
     return annotation.keyframes
 
@@ -313,7 +316,7 @@ def _keyframe(annotation: VideoAnnotation, keyframe_id: str) -> AnnotationKeyfra
     raise ApiError(404, "keyframe not found")
 
 
-def _touch_or_conflict(db, annotation: VideoAnnotation) -> None:
+def _touch_or_conflict(db: Session, annotation: VideoAnnotation) -> None:
     try:
         touch(db, annotation)
     except EditConflict as exc:
@@ -323,7 +326,7 @@ def _touch_or_conflict(db, annotation: VideoAnnotation) -> None:
 @bp.route("/<annotation_id>/keyframes/<keyframe_id>", methods=["PATCH"])
 @bp.arguments(KeyframePatch)
 @bp.response(200, KeyframeOut)
-def patch_keyframe(data, annotation_id, keyframe_id):
+def patch_keyframe(data: dict[str, Any], annotation_id: str, keyframe_id: str) -> AnnotationKeyframe:
     db, user = db_session(), current_user()
     annotation, _, _, video = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
     keyframe = _keyframe(annotation, keyframe_id)
@@ -344,7 +347,7 @@ def patch_keyframe(data, annotation_id, keyframe_id):
 
 @bp.route("/<annotation_id>/keyframes/<keyframe_id>", methods=["DELETE"])
 @bp.response(204)
-def delete_keyframe(annotation_id, keyframe_id):
+def delete_keyframe(annotation_id: str, keyframe_id: str) -> None:
     db, user = db_session(), current_user()
     annotation, *_ = load_annotation(db, user, parse_uuid(annotation_id, "annotation"), write=True)
     keyframe = _keyframe(annotation, keyframe_id)
@@ -360,7 +363,7 @@ def delete_keyframe(annotation_id, keyframe_id):
 
 @bp.route("/<annotation_id>/validate", methods=["POST"])
 @bp.arguments(ValidateIn)
-def validate_annotation(data, annotation_id):
+def validate_annotation(data: dict[str, Any], annotation_id: str) -> dict[str, Any]:
     """Accept (``validated``) or reject an annotation, recorded with who and when.
 
     Before accepting, consistency checks run: overlapping duplicates of the same class and
@@ -398,7 +401,7 @@ def validate_annotation(data, annotation_id):
 @bp.route("/<annotation_id>/split", methods=["POST"])
 @bp.arguments(SplitIn)
 @bp.response(201, SplitOut)
-def split_track(data, annotation_id):
+def split_track(data: dict[str, Any], annotation_id: str) -> dict[str, VideoAnnotation]:
     """Cut the track in two at ``frame_number``: this one ends on the frame before, a new track
     (same label and review state) starts there. Every frame keeps its box (``/boxes``)."""
     db, user = db_session(), current_user()
@@ -417,7 +420,7 @@ def split_track(data, annotation_id):
 @bp.route("/<annotation_id>/merge", methods=["POST"])
 @bp.arguments(MergeIn)
 @bp.response(200, AnnotationOut)
-def merge_tracks(data, annotation_id):
+def merge_tracks(data: dict[str, Any], annotation_id: str) -> VideoAnnotation:
     """Join ``other_id`` (same label, no overlap in time) into this track and delete it; frames
     between the two are outside. Every frame keeps its box (``/boxes``)."""
     db, user = db_session(), current_user()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from flask_smorest import Blueprint
@@ -32,14 +34,14 @@ COORDS = ("x1", "y1", "x2", "y2")
 MAX_TRACKS = 5000
 
 
-def _box(values) -> dict[str, float]:
+def _box(values: Iterable[float]) -> dict[str, float]:
     return {c: round(float(v), 3) for c, v in zip(COORDS, values, strict=True)}
 
 
 @bp.route("/<test_session_id>/pre-annotations", methods=["POST"])
 @bp.arguments(PreAnnotateIn)
 @bp.response(201, AnnotationSessionOut)
-def pre_annotate(data, test_session_id):
+def pre_annotate(data: dict[str, Any], test_session_id: str) -> AnnotationSession:
     """Make a new annotation session of the session's video from its tracked detections, every
     annotation ``pending``; answers the new session (``metadata`` says how it was made)."""
     db, user = db_session(), current_user()

@@ -1,6 +1,8 @@
 """The audit log: who changed what, when, from where (administrators)."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
@@ -16,7 +18,7 @@ bp = Blueprint("audit", __name__, url_prefix="/api/audit", description="Audit lo
 @bp.route("", methods=["GET"])
 @bp.arguments(AuditArgs, location="query")
 @bp.response(200, AuditPage)
-def list_audit(args):
+def list_audit(args: dict[str, Any]) -> dict[str, Any]:
     """Newest first; filter by user, action, resource and time."""
     require_admin()
     stmt = select(AuditLog)

@@ -1,6 +1,8 @@
 """Tokens and health: the only routes that need no token."""
 from __future__ import annotations
 
+from typing import Any
+
 import redis as redis_lib
 from flask import current_app
 from flask_smorest import Blueprint
@@ -34,7 +36,7 @@ def _login_key() -> str:
 @limiter.limit(lambda: current_app.config["SETTINGS"].rate_limit_login, key_func=_login_key)
 @bp.arguments(TokenIn)
 @bp.response(200, TokenOut)
-def token(data):
+def token(data: dict[str, Any]) -> dict[str, Any]:
     """Exchange a username and password for a bearer token."""
     session = db_session()
     user = session.scalar(select(User).where(User.username == data["username"]))
@@ -53,7 +55,7 @@ def token(data):
 
 @bp.route("/auth/refresh", methods=["POST"])
 @bp.response(200, TokenOut)
-def refresh():
+def refresh() -> dict[str, Any]:
     """A fresh token for the caller; the presented one is revoked."""
     user = current_user()
     session = db_session()
@@ -64,7 +66,7 @@ def refresh():
 
 @bp.route("/auth/logout", methods=["POST"])
 @bp.response(204)
-def logout():
+def logout() -> None:
     """Revoke the presented token (kept in a Redis denylist until it would expire)."""
     revoke(token_claims(bearer_token()))
     audit(db_session(), "logout", "user", current_user().id)
@@ -74,7 +76,7 @@ def logout():
 
 @bp.route("/health", methods=["GET"])
 @limiter.exempt
-def health():
+def health() -> tuple[dict[str, Any], int]:
     """Database and Redis reachability; 503 when the database is down."""
     checks: dict[str, str] = {}
     status = 200

@@ -9,6 +9,9 @@ A video's score for a project is the weighted mean over the project's requiremen
 from __future__ import annotations
 
 import statistics
+import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -37,11 +40,11 @@ from ..schemas import (
 bp = Blueprint("compatibility", __name__, url_prefix="/api", description="Compatibility and assignment")
 
 
-def _video_for(video_id, write: bool = False) -> Video:
+def _video_for(video_id: uuid.UUID | str, write: bool = False) -> Video:
     return get_or_404(Video, video_id, "video", write=write)
 
 
-def _checked(requirement_type, value, weight) -> None:
+def _checked(requirement_type: str, value: object, weight: object) -> None:
     try:
         parse_requirement(requirement_type, value, weight)
     except RequirementError as exc:
@@ -53,7 +56,7 @@ def _checked(requirement_type, value, weight) -> None:
 
 @bp.route("/videos/<video_id>/compatibility/analyze", methods=["POST"])
 @bp.response(202, JobOut)
-def analyze_video(video_id):
+def analyze_video(video_id: str) -> tuple[Job, int, dict[str, str]]:
     """Measure the video's features on the CPU pool (reused while the video is unchanged)."""
     db, user = db_session(), current_user()
     video = _video_for(video_id, write=True)
@@ -64,7 +67,7 @@ def analyze_video(video_id):
 
 
 @bp.route("/videos/<video_id>/compatibility", methods=["GET"])
-def video_compatibility(video_id):
+def video_compatibility(video_id: str) -> dict[str, Any]:
     video = _video_for(video_id)
     cache = db_session().scalar(select(VideoCompatibilityCache).where(VideoCompatibilityCache.video_id == video.id))
     if cache is None:
@@ -80,7 +83,7 @@ def video_compatibility(video_id):
 @bp.route("/projects/<project_id>/requirements", methods=["POST"])
 @bp.arguments(RequirementIn)
 @bp.response(201, RequirementOut)
-def create_requirement(data, project_id):
+def create_requirement(data: dict[str, Any], project_id: str) -> ProjectRequirement:
     db, user = db_session(), current_user()
     project = get_project_for(db, user, parse_uuid(project_id, "project"), write=True)
     _checked(data["requirement_type"], data["requirement_value"], data["weight"])
@@ -95,14 +98,14 @@ def create_requirement(data, project_id):
 
 @bp.route("/projects/<project_id>/requirements", methods=["GET"])
 @bp.response(200, RequirementOut(many=True))
-def list_requirements(project_id):
+def list_requirements(project_id: str) -> Sequence[ProjectRequirement]:
     db, user = db_session(), current_user()
     project = get_project_for(db, user, parse_uuid(project_id, "project"))
     return db.scalars(select(ProjectRequirement).where(ProjectRequirement.project_id == project.id)
                       .order_by(ProjectRequirement.created_at)).all()
 
 
-def _requirement(project_id, requirement_id, write: bool) -> ProjectRequirement:
+def _requirement(project_id: str, requirement_id: str, write: bool) -> ProjectRequirement:
     db, user = db_session(), current_user()
     project = get_project_for(db, user, parse_uuid(project_id, "project"), write=write)
     req = db.get(ProjectRequirement, parse_uuid(requirement_id, "requirement"))
@@ -113,14 +116,14 @@ def _requirement(project_id, requirement_id, write: bool) -> ProjectRequirement:
 
 @bp.route("/projects/<project_id>/requirements/<requirement_id>", methods=["GET"])
 @bp.response(200, RequirementOut)
-def get_requirement(project_id, requirement_id):
+def get_requirement(project_id: str, requirement_id: str) -> ProjectRequirement:
     return _requirement(project_id, requirement_id, write=False)
 
 
 @bp.route("/projects/<project_id>/requirements/<requirement_id>", methods=["PATCH"])
 @bp.arguments(RequirementPatch)
 @bp.response(200, RequirementOut)
-def patch_requirement(data, project_id, requirement_id):
+def patch_requirement(data: dict[str, Any], project_id: str, requirement_id: str) -> ProjectRequirement:
     req = _requirement(project_id, requirement_id, write=True)
     merged = {"requirement_type": req.requirement_type, "requirement_value": req.requirement_value,
               "weight": req.weight} | data
@@ -134,7 +137,7 @@ def patch_requirement(data, project_id, requirement_id):
 
 @bp.route("/projects/<project_id>/requirements/<requirement_id>", methods=["DELETE"])
 @bp.response(204)
-def delete_requirement(project_id, requirement_id):
+def delete_requirement(project_id: str, requirement_id: str) -> None:
     req = _requirement(project_id, requirement_id, write=True)
     audit(db_session(), "delete", "requirement", req.id)
     db_session().delete(req)
@@ -147,7 +150,7 @@ def delete_requirement(project_id, requirement_id):
 @bp.route("/projects/<project_id>/assignments/intelligent", methods=["POST"])
 @bp.arguments(IntelligentIn)
 @bp.response(202, JobOut)
-def intelligent_assignment(data, project_id):
+def intelligent_assignment(data: dict[str, Any], project_id: str) -> tuple[Job, int, dict[str, str]]:
     """Propose assignments (a job): candidates are the unassigned videos you can see, or ``candidate_videos``.
 
     Every video goes to at most one project and every project gets at most its
@@ -175,7 +178,7 @@ def intelligent_assignment(data, project_id):
 @bp.route("/projects/<project_id>/assignments", methods=["POST"])
 @bp.arguments(AssignmentsIn)
 @bp.response(200, AssignmentOut(many=True))
-def execute_assignments(data, project_id):
+def execute_assignments(data: dict[str, Any], project_id: str) -> list[ProjectVideoAssignment]:
     """Assign videos to this project in one transaction (manually, or from a job's proposals).
 
     A video already assigned here is left as it is (executing twice changes nothing); a video
@@ -232,7 +235,7 @@ def execute_assignments(data, project_id):
 
 @bp.route("/projects/<project_id>/assignments", methods=["GET"])
 @bp.response(200, AssignmentOut(many=True))
-def list_assignments(project_id):
+def list_assignments(project_id: str) -> Sequence[ProjectVideoAssignment]:
     db, user = db_session(), current_user()
     project = get_project_for(db, user, parse_uuid(project_id, "project"))
     return db.scalars(select(ProjectVideoAssignment).where(ProjectVideoAssignment.project_id == project.id)
@@ -240,7 +243,7 @@ def list_assignments(project_id):
 
 
 @bp.route("/projects/<project_id>/assignments/analysis", methods=["GET"])
-def assignment_analysis(project_id):
+def assignment_analysis(project_id: str) -> dict[str, Any]:
     """How well the assigned videos cover the project's requirements."""
     db, user = db_session(), current_user()
     project = get_project_for(db, user, parse_uuid(project_id, "project"))

@@ -6,7 +6,9 @@ same HTTP API and Socket.IO rooms any other client uses.
 """
 from __future__ import annotations
 
-from flask import Flask, current_app, send_from_directory
+from typing import Any
+
+from flask import Flask, Response, current_app, send_from_directory
 from flask_smorest import Blueprint
 
 from ..auth import current_user
@@ -21,7 +23,7 @@ DASHBOARD_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-s
 
 
 @bp.route("/config", methods=["GET"])
-def client_config():
+def client_config() -> dict[str, Any]:
     """Settings a client may show: where Flower listens (same host, this port)."""
     current_user()
     settings = current_app.config["SETTINGS"]
@@ -31,7 +33,7 @@ def client_config():
 def register_page(app: Flask) -> None:
     """Serve the single-page dashboard at ``/`` (its scripts and styles come from ``/static``)."""
 
-    def index():
+    def index() -> Response:
         response = send_from_directory(app.static_folder, "index.html", max_age=0)
         response.headers["Content-Security-Policy"] = DASHBOARD_CSP
         return response

@@ -89,7 +89,7 @@ def _stored_basis(ts: TestSession, results: dict[str, Any]) -> dict[str, Any]:
 @bp.route("/<uuid:test_session_id>/evaluate", methods=["POST"])
 @bp.arguments(EvaluateIn)
 @bp.response(202, JobOut)
-def evaluate(data, test_session_id):
+def evaluate(data: dict[str, Any], test_session_id: uuid.UUID) -> tuple[Job, int, dict[str, str]]:
     """Queue an evaluation of the session's detections against its ground truth.
 
     ``iou_threshold`` (default 0.5) is the match threshold of the operating point, temporal and
@@ -128,7 +128,7 @@ def evaluate(data, test_session_id):
 
 
 @bp.route("/<uuid:test_session_id>/metrics", methods=["GET"])
-def get_metrics(test_session_id):
+def get_metrics(test_session_id: uuid.UUID) -> dict[str, Any]:
     """State of the latest evaluation and the numbers of the latest completed one (``metrics`` is
     null until an evaluation has completed)."""
     ts = get_or_404(TestSession, test_session_id, "test session")
@@ -143,7 +143,7 @@ def get_metrics(test_session_id):
 
 @bp.route("/<uuid:test_session_id>/evaluation-basis", methods=["GET"])
 @bp.arguments(BasisArgs, location="query")
-def get_basis(args, test_session_id):
+def get_basis(args: dict[str, Any], test_session_id: uuid.UUID) -> dict[str, Any]:
     """What an evaluation with these parameters would rest on, now: the ground truth's annotations
     by review status, the objects, boxes and frames counted, the frames the model skipped; with
     ``refusal`` when precision and recall would mean nothing, and how to fix that."""
@@ -195,7 +195,7 @@ def _completed(ts: TestSession) -> dict[str, Any]:
 
 @bp.route("/<uuid:test_session_id>/report", methods=["GET"])
 @bp.arguments(ReportArgs, location="query")
-def get_report(args, test_session_id):
+def get_report(args: dict[str, Any], test_session_id: uuid.UUID) -> dict[str, Any]:
     """The metrics plus the plots (PNG): per-class precision-recall curves, the confusion matrix
     with background, and the detection-latency histogram."""
     ts = get_or_404(TestSession, test_session_id, "test session")
@@ -214,7 +214,7 @@ def get_report(args, test_session_id):
 
 
 @bp.route("/<uuid:test_session_id>/report/<string:plot>.png", methods=["GET"])
-def get_report_plot(test_session_id, plot):
+def get_report_plot(test_session_id: uuid.UUID, plot: str) -> Response:
     """One plot of the report as ``image/png``."""
     ts = get_or_404(TestSession, test_session_id, "test session")
     if plot not in PLOT_NAMES:
@@ -227,7 +227,7 @@ def get_report_plot(test_session_id, plot):
 
 @bp.route("/compare", methods=["GET"])
 @bp.arguments(SessionCompareArgs, location="query")
-def compare(args):
+def compare(args: dict[str, Any]) -> dict[str, Any]:
     """Evaluated sessions side by side: same video, same ground truth and the same evaluation
     parameters (IoU threshold, classes, include_pending, protocol) are required, else 422. Each row has the
     values in the order of ``ids``, their ``differences`` to the first session and the ``best``

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Response, current_app
 from flask_smorest import Blueprint
@@ -20,6 +22,8 @@ from ..auth import get_or_404
 from ..errors import ApiError
 from ..schemas import DEFAULT_MAX_WIDTH, MAX_WIDTH, FrameArgs
 from ..timelines import video_timeline
+
+T = TypeVar("T")
 
 bp = Blueprint("frames", __name__, url_prefix="/api/videos", description="Video frames as images")
 
@@ -35,7 +39,7 @@ def _frame_jpeg(path: str, frame_number: int, width: int) -> bytes | None:
     return None if frame is None else frame.jpeg(width, JPEG_QUALITY)
 
 
-def _off_the_loop(fn, *args):
+def _off_the_loop(fn: Callable[..., T], *args: object) -> T:
     """Decoding is CPU work that releases the GIL: under gevent run it on a native thread so
     other requests and Socket.IO traffic keep flowing."""
     try:
@@ -51,7 +55,7 @@ def _off_the_loop(fn, *args):
 @bp.route("/<video_id>/frames/<int:frame_number>.jpg", methods=["GET"])
 @bp.arguments(FrameArgs, location="query")
 @bp.response(200, content_type="image/jpeg")
-def video_frame(args, video_id, frame_number):
+def video_frame(args: dict[str, Any], video_id: str, frame_number: int) -> Response:
     """Frame ``frame_number`` (0-based, as in detections and keyframes) as ``image/jpeg``.
 
     404 beyond the last frame. ``X-Frame-Timestamp`` gives the frame's presentation time in

@@ -1,6 +1,8 @@
 """The one job API every kind shares: read, list, cancel; plus the probe job."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import or_, select, update
@@ -23,7 +25,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/api/jobs", description="Jobs of ev
 @bp.route("", methods=["GET"])
 @bp.arguments(JobListArgs, location="query")
 @bp.response(200, JobPage)
-def list_jobs(args):
+def list_jobs(args: dict[str, Any]) -> dict[str, Any]:
     session, user = db_session(), current_user()
     stmt = select(Job)
     if not user.is_admin:
@@ -40,13 +42,13 @@ def list_jobs(args):
 
 @bp.route("/<job_id>", methods=["GET"])
 @bp.response(200, JobOut)
-def get_job(job_id):
+def get_job(job_id: str) -> Job:
     return get_or_404(Job, job_id, "job")
 
 
 @bp.route("/<job_id>/cancel", methods=["POST"])
 @bp.response(202, JobOut)
-def cancel_job(job_id):
+def cancel_job(job_id: str) -> Job:
     """Cancel: a pending job stops at once; a running one stops at its next progress point."""
     session, user = db_session(), current_user()
     job = get_or_404(Job, job_id, "job")
@@ -83,7 +85,7 @@ def cancel_job(job_id):
 @bp.route("/probe", methods=["POST"])
 @bp.arguments(ProbeIn)
 @bp.response(202, JobOut)
-def submit_probe(data):
+def submit_probe(data: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
     """Run ``steps`` steps of ``step_seconds`` on a pool (administrators)."""
     user = require_admin()
     session = db_session()

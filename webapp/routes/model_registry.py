@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from models import Job, ModelVersion, ProjectMember
 from models.model_files import delete_model_file, put_model_file
@@ -38,7 +39,7 @@ def _form_error(field: str, message: str) -> ApiError:
     return ApiError(422, "request validation failed", details={"fields": {"form": {field: [message]}}})
 
 
-def require_uploader(db, user: Principal) -> None:
+def require_uploader(db: Session, user: Principal) -> None:
     """Administrators, and users who may write to at least one project, upload models."""
     if user.is_admin:
         return
@@ -68,14 +69,14 @@ def _check_form(form: dict[str, Any]) -> None:
             raise _form_error("label_map", f"not classes of this model: {unknown}")
 
 
-def find_version(db, ref: str) -> ModelVersion | None:
+def find_version(db: Session, ref: str) -> ModelVersion | None:
     parts = registered_name(ref)
     if parts is None:
         return None
     return db.scalar(select(ModelVersion).where(ModelVersion.name == parts[0], ModelVersion.version == parts[1]))
 
 
-def check_registered(db, model: dict[str, Any]) -> bool:
+def check_registered(db: Session, model: dict[str, Any]) -> bool:
     """For a ``name:version`` model: 422 unless that version is ready; records its sha256 in ``model``.
 
     False when ``model`` does not name a registered version (a built-in model).
@@ -94,7 +95,7 @@ def check_registered(db, model: dict[str, Any]) -> bool:
     return True
 
 
-def _version_or_404(db, name: str, version: str) -> ModelVersion:
+def _version_or_404(db: Session, name: str, version: str) -> ModelVersion:
     row = find_version(db, f"{name}:{version}")
     if row is None:
         raise ApiError(404, "model version not found")
@@ -108,7 +109,7 @@ def _registered_item(row: ModelVersion) -> dict[str, Any]:
 
 
 @bp.route("", methods=["GET"])
-def list_all():
+def list_all() -> dict[str, Any]:
     """Built-in models (and the weight file each missing one needs), then every registered version."""
     db = db_session()
     current_user()
@@ -121,7 +122,7 @@ def list_all():
 @bp.route("", methods=["POST"])
 @limiter.limit(lambda: current_app.config["SETTINGS"].rate_limit_upload)
 @bp.response(202, ModelVersionOut)
-def upload():
+def upload() -> tuple[ModelVersion, int, dict[str, str]]:
     """Upload a model version (multipart: ``file`` plus the form fields); a check job is queued.
 
     The version is ``checking`` until a GPU-queue worker has loaded it and run it on blank
@@ -168,12 +169,12 @@ def upload():
 
 @bp.route("/<name>/<version>", methods=["GET"])
 @bp.response(200, ModelVersionOut)
-def get_version(name, version):
+def get_version(name: str, version: str) -> ModelVersion:
     current_user()
     return _version_or_404(db_session(), name, version)
 
 
-def jobs_using(db, row: ModelVersion) -> list[str]:
+def jobs_using(db: Session, row: ModelVersion) -> list[str]:
     """Ids of pending or running jobs that need this version's file."""
     out = []
     for job in db.scalars(select(Job).where(Job.status.in_(ACTIVE), Job.kind.in_(("detection", "model_check")))):
@@ -186,7 +187,7 @@ def jobs_using(db, row: ModelVersion) -> list[str]:
 
 @bp.route("/<name>/<version>", methods=["DELETE"])
 @bp.response(204)
-def delete_version(name, version):
+def delete_version(name: str, version: str) -> None:
     """Delete a version (its uploader or an administrator); 409 while a pending or running job uses it."""
     db, user = db_session(), current_user()
     row = _version_or_404(db, name, version)

@@ -1,6 +1,8 @@
 """Projects, their label sets and their members."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
@@ -22,7 +24,7 @@ def _with_role(project: Project, role: str | None) -> dict:
 @bp.route("", methods=["POST"])
 @bp.arguments(ProjectCreate)
 @bp.response(201, ProjectOut)
-def create_project(data):
+def create_project(data: dict[str, Any]) -> dict[str, Any]:
     """Create a project; its creator becomes its administrator."""
     user = require_writer()
     session = db_session()
@@ -40,7 +42,7 @@ def create_project(data):
 @bp.route("", methods=["GET"])
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, ProjectPage)
-def list_projects(args):
+def list_projects(args: dict[str, Any]) -> dict[str, Any]:
     user = current_user()
     session = db_session()
     stmt = select(Project).order_by(Project.created_at, Project.id)
@@ -56,7 +58,7 @@ def list_projects(args):
 
 @bp.route("/<project_id>", methods=["GET"])
 @bp.response(200, ProjectOut)
-def get_project(project_id):
+def get_project(project_id: str) -> dict[str, Any]:
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"))
     return _with_role(project, project_role(session, user, project.id))
@@ -65,7 +67,7 @@ def get_project(project_id):
 @bp.route("/<project_id>", methods=["PATCH"])
 @bp.arguments(ProjectPatch)
 @bp.response(200, ProjectOut)
-def patch_project(data, project_id):
+def patch_project(data: dict[str, Any], project_id: str) -> dict[str, Any]:
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"), manage=True)
     for key, value in data.items():
@@ -77,7 +79,7 @@ def patch_project(data, project_id):
 
 @bp.route("/<project_id>", methods=["DELETE"])
 @bp.response(204)
-def delete_project(project_id):
+def delete_project(project_id: str) -> None:
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"), manage=True)
     audit(session, "delete", "project", project.id, {"name": project.name})
@@ -90,7 +92,7 @@ def delete_project(project_id):
 @bp.route("/<project_id>/members", methods=["POST"])
 @bp.arguments(MemberIn)
 @bp.response(201, MemberOut)
-def add_member(data, project_id):
+def add_member(data: dict[str, Any], project_id: str) -> dict[str, Any]:
     """Add a member or change a member's role (project administrators and admins)."""
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"), manage=True)
@@ -119,7 +121,7 @@ def add_member(data, project_id):
 @bp.route("/<project_id>/members", methods=["GET"])
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, MemberPage)
-def list_members(args, project_id):
+def list_members(args: dict[str, Any], project_id: str) -> dict[str, Any]:
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"))
     stmt = (select(ProjectMember).where(ProjectMember.project_id == project.id)
@@ -132,7 +134,7 @@ def list_members(args, project_id):
 
 @bp.route("/<project_id>/members/<user_id>", methods=["DELETE"])
 @bp.response(204)
-def remove_member(project_id, user_id):
+def remove_member(project_id: str, user_id: str) -> None:
     session, user = db_session(), current_user()
     project = get_project_for(session, user, parse_uuid(project_id, "project"), manage=True)
     member = session.get(ProjectMember, (project.id, parse_uuid(user_id, "member")))

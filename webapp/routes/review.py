@@ -10,13 +10,16 @@ whose checks find an error is left as it was (listed under ``skipped`` with its 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from models import AnnotationSession, VideoAnnotation, utcnow
+from keyframes import Timeline
+from models import AnnotationSession, Video, VideoAnnotation, utcnow
 from tasks import rooms
 
 from ..annotation_service import annotation_dict, broadcast, consistency_findings, load_session
@@ -34,7 +37,7 @@ STATUSES = ("pending", "validated", "rejected")
 MAX_REVIEW = 2000
 
 
-def progress(db, session_id: uuid.UUID) -> dict[str, Any]:
+def progress(db: Session, session_id: uuid.UUID) -> dict[str, Any]:
     """Counts by review status, overall and per class."""
     out: dict[str, Any] = {s: 0 for s in STATUSES}
     per_class: dict[str, dict[str, int]] = {}
@@ -50,14 +53,14 @@ def progress(db, session_id: uuid.UUID) -> dict[str, Any]:
     return out
 
 
-def _frame_span(timeline, annotation: VideoAnnotation) -> tuple[int | None, int | None]:
+def _frame_span(timeline: Timeline, annotation: VideoAnnotation) -> tuple[int | None, int | None]:
     frames = timeline.frames_between(annotation.start_timestamp, annotation.end_timestamp)
     return (int(frames[0]), int(frames[-1])) if frames.size else (None, None)
 
 
 @bp.route("/<session_id>/review", methods=["GET"])
 @bp.arguments(ReviewArgs, location="query")
-def session_review(args, session_id):
+def session_review(args: dict[str, Any], session_id: str) -> dict[str, Any]:
     """The session's review progress and each annotation with its consistency findings."""
     db, user = db_session(), current_user()
     ann_session, _, video = load_session(db, user, parse_uuid(session_id, "annotation session"))
@@ -82,7 +85,8 @@ def session_review(args, session_id):
             "truncated": len(rows) > MAX_REVIEW}
 
 
-def _selection(db, ann_session: AnnotationSession, video, data: dict[str, Any]):
+def _selection(db: Session, ann_session: AnnotationSession, video: Video,
+               data: dict[str, Any]) -> Sequence[VideoAnnotation]:
     stmt = select(VideoAnnotation).where(VideoAnnotation.annotation_session_id == ann_session.id)
     if "annotation_ids" in data:
         stmt = stmt.where(VideoAnnotation.id.in_(data["annotation_ids"]))
@@ -110,7 +114,7 @@ def _selection(db, ann_session: AnnotationSession, video, data: dict[str, Any]):
 
 @bp.route("/<session_id>/validate", methods=["POST"])
 @bp.arguments(BulkValidateIn)
-def bulk_validate(data, session_id):
+def bulk_validate(data: dict[str, Any], session_id: str) -> dict[str, Any]:
     """Validate or reject every selected annotation of the session.
 
     The selection: ``annotation_ids``, ``class_label`` and a frame range (annotations whose span

@@ -1,8 +1,11 @@
 """Test sessions: a model run over a video (a detection job), and the detections it stored."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models import AnnotationSession, DetectionEvent, Job, Project, ProjectMember, TestSession, Video
 from tasks.dispatch import create_job
@@ -25,7 +28,7 @@ from .model_registry import check_registered
 bp = Blueprint("test_sessions", __name__, url_prefix="/api", description="Test sessions and detection jobs")
 
 
-def session_view(db, ts: TestSession) -> dict:
+def session_view(db: Session, ts: TestSession) -> dict:
     """The test session with its job. Its status is the row's: the lifecycle writes its detection
     job's state there with the job row, and an import completes the session it fills."""
     job = db.get(Job, ts.job_id) if ts.job_id else None
@@ -61,7 +64,7 @@ def check_model(project: Project, model: dict) -> None:
 @bp.route("/test-sessions", methods=["POST"])
 @bp.arguments(TestSessionIn)
 @bp.response(202, TestSessionOut)
-def create_test_session(data):
+def create_test_session(data: dict[str, Any]) -> tuple[dict, int] | tuple[dict, int, dict[str, str]]:
     """Create a test session; with ``source: detection`` (the default) its detection job is queued."""
     db, user = db_session(), current_user()
     project = get_project_for(db, user, data["project_id"], write=True)
@@ -103,7 +106,7 @@ def create_test_session(data):
 @bp.route("/test-sessions", methods=["GET"])
 @bp.arguments(TestSessionListArgs, location="query")
 @bp.response(200, TestSessionPage)
-def list_test_sessions(args):
+def list_test_sessions(args: dict[str, Any]) -> dict[str, Any]:
     db, user = db_session(), current_user()
     stmt = select(TestSession)
     if "project_id" in args:
@@ -127,7 +130,7 @@ def list_test_sessions(args):
 
 @bp.route("/test-sessions/<test_session_id>", methods=["GET"])
 @bp.response(200, TestSessionOut)
-def get_test_session(test_session_id):
+def get_test_session(test_session_id: str) -> dict:
     ts = get_or_404(TestSession, test_session_id, "test session")
     return session_view(db_session(), ts)
 
@@ -135,7 +138,7 @@ def get_test_session(test_session_id):
 @bp.route("/test-sessions/<test_session_id>/detections", methods=["GET"])
 @bp.arguments(DetectionListArgs, location="query")
 @bp.response(200, DetectionPage)
-def list_detections(args, test_session_id):
+def list_detections(args: dict[str, Any], test_session_id: str) -> dict[str, Any]:
     """Stored detections in frame order, filtered by frame range, class and track."""
     ts = get_or_404(TestSession, test_session_id, "test session")
     db = db_session()

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from flask import Response, current_app, redirect, request, send_file, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session, selectinload
+from werkzeug.datastructures import FileStorage
 
 import formats
 from models import (
@@ -28,7 +31,7 @@ from tasks.dispatch import create_job, dispatch
 from tasks.transfer import RECORD_FORMATS, Scope, scope_projects
 
 from ..annotation_service import load_session
-from ..auth import current_user, get_or_404, get_project_for, project_role, require_writer
+from ..auth import Principal, current_user, get_or_404, get_project_for, project_role, require_writer
 from ..bodies import single_file
 from ..db import audit, database, db_session, paginate, parse_uuid
 from ..errors import ApiError, validation_error
@@ -47,7 +50,7 @@ DIRECT_EXPORT_WAIT_SECONDS = 30.0
 # ------------------------------------------------------------------------------ helpers
 
 
-def _job_of(row) -> Job | None:
+def _job_of(row: ExportJob | ImportJob) -> Job | None:
     return row.job
 
 
@@ -57,7 +60,7 @@ def _export_status(exp: ExportJob) -> str:
     return "expired" if exp.status == "completed" and exp.file_path is None else exp.status
 
 
-def _raw(schema: type[Schema], row) -> dict:
+def _raw(schema: type[Schema], row: object) -> dict:
     """The row's values for the response schema to serialize (it adds the derived fields after)."""
     return {name: getattr(row, name, None) for name in schema._declared_fields}
 
@@ -89,13 +92,13 @@ def _import_out(imp: ImportJob) -> dict:
     return data
 
 
-def _submit(db, job: Job) -> None:
+def _submit(db: Session, job: Job) -> None:
     db.commit()
     if breaker.available():
         breaker.record(dispatch(database(), job, marks.add))
 
 
-def _check_scope(db, user, scope: Scope, write: bool = False) -> list[uuid.UUID]:
+def _check_scope(db: Session, user: Principal, scope: Scope, write: bool = False) -> list[uuid.UUID]:
     """Every project the scope touches must exist and be readable by the user."""
     for what, model, ids in (("video", Video, scope.video_ids),
                              ("annotation session", AnnotationSession, scope.annotation_session_ids),
@@ -112,7 +115,7 @@ def _check_scope(db, user, scope: Scope, write: bool = False) -> list[uuid.UUID]
     return projects
 
 
-def _readable_video_projects(db, user, scope: Scope) -> list[str]:
+def _readable_video_projects(db: Session, user: Principal, scope: Scope) -> list[str]:
     """The projects a video scope reaches that the user may read.
 
     Sessions of several projects may annotate one video; an export of a video covers the
@@ -127,7 +130,7 @@ def _readable_video_projects(db, user, scope: Scope) -> list[str]:
     return readable
 
 
-def _visible(model, user):
+def _visible(model: type[ExportJob] | type[ImportJob], user: Principal) -> Select:
     stmt = select(model)
     if not user.is_admin:
         stmt = stmt.where(model.created_by == str(user.id))
@@ -137,7 +140,7 @@ def _visible(model, user):
 # ------------------------------------------------------------------------------ exports
 
 
-def _create_export(db, user, data: dict) -> tuple[ExportJob, Job]:
+def _create_export(db: Session, user: Principal, data: dict) -> tuple[ExportJob, Job]:
     scope_data = {k: ([str(v) for v in val] if k.endswith("_ids") else val)
                   for k, val in data.get("scope_filter", {}).items()}
     if scope_data.get("video_ids") and not scope_data.get("project_ids"):
@@ -157,7 +160,7 @@ def _create_export(db, user, data: dict) -> tuple[ExportJob, Job]:
 @bp.route("/export/jobs", methods=["POST"])
 @bp.arguments(ExportIn)
 @bp.response(202, ExportOut)
-def create_export(data):
+def create_export(data: dict[str, Any]) -> tuple[dict, int, dict[str, str]]:
     """Start an export on the CPU pool; follow it with GET /api/export/jobs/{id}."""
     db, user = db_session(), current_user()
     exp, job = _create_export(db, user, data)
@@ -168,7 +171,7 @@ def create_export(data):
 @bp.route("/export/jobs", methods=["GET"])
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, ExportPage)
-def list_exports(args):
+def list_exports(args: dict[str, Any]) -> dict[str, Any]:
     db, user = db_session(), current_user()
     page = paginate(db, _visible(ExportJob, user).options(selectinload(ExportJob.job))
                     .order_by(ExportJob.created_at.desc(), ExportJob.id), args["page"], args["per_page"])
@@ -178,12 +181,12 @@ def list_exports(args):
 
 @bp.route("/export/jobs/<export_id>", methods=["GET"])
 @bp.response(200, ExportOut)
-def get_export(export_id):
+def get_export(export_id: str) -> dict:
     return _export_out(get_or_404(ExportJob, export_id, "export job"))
 
 
 @bp.route("/export/jobs/<export_id>/download", methods=["GET"])
-def download_export(export_id):
+def download_export(export_id: str) -> Response:
     """The file, streamed; 409 until the export completed, 410 once it expired."""
     db, user = db_session(), current_user()
     exp = get_or_404(ExportJob, export_id, "export job")
@@ -213,7 +216,7 @@ def download_export(export_id):
 
 
 @bp.route("/annotations/sessions/<session_id>/export/<fmt>", methods=["GET"])
-def export_session(session_id, fmt):
+def export_session(session_id: str, fmt: str) -> Response | tuple[dict[str, Any], int, dict[str, str]]:
     """Small sessions are answered with the file (streamed); larger ones with their export job (202).
 
     Every export runs as an export job on the CPU pool. A session is small when it has at most
@@ -242,7 +245,7 @@ def export_session(session_id, fmt):
                                                                           export_id=str(exp.id))}
 
 
-def _session_rows(db, ann_session: AnnotationSession, video: Video) -> tuple[int, int]:
+def _session_rows(db: Session, ann_session: AnnotationSession, video: Video) -> tuple[int, int]:
     """The session's annotations and (an upper bound of) the per-frame rows they export to."""
     count, seconds = db.execute(
         select(func.count(), func.coalesce(func.sum(VideoAnnotation.end_timestamp - VideoAnnotation.start_timestamp),
@@ -274,7 +277,7 @@ def _export_file(exp: ExportJob, name: str) -> Response:
     size = path.stat().st_size
     fh = open(path, "rb")  # noqa: SIM115 - closed by the generator
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         with fh:
             while block := fh.read(CHUNK):
                 yield block
@@ -290,7 +293,7 @@ def _export_file(exp: ExportJob, name: str) -> Response:
 
 @bp.route("/import/jobs", methods=["POST"])
 @limiter.limit(lambda: current_app.config["SETTINGS"].rate_limit_upload)
-def create_import():
+def create_import() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Multipart: ``file`` plus the form fields; the file is validated then imported on the CPU pool."""
     user = require_writer()
     db = db_session()
@@ -356,7 +359,8 @@ def create_import():
     return _enqueue_import(db, user, data, upload, params, project.id)
 
 
-def _create_project_import(db, user, data: dict, upload):
+def _create_project_import(db: Session, user: Principal, data: dict,
+                           upload: FileStorage) -> tuple[dict[str, Any], int, dict[str, str]]:
     """A platform document becomes new projects; the importing user administers them."""
     errors: dict[str, list[str]] = {}
     if data["source_format"] != "json":
@@ -372,7 +376,8 @@ def _create_project_import(db, user, data: dict, upload):
     return _enqueue_import(db, user, data, upload, {"on_error": "abort"}, None)
 
 
-def _enqueue_import(db, user, data: dict, upload, params: dict, project_id):
+def _enqueue_import(db: Session, user: Principal, data: dict, upload: FileStorage, params: dict,
+                    project_id: uuid.UUID | None) -> tuple[dict[str, Any], int, dict[str, str]]:
     import_id = uuid.uuid4()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(upload.filename or "upload").name)[:100]
     relative = f"{import_id}/{safe.strip('.') or 'upload'}"
@@ -401,7 +406,7 @@ def _enqueue_import(db, user, data: dict, upload, params: dict, project_id):
 @bp.route("/import/jobs", methods=["GET"])
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, ImportPage)
-def list_imports(args):
+def list_imports(args: dict[str, Any]) -> dict[str, Any]:
     db, user = db_session(), current_user()
     page = paginate(db, _visible(ImportJob, user).options(selectinload(ImportJob.job))
                     .order_by(ImportJob.created_at.desc(), ImportJob.id), args["page"], args["per_page"])
@@ -411,12 +416,12 @@ def list_imports(args):
 
 @bp.route("/import/jobs/<import_id>", methods=["GET"])
 @bp.response(200, ImportOut)
-def get_import(import_id):
+def get_import(import_id: str) -> dict:
     return _import_out(get_or_404(ImportJob, import_id, "import job"))
 
 
 @bp.route("/import/jobs/<import_id>/status", methods=["GET"])
 @bp.response(200, ImportOut)
-def import_status(import_id):
+def import_status(import_id: str) -> dict:
     return _import_out(get_or_404(ImportJob, import_id, "import job"))
 

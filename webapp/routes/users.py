@@ -1,6 +1,8 @@
 """User administration (admins) and the caller's own record."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +21,7 @@ bp = Blueprint("users", __name__, url_prefix="/api/users", description="Users an
 @bp.route("", methods=["POST"])
 @bp.arguments(UserCreate)
 @bp.response(201, UserOut)
-def create_user(data):
+def create_user(data: dict[str, Any]) -> User:
     require_admin()
     session = db_session()
     user = User(username=data["username"], password_hash=hash_password(data["password"]), role=data["role"])
@@ -37,21 +39,21 @@ def create_user(data):
 @bp.route("", methods=["GET"])
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, UserPage)
-def list_users(args):
+def list_users(args: dict[str, Any]) -> dict[str, Any]:
     require_admin()
     return paginate(db_session(), select(User).order_by(User.created_at, User.id), args["page"], args["per_page"])
 
 
 @bp.route("/me", methods=["GET"])
 @bp.response(200, UserOut)
-def me():
+def me() -> User | None:
     return db_session().get(User, current_user().id)
 
 
 @bp.route("/<user_id>", methods=["PATCH"])
 @bp.arguments(UserPatch)
 @bp.response(200, UserOut)
-def patch_user(data, user_id):
+def patch_user(data: dict[str, Any], user_id: str) -> User:
     require_admin()
     session = db_session()
     user = session.get(User, parse_uuid(user_id, "user"))

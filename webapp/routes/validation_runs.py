@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app, send_file
+from flask import Response, current_app, send_file
 from flask_smorest import Blueprint
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from models import (
     RUN_TERMINAL,
@@ -58,7 +59,7 @@ DETECTION_KEYS = ("batch_size", "frame_stride", "frame_from", "frame_to", "enabl
 EVALUATION_KEYS = ("iou_threshold", "score_threshold", "classes", "protocol", "include_pending")
 
 
-def run_view(db, run: ValidationRun) -> dict[str, Any]:
+def run_view(db: Session, run: ValidationRun) -> dict[str, Any]:
     view = {c.name: getattr(run, c.name) for c in ValidationRun.__table__.columns
             if c.name not in ("metrics", "comparison", "report_path", "cancel_requested")}
     view["progress"] = runs_tasks.progress(db, run)
@@ -81,7 +82,7 @@ def _conditions_match(measured: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return True
 
 
-def select_videos(db, project: Project, selection: dict[str, Any] | None) -> list[Video]:
+def select_videos(db: Session, project: Project, selection: dict[str, Any] | None) -> list[Video]:
     """The run's videos, in the order asked (ids) or of upload (filter); 422 on ``videos`` otherwise."""
     if selection is not None and "ids" in selection:
         ids = list(dict.fromkeys(selection["ids"]))
@@ -110,7 +111,7 @@ def select_videos(db, project: Project, selection: dict[str, Any] | None) -> lis
     return videos
 
 
-def resolve_ground_truth(db, project: Project, videos: list[Video], spec: Any,
+def resolve_ground_truth(db: Session, project: Project, videos: list[Video], spec: str | dict[uuid.UUID, uuid.UUID],
                          own: dict[uuid.UUID, uuid.UUID | None]) -> dict[uuid.UUID, uuid.UUID]:
     """Each video's ground-truth annotation session; 422 on ``ground_truth`` naming the videos without one.
 
@@ -151,7 +152,7 @@ def resolve_ground_truth(db, project: Project, videos: list[Video], spec: Any,
     return out
 
 
-def _check_gates(db, project: Project, videos: list[Video], gates: list, classes: list[str] | None,
+def _check_gates(db: Session, project: Project, videos: list[Video], gates: list, classes: list[str] | None,
                  has_baseline: bool) -> None:
     if not gates:
         return
@@ -168,7 +169,7 @@ def _check_gates(db, project: Project, videos: list[Video], gates: list, classes
 @bp.route("", methods=["POST"])
 @bp.arguments(ValidationRunIn)
 @bp.response(202, ValidationRunOut)
-def create_run(data):
+def create_run(data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Start a run: a test session per video, every detection job queued at once, then one aggregation."""
     db, user = db_session(), current_user()
     project = get_project_for(db, user, data["project_id"], write=True)
@@ -255,7 +256,7 @@ def create_run(data):
     return run_view(db, run), 202, {"Location": f"/api/validation-runs/{run.id}"}
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -266,7 +267,7 @@ def _jsonable(value: Any) -> Any:
 @bp.route("", methods=["GET"])
 @bp.arguments(ValidationRunListArgs, location="query")
 @bp.response(200, ValidationRunPage)
-def list_runs(args):
+def list_runs(args: dict[str, Any]) -> dict[str, Any]:
     db, user = db_session(), current_user()
     stmt = select(ValidationRun)
     if "project_id" in args:
@@ -286,7 +287,7 @@ def list_runs(args):
 @bp.route("/compare", methods=["GET"])
 @bp.arguments(RunCompareArgs, location="query")
 @bp.response(200, RunCompareOut)
-def compare(args):
+def compare(args: dict[str, Any]) -> dict[str, Any]:
     """Paired comparison of two aggregated runs: b against a, video by video where both have it."""
     parts = [p.strip() for p in args["ids"].split(",") if p.strip()]
     if len(parts) != 2:
@@ -308,20 +309,20 @@ def compare(args):
 
 @bp.route("/<run_id>", methods=["GET"])
 @bp.response(200, ValidationRunOut)
-def get_run(run_id):
+def get_run(run_id: str) -> dict[str, Any]:
     return run_view(db_session(), get_or_404(ValidationRun, run_id, "validation run"))
 
 
 @bp.route("/<run_id>/metrics", methods=["GET"])
 @bp.response(200, RunMetricsOut)
-def get_run_metrics(run_id):
+def get_run_metrics(run_id: str) -> dict[str, Any]:
     run = get_or_404(ValidationRun, run_id, "validation run")
     return {"run_id": run.id, "status": run.status, "gate_status": run.gate_status, "gates": run.gate_results,
             "metrics": run.metrics, "comparison": run.comparison}
 
 
 @bp.route("/<run_id>/report.html", methods=["GET"])
-def get_run_report(run_id):
+def get_run_report(run_id: str) -> Response:
     """The run's report: one HTML file with its plots inline."""
     run = get_or_404(ValidationRun, run_id, "validation run")
     if run.report_path is None:
@@ -336,7 +337,7 @@ def get_run_report(run_id):
 
 @bp.route("/<run_id>/cancel", methods=["POST"])
 @bp.response(202, ValidationRunOut)
-def cancel_run(run_id):
+def cancel_run(run_id: str) -> dict[str, Any]:
     """Stop every job of the run: pending ones at once, running ones at their next progress point."""
     db = db_session()
     run = get_or_404(ValidationRun, run_id, "validation run", write=True)
@@ -377,7 +378,7 @@ def cancel_run(run_id):
     return view
 
 
-def _run_job_ids(db, run: ValidationRun) -> list[uuid.UUID]:
+def _run_job_ids(db: Session, run: ValidationRun) -> list[uuid.UUID]:
     """Detection, evaluation and aggregation jobs of the run."""
     out = [run.aggregation_job_id] if run.aggregation_job_id else []
     sessions = db.scalars(select(TestSession).join(ValidationRunVideo,

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from models import ProjectMember, Video
 from storage import store, timeline_key
 from vision.probe import NotAVideo, probe_video
 
-from ..auth import current_user, get_or_404, get_project_for, require_writer
+from ..auth import Principal, current_user, get_or_404, get_project_for, require_writer
 from ..bodies import single_file
 from ..db import audit, db_session, paginate
 from ..errors import ApiError, validation_error
@@ -26,7 +27,7 @@ bp = Blueprint("videos", __name__, url_prefix="/api/videos", description="Videos
 KNOWN_EXTENSIONS = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 
 
-def _visible_videos(user):
+def _visible_videos(user: Principal) -> Select[Video]:
     stmt = select(Video)
     if not user.is_admin:
         member_projects = select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
@@ -38,7 +39,7 @@ def _visible_videos(user):
 @bp.route("", methods=["POST"])
 @limiter.limit(lambda: current_app.config["SETTINGS"].rate_limit_upload)
 @bp.response(201, VideoOut)
-def upload_video():
+def upload_video() -> Video:
     """Upload a video (multipart field ``file``, optional ``project_id``).
 
     The file is stored under a generated name and probed with OpenCV; anything that does
@@ -89,7 +90,7 @@ def upload_video():
 @bp.route("", methods=["GET"])
 @bp.arguments(VideoListArgs, location="query")
 @bp.response(200, VideoPage)
-def list_videos(args):
+def list_videos(args: dict[str, Any]) -> dict[str, Any]:
     session, user = db_session(), current_user()
     stmt = _visible_videos(user)
     if "project_id" in args:
@@ -100,14 +101,14 @@ def list_videos(args):
 
 @bp.route("/<video_id>", methods=["GET"])
 @bp.response(200, VideoOut)
-def get_video(video_id):
+def get_video(video_id: str) -> Video:
     return get_or_404(Video, video_id, "video")
 
 
 @bp.route("/<video_id>", methods=["PATCH"])
 @bp.arguments(VideoPatch)
 @bp.response(200, VideoOut)
-def patch_video(data, video_id):
+def patch_video(data: dict[str, Any], video_id: str) -> Video:
     """Set a video's free tags (``["rain", "urban"]``): validation runs filter and slice by them."""
     session = db_session()
     video = get_or_404(Video, video_id, "video", write=True)
