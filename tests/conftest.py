@@ -173,9 +173,10 @@ def unit_redis_url():
     _flush(REDIS_DBS["unit"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def object_store(tmp_path_factory):
-    """A real S3-compatible server (``rclone serve s3``) on a free loopback port, for the session."""
+    """A real S3-compatible server (``rclone serve s3``) on a free loopback port, for one test module
+    (stopped after it: an idle server left running was seen to keep a core busy)."""
     from objectstore import ObjectStoreServer, rclone_binary
 
     if rclone_binary() is None:
