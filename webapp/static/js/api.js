@@ -170,6 +170,35 @@ export function shortTime(iso) {
   return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+/** A date and time a person reads ("2026-12-04 19:52:07", local time); "" for none. */
+export function dateTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** Readable "label: value" fields of an object (nested objects as nested lists), never JSON. */
+export function fieldList(value) {
+  const labelOf = (key) => String(key).replace(/_/g, " ");
+  const dl = el("dl", { className: "fields" });
+  if (value === null || typeof value !== "object") {
+    dl.append(el("dd", { text: fmt(value) }));
+    return dl;
+  }
+  for (const [key, v] of Object.entries(value)) {
+    if (v === undefined || v === null || v === "" || (typeof v === "object" && !Object.keys(v).length)) continue;
+    const dd = el("dd");
+    if (Array.isArray(v) && v.every((x) => x === null || typeof x !== "object")) dd.textContent = v.join(", ");
+    else if (typeof v === "object") dd.append(fieldList(v));
+    else dd.textContent = typeof v === "boolean" ? (v ? "yes" : "no") : fmt(v);
+    dl.append(el("dt", { text: labelOf(key) }), dd);
+  }
+  return dl;
+}
+
 // A tiny event bus between the views.
 const listeners = new Map();
 export function on(name, fn) {

@@ -1,5 +1,5 @@
 // Jobs view: every job of the project, live from the project room (snapshot on every (re)join).
-import { $, api, download, el, emit, errorText, listAll, on, shortTime, state, toast } from "./api.js";
+import { $, api, dateTime, download, el, emit, errorText, fieldList, listAll, on, state, toast } from "./api.js";
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const rows = new Map(); // job id -> row elements
@@ -20,6 +20,7 @@ export function init(socketGetter) {
     join();
   });
   on("socket-connected", () => { joinedProject = null; join(); reload(); });
+  on("test-sessions-loaded", () => { for (const job of state.jobs.values()) render(job); });
   on("job-submitted", (job) => {
     upsert(job);
     // A job outside this project's room (a projects import) is followed through its own room.
@@ -115,17 +116,17 @@ function render(job) {
     const label = el("span", { className: "label" });
     r = {
       tr: el("tr", { dataset: { jobId: job.id, kind: job.kind } }),
-      kind: el("td"), status: el("td", { className: "status" }),
+      kind: el("td", { className: "job-name" }), status: el("td", { className: "status" }),
       bar: el("div", { className: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, fill, label),
-      fill, label, stage: el("td", { className: "stage" }), created: el("td"), actions: el("td", { className: "actions" }),
+      fill, label, stage: el("td", { className: "stage" }), created: el("td", { className: "created" }),
+      finished: el("td", { className: "finished" }), actions: el("td", { className: "actions" }),
     };
-    r.tr.append(r.kind, r.status, el("td", {}, r.bar), r.stage, r.created, r.actions);
+    r.tr.append(r.kind, r.status, el("td", {}, r.bar), r.stage, r.created, r.finished, r.actions);
     $("jobs-table").querySelector("tbody").prepend(r.tr);
     rows.set(job.id, r);
   }
   const pct = Math.max(0, Math.min(100, Number(job.progress_percent) || 0));
-  r.kind.textContent = job.kind;
-  r.kind.title = job.id;
+  renderName(job, r.kind);
   r.status.textContent = job.status;
   r.status.className = `status status-${job.status}`;
   r.tr.dataset.status = job.status;
@@ -134,7 +135,8 @@ function render(job) {
   r.bar.className = `bar ${job.status}`;
   r.bar.setAttribute("aria-valuenow", pct.toFixed(1));
   r.stage.textContent = job.error ? `${job.stage || ""} — ${job.error}` : (job.stage || "");
-  r.created.textContent = shortTime(job.created_at);
+  r.created.textContent = dateTime(job.created_at);
+  r.finished.textContent = dateTime(job.finished_at);
   renderActions(job, r.actions);
 }
 
@@ -255,12 +257,16 @@ async function downloadExport(exportId) {
 
 function showPanel(title, value) {
   $("job-details-title").textContent = title;
-  $("job-details-body").textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+  $("job-details-body").replaceChildren(fieldList(value));
   $("job-details").hidden = false;
 }
 
-function showDetails(job) {
-  showPanel(`${job.kind} job ${job.id}`, job);
+async function showDetails(job) {
+  const name = await jobName(job);
+  const { params, result, ...rest } = job;
+  const fields = { name, ...rest, created_at: dateTime(job.created_at), started_at: dateTime(job.started_at),
+                   finished_at: dateTime(job.finished_at), parameters: params, result };
+  showPanel(`${KIND_LABELS[job.kind] || job.kind} job: ${name}`, fields);
 }
 
 async function showCompatibility(videoId) {
@@ -269,4 +275,90 @@ async function showCompatibility(videoId) {
   } catch (err) {
     toast(errorText(err), true);
   }
+}
+
+// ---------------------------------------------------------------------------------- job names
+
+const KIND_LABELS = {
+  detection: "Detection", evaluation: "Evaluation", export: "Export", import: "Import",
+  compatibility: "Compatibility analysis", assignment: "Intelligent assignment", probe: "Probe",
+  model_check: "Model check", validation_aggregate: "Validation run summary",
+};
+const lookups = new Map(); // API path -> Promise of its answer (null when it cannot be read)
+
+function lookup(path) {
+  if (!lookups.has(path)) lookups.set(path, api("GET", path).catch(() => null));
+  return lookups.get(path);
+}
+
+async function videoName(videoId) {
+  if (!videoId) return null;
+  const known = state.videos.find((v) => v.id === videoId);
+  const v = known || await lookup(`/api/videos/${videoId}`);
+  return v ? v.filename : null;
+}
+
+async function testSessionName(testSessionId) {
+  if (!testSessionId) return [null, null];
+  const known = state.testSessions.find((t) => t.id === testSessionId);
+  const ts = known || await lookup(`/api/test-sessions/${testSessionId}`);
+  return ts ? [ts.name, ts.video_id] : [null, null];
+}
+
+/** What the job works on, in words: its run, video, export or import name. */
+async function jobName(job) {
+  const p = job.params || {};
+  const parts = [];
+  switch (job.kind) {
+    case "detection":
+    case "evaluation": {
+      const [name, videoId] = await testSessionName(p.test_session_id);
+      parts.push(name || (p.model && p.model.name), await videoName(p.video_id || videoId));
+      if (p.validation_run_id) {
+        const run = await lookup(`/api/validation-runs/${p.validation_run_id}`);
+        if (run && run.name) parts.push(`run ${run.name}`);
+      }
+      break;
+    }
+    case "export": {
+      const exp = p.export_id ? await lookup(`/api/export/jobs/${p.export_id}`) : null;
+      parts.push(exp ? `${exp.job_name} (${exp.export_type}, ${exp.format})` : null);
+      break;
+    }
+    case "import": {
+      const imp = p.import_id ? await lookup(`/api/import/jobs/${p.import_id}`) : null;
+      parts.push(imp ? `${imp.job_name} (${imp.import_type}, ${imp.source_format})` : null);
+      break;
+    }
+    case "compatibility":
+      parts.push(await videoName(p.video_id));
+      break;
+    case "assignment":
+      parts.push(`${(p.candidate_videos || []).length || "all"} unassigned videos, threshold ${p.threshold}`);
+      break;
+    case "validation_aggregate": {
+      const run = p.validation_run_id ? await lookup(`/api/validation-runs/${p.validation_run_id}`) : null;
+      parts.push(run ? run.name : null);
+      break;
+    }
+    case "model_check":
+      parts.push(p.model && (p.model.name || p.model.ref || String(p.model)));
+      break;
+    case "probe":
+      parts.push(p.queue ? `${p.queue} queue` : null);
+      break;
+    default:
+      break;
+  }
+  return parts.filter(Boolean).join(" · ") || job.id;
+}
+
+function renderName(job, cell) {
+  const kind = KIND_LABELS[job.kind] || job.kind;
+  if (!cell.firstChild) cell.append(el("b", { className: "job-kind" }), el("span", { className: "job-subject" }));
+  cell.firstChild.textContent = kind;
+  cell.title = `job ${job.id}`;
+  jobName(job).then((name) => {
+    cell.lastChild.textContent = name === job.id ? "" : ` ${name}`;
+  });
 }
