@@ -4,7 +4,9 @@ import { $, api, emit, errorText, listAll, on, option, state, toast } from "./ap
 
 const CHUNK = 50;            // frames of stored detections fetched at a time
 const GT_COLOUR = "#22c55e";
-const PALETTE = ["#f97316", "#3b82f6", "#e11d48", "#a855f7", "#eab308", "#06b6d4", "#f43f5e", "#84cc16"];
+// Detection colours: none in the ground truth's green (hues about 75-175 degrees are left out).
+const PALETTE = ["#f97316", "#3b82f6", "#e11d48", "#a855f7", "#eab308", "#0ea5e9", "#ec4899", "#6366f1",
+                 "#dc2626", "#f59e0b", "#c026d3", "#1d4ed8"];
 
 let getSocket = () => null;
 let session = null;          // the test session shown
@@ -111,6 +113,7 @@ async function open(testSessionId) {
   $("viewer-note").textContent = `${session.name}: model ${session.model && session.model.name} ran on frames ` +
     `${from}–${to}${(cfg.frame_stride || 1) > 1 ? ` every ${cfg.frame_stride}` : ""} of ${video.filename}` +
     (session.ground_truth_session_id ? "; ground truth in green" : "") + ".";
+  markRange(session);
   joinStream();
   if (["pending", "processing"].includes(session.status)) {
     setMode("live");
@@ -133,6 +136,7 @@ async function openVideoOnly(videoId) {
   canvas.width = video.width;
   canvas.height = video.height;
   $("viewer-slider").max = String(Math.max(0, video.frame_count - 1));
+  markRange(null);
   $("viewer-note").textContent = `${video.filename}: frames only (no test session chosen).`;
   setMode("stored");
   await scrubTo(0);
@@ -294,6 +298,12 @@ function colourFor(det) {
   return PALETTE[h % PALETTE.length];
 }
 
+/** Black or white, whichever reads on a ``#rrggbb`` background. */
+function readableOn(colour) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
+  return 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#000" : "#fff";
+}
+
 function drawBox(c, bbox, colour, text, dashed) {
   const [x1, y1, x2, y2] = bbox;
   const lw = Math.max(2, Math.round(c.canvas.width / 400));
@@ -308,8 +318,44 @@ function drawBox(c, bbox, colour, text, dashed) {
   const ty = y1 - size - 4 >= 0 ? y1 - size - 4 : y2;
   c.fillStyle = colour;
   c.fillRect(x1, ty, w, size + 4);
-  c.fillStyle = "#000";
+  c.fillStyle = readableOn(colour);
   c.fillText(text, x1 + 3, ty + size);
+}
+
+/** The frames the model ran on: frame_from..frame_to every frame_stride (all of them without a session). */
+function runFrames(ts) {
+  const cfg = (ts && ts.config) || {};
+  const last = video ? video.frame_count - 1 : 0;
+  const to = cfg.frame_to !== undefined && cfg.frame_to !== null ? Math.min(cfg.frame_to, last) : last;
+  return { from: cfg.frame_from || 0, to, stride: Math.max(1, cfg.frame_stride || 1) };
+}
+
+/** Why the model has no result on this frame (outside the range or between strides), or null. */
+function skippedReason(frame) {
+  if (!session) return null;
+  const { from, to, stride } = runFrames(session);
+  if (frame < from || frame > to) return `outside the frames the model ran on (${from}–${to})`;
+  if ((frame - from) % stride) return `between the model's frames (every ${stride} from ${from})`;
+  return null;
+}
+
+/** The slider's track shows the frames the model ran on; the rest is greyed. */
+function markRange(ts) {
+  const slider = $("viewer-slider");
+  if (!ts || !video || video.frame_count < 2) {
+    slider.style.background = "";
+    slider.title = "";
+    slider.classList.remove("ran-range");
+    return;
+  }
+  const { from, to, stride } = runFrames(ts);
+  const pct = (f) => `${(100 * f / (video.frame_count - 1)).toFixed(2)}%`;
+  const ran = stride > 1 ? "#93c5fd" : "#3b82f6";
+  slider.classList.add("ran-range");
+  slider.style.background = `linear-gradient(to right, #d1d5db ${pct(from)}, ${ran} ${pct(from)}, ` +
+    `${ran} ${pct(to)}, #d1d5db ${pct(to)})`;
+  slider.title = `the model ran on frames ${from}–${to}${stride > 1 ? ` every ${stride}` : ""}; ` +
+    "grey: frames it did not run on";
 }
 
 async function showFrame(frame, detections, timestamp) {
@@ -327,9 +373,22 @@ async function showFrame(frame, detections, timestamp) {
   if (image) c.drawImage(image, 0, 0, canvas.width, canvas.height);
   else { c.fillStyle = "#111"; c.fillRect(0, 0, canvas.width, canvas.height); }
   for (const g of gt) drawBox(c, g.bbox, GT_COLOUR, `GT ${g.class_label}`, true);
+  const colours = new Set();
   for (const d of detections) {
     const track = d.track_id !== null && d.track_id !== undefined ? ` #${d.track_id}` : "";
-    drawBox(c, d.bbox, colourFor(d), `${d.class_label} ${Number(d.confidence).toFixed(2)}${track}`, false);
+    const colour = colourFor(d);
+    colours.add(colour);
+    drawBox(c, d.bbox, colour, `${d.class_label} ${Number(d.confidence).toFixed(2)}${track}`, false);
+  }
+  const skipped = state.viewer.mode === "live" ? null : skippedReason(frame);
+  if (skipped) {
+    const size = Math.max(14, Math.round(canvas.width / 45));
+    c.font = `${size}px system-ui, sans-serif`;
+    const text = "model did not run on this frame";
+    c.fillStyle = "rgba(17, 24, 39, .75)";
+    c.fillRect(0, canvas.height - size - 12, c.measureText(text).width + 16, size + 12);
+    c.fillStyle = "#fbbf24";
+    c.fillText(text, 8, canvas.height - 8);
   }
   const v = state.viewer;
   v.frame = frame;
@@ -341,7 +400,11 @@ async function showFrame(frame, detections, timestamp) {
   canvas.dataset.boxes = String(detections.length);
   canvas.dataset.boxesDrawn = String(v.boxesDrawn);
   canvas.dataset.gtBoxes = String(gt.length);
-  $("viewer-frame").textContent = String(frame);
+  canvas.dataset.colours = [...colours].join(" ");
+  canvas.dataset.skipped = skipped ? "true" : "false";
+  $("viewer-frame").textContent = String(frame) + (skipped ? " (not run by the model)" : "");
+  $("viewer-frame").title = skipped || "";
+  $("viewer-frame").classList.toggle("skipped", Boolean(skipped));
   $("viewer-time").textContent = ts === null || Number.isNaN(ts) ? "–" : `${ts.toFixed(3)} s`;
   $("viewer-box-count").textContent = String(detections.length) + (gt.length ? ` (+${gt.length} GT)` : "");
   $("viewer-boxes-drawn").textContent = String(v.boxesDrawn);
