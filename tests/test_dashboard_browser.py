@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -80,6 +81,14 @@ def _shot(driver, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def _hue(colour: str) -> float:
+    """The hue (degrees) of a ``#rrggbb`` colour."""
+    import colorsys
+
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return colorsys.rgb_to_hsv(r, g, b)[0] * 360
 
 
 def _visible(driver, element_id: str) -> bool:
@@ -280,6 +289,17 @@ def test_dashboard_end_to_end(stack, shared_data, browser):
     stored = stack.api("GET", f"/api/test-sessions/{test_session_id}/detections?frame_from=11&frame_to=11").json()
     assert find(By.ID, "viewer-canvas").get_attribute("data-boxes") == str(stored["total"])
     _shot(driver, "05-viewer-scrub")
+    # detection colours stay out of the ground truth's green; frames the model did not run on say so
+    colours = find(By.ID, "viewer-canvas").get_attribute("data-colours").split()
+    assert colours and all(not 75 <= _hue(c) <= 175 for c in colours), colours
+    assert find(By.ID, "viewer-canvas").get_attribute("data-skipped") == "false"
+    assert "not run" not in find(By.ID, "viewer-frame").text
+    driver.execute_script("arguments[0].value = 150; arguments[0].dispatchEvent(new Event('input'));", slider)
+    wait_until(lambda: find(By.ID, "viewer-canvas").get_attribute("data-frame") == "150", 30, what="frame 150 drawn")
+    assert find(By.ID, "viewer-canvas").get_attribute("data-skipped") == "true"
+    assert "not run" in find(By.ID, "viewer-frame").text, find(By.ID, "viewer-frame").text
+    assert f"0–{FRAME_TO}" in slider.get_attribute("title"), slider.get_attribute("title")
+    _shot(driver, "05b-viewer-not-run")
 
     # -- the evaluation runs by itself after detection; open the report
     find(By.CSS_SELECTOR, "#tabs button[data-tab=jobs]").click()
@@ -331,6 +351,28 @@ def test_dashboard_end_to_end(stack, shared_data, browser):
     wait_until(lambda: sum(r.get_attribute("data-status") == "completed" for r in driver.find_elements(
         By.CSS_SELECTOR, "#jobs-table tr[data-kind=evaluation]")) == 2, 180, 0.5, "the second evaluation")
     _shot(driver, "08-jobs-done")
+    # jobs are named by what they work on, with dates; their details are fields, not JSON
+    date = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+    first_row = find(By.CSS_SELECTOR, row)
+    wait_until(lambda: "vtest.avi" in find(By.CSS_SELECTOR, f"{row} td.job-name").text, 30, what="the job's name")
+    assert "hog on vtest" in first_row.find_element(By.CSS_SELECTOR, "td.job-name").text
+    assert "Detection" in first_row.find_element(By.CSS_SELECTOR, "td.job-name").text
+    assert date.match(first_row.find_element(By.CSS_SELECTOR, "td.created").text)
+    assert date.match(first_row.find_element(By.CSS_SELECTOR, "td.finished").text)
+    evaluation_row = driver.find_elements(By.CSS_SELECTOR, "#jobs-table tr[data-kind=evaluation]")[-1]
+    assert "Evaluation" in evaluation_row.text and "hog on vtest" in evaluation_row.text, evaluation_row.text
+    _click(driver, f"{row} button.details", "the detection job's details button")
+    wait_until(lambda: _visible(driver, "job-details"), 30, what="the job details")
+    details = wait_until(lambda: find(By.ID, "job-details-body").text, 30, what="the details' fields")
+    assert "{" not in details and "hog on vtest" in details, details
+    assert driver.find_elements(By.CSS_SELECTOR, "#job-details-body dl.fields dt"), "no label: value fields"
+    assert "hog on vtest" in find(By.ID, "job-details-title").text
+    driver.execute_script("document.getElementById('job-details').scrollIntoView()")
+    _shot(driver, "08b-job-details")
+    # the Flower link says how to sign in there
+    flower = find(By.ID, "flower-link")
+    assert "FLOWER_BASIC_AUTH" in flower.get_attribute("title"), flower.get_attribute("title")
+    assert "FLOWER_BASIC_AUTH" in find(By.ID, "flower-help").text
 
     # -- the two evaluated sessions side by side
     find(By.CSS_SELECTOR, "#tabs button[data-tab=report]").click()
