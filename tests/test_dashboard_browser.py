@@ -229,6 +229,18 @@ def test_dashboard_end_to_end(stack, shared_data, browser):
                                                 .get_attribute("data-video-id")), 30, what="the video's row")
     _shot(driver, "02-uploaded")
 
+    # -- a video left out of every project stays visible to its uploader, in a table of its own
+    find(By.ID, "upload-unassigned").click()
+    find(By.ID, "upload-file").send_keys(str(video_file))
+    find(By.ID, "upload-button").click()
+    wait_until(lambda: _unless_stale(lambda: len(driver.find_elements(
+        By.CSS_SELECTOR, "#unassigned-videos-table tbody tr")) == 1), 120, 0.5, "the unassigned video in its table")
+    unassigned_id = find(By.CSS_SELECTOR, "#unassigned-videos-table tbody tr").get_attribute("data-video-id")
+    assert stack.api("GET", f"/api/videos/{unassigned_id}").json()["project_id"] is None
+    assert _visible(driver, "unassigned-videos")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#videos-table tbody tr")) == 1, "it is not in the project"
+    _shot(driver, "02b-unassigned")
+
     # -- ground truth for the report, then the detection form (showing the tab again reloads the lists)
     gt_id, gt_count = _ground_truth(stack, project_id, video_id, video_file)
     find(By.CSS_SELECTOR, "#tabs button[data-tab=jobs]").click()

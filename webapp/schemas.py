@@ -136,6 +136,7 @@ class VideoOut(Schema):
 
 class VideoListArgs(PageArgs):
     project_id = fields.UUID()
+    unassigned = fields.Boolean(metadata={"description": "only the videos in no project (that the caller may see)"})
 
 
 class VideoUploadForm(StrictSchema):

@@ -96,6 +96,8 @@ def list_videos(args: dict[str, Any]) -> dict[str, Any]:
     if "project_id" in args:
         get_project_for(session, user, args["project_id"])
         stmt = stmt.where(Video.project_id == args["project_id"])
+    if args.get("unassigned"):
+        stmt = stmt.where(Video.project_id.is_(None))
     return paginate(session, stmt.order_by(Video.created_at, Video.id), args["page"], args["per_page"])
 
 

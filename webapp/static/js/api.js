@@ -8,6 +8,7 @@ export const state = {
   project: null,            // the selected project object
   projects: [],
   videos: [],
+  unassignedVideos: [],     // videos in no project that the user may see
   testSessions: [],
   annotationSessions: [],
   models: [],

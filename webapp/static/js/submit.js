@@ -51,24 +51,30 @@ async function loadModels() {
   }
 }
 
+/** A row of a videos table; a video in no project cannot be run here, only looked at and analysed. */
+function videoRow(v, inProject) {
+  return el("tr", { dataset: { videoId: v.id } },
+    el("td", { text: v.filename, title: v.id }),
+    el("td", { text: fmt(v.frame_count) }),
+    el("td", { text: fmt(v.fps, 2) + (v.variable_frame_rate ? " (VFR)" : "") }),
+    el("td", { text: `${v.width}×${v.height}` }),
+    el("td", { text: `${fmt(v.duration, 1)} s` }),
+    el("td", { text: v.codec || "" }),
+    el("td", { className: "actions" },
+      inProject ? el("button", { type: "button", text: "Detect", onclick: () => pickForDetection(v.id) }) : null,
+      el("button", { type: "button", text: "Analyze compatibility", onclick: () => analyze(v.id) }),
+      el("button", { type: "button", text: "Frames", onclick: () => emit("open-video", v.id) })));
+}
+
 export async function loadVideos() {
   const project = state.project;
-  state.videos = await listAll(`/api/videos?project_id=${project.id}`);
-  const tbody = $("videos-table").querySelector("tbody");
-  tbody.replaceChildren();
-  for (const v of state.videos) {
-    tbody.append(el("tr", { dataset: { videoId: v.id } },
-      el("td", { text: v.filename, title: v.id }),
-      el("td", { text: fmt(v.frame_count) }),
-      el("td", { text: fmt(v.fps, 2) + (v.variable_frame_rate ? " (VFR)" : "") }),
-      el("td", { text: `${v.width}×${v.height}` }),
-      el("td", { text: `${fmt(v.duration, 1)} s` }),
-      el("td", { text: v.codec || "" }),
-      el("td", { className: "actions" },
-        el("button", { type: "button", text: "Detect", onclick: () => pickForDetection(v.id) }),
-        el("button", { type: "button", text: "Analyze compatibility", onclick: () => analyze(v.id) }),
-        el("button", { type: "button", text: "Frames", onclick: () => emit("open-video", v.id) }))));
-  }
+  const [videos, unassigned] = await Promise.all([listAll(`/api/videos?project_id=${project.id}`),
+                                                  listAll("/api/videos?unassigned=true", 2)]);
+  state.videos = videos;
+  state.unassignedVideos = unassigned;
+  $("videos-table").querySelector("tbody").replaceChildren(...videos.map((v) => videoRow(v, true)));
+  $("unassigned-videos-table").querySelector("tbody").replaceChildren(...unassigned.map((v) => videoRow(v, false)));
+  $("unassigned-videos").hidden = unassigned.length === 0;
   for (const id of ["detect-video", "import-video"]) {
     const select = $(id);
     const keep = select.value;
@@ -126,7 +132,7 @@ async function uploadVideo(event) {
     $("upload-status").textContent = `${video.filename}: ${video.frame_count} frames, ${video.width}×${video.height}`;
     $("upload-form").reset();
     await loadVideos();
-    $("detect-video").value = video.id;
+    if (video.project_id) $("detect-video").value = video.id;
     await fillGroundTruth();
     emit("video-uploaded", video);
   } catch (err) {
