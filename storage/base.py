@@ -57,6 +57,10 @@ class Store(ABC):
     def size(self, key: str) -> int: ...
 
     @abstractmethod
+    def modified(self, key: str) -> float:
+        """When the object was last written (seconds since the epoch)."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; a missing one is not an error."""
 

@@ -56,6 +56,12 @@ class LocalStore(Store):
         except FileNotFoundError:
             raise NotFound(key) from None
 
+    def modified(self, key: str) -> float:
+        try:
+            return self.path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise NotFound(key) from None
+
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 

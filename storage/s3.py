@@ -132,6 +132,9 @@ class S3Store(Store):
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
 
+    def modified(self, key: str) -> float:
+        return self._head(key)["LastModified"].timestamp()
+
     def delete(self, key: str) -> None:
         try:
             with self._errors(key):

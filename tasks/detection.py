@@ -19,7 +19,7 @@ from celery import Task
 from sqlalchemy import delete, insert
 
 from models import DetectionEvent, Project, Video, utcnow
-from storage import video_file
+from storage import StorageUnavailable, video_file
 from vision.detectors import Detector, ModelSpec, load_detector
 from vision.pipeline import DetectionPipeline, FrameResult
 from vision.tracker import TrackerConfig
@@ -187,6 +187,9 @@ def detection_body(ctx: JobContext) -> dict[str, Any]:
         sink.flush_frames(final=True)
     except JobLost:
         raise  # another attempt owns the session now and is writing its events
+    except StorageUnavailable:
+        _discard_events(test_session_id)  # the store is down: the lifecycle retries, the next run starts over
+        raise
     except BaseException as exc:
         # Nothing half-written stays behind: a failed or cancelled run leaves no events (the
         # session's status is the job's, written by the lifecycle).

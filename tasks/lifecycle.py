@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from models import TERMINAL_STATUSES, Database, ExportJob, ImportJob, Job, TestSession, utcnow
 from settings import Settings
+from storage import StorageUnavailable
 
 from . import rooms, runtime
 
@@ -464,6 +465,23 @@ def _claim_and_run(task: Task, job_id: str, body: Callable[[JobContext], dict[st
     return _run_claimed(task, db, settings, Job(**row._asdict()), token, body)
 
 
+def _wait_for_storage(task: Task, db: Database, job: Job, token: str, reporter: ProgressReporter,
+                      exc: StorageUnavailable) -> dict[str, Any]:
+    """The store is down (a transient outage, not the job's fault): give the claim back, leave the
+    job ``pending`` and retry the message with backoff, as for a database down at claim time. The
+    next delivery claims it afresh (one more attempt) and its body starts over."""
+    retries = int(getattr(task.request, "retries", 0) or 0)
+    reporter.stage = "waiting for storage"
+    reporter._next_seq()
+    if not _write_state(db, job.id, job.kind, Job.claim_token == token, Job.status == "processing",
+                        status="pending", claim_token=None, stage=reporter.stage, error=_stored_error(error_text(exc)),
+                        dispatched_at=utcnow(), seq=reporter.seq):
+        return {"outcome": "superseded"}
+    log.warning("storage unavailable while running job %s (%s); retrying", job.id, exc)
+    reporter.emit("pending")
+    raise task.retry(countdown=min(30.0, 0.5 * 2 ** retries), max_retries=None) from None
+
+
 def _run_claimed(task: Task, db: Database, settings: Settings, job: Job, token: str,
                  body: Callable[[JobContext], dict[str, Any] | None]) -> dict[str, Any]:
     """Run the body of a job this attempt owns (``job`` is the row as claimed) and record the outcome."""
@@ -478,6 +496,12 @@ def _run_claimed(task: Task, db: Database, settings: Settings, job: Job, token: 
     status, result, error = "completed", None, None
     try:
         result = body(ctx) or {}
+    except StorageUnavailable as exc:
+        if getattr(task.request, "called_directly", True):
+            status, error = "failed", error_text(exc)
+        else:
+            heartbeat.stop()
+            return _wait_for_storage(task, db, job, token, reporter, exc)
     except JobCancelled:
         status = "cancelled"
     except JobLost:

@@ -876,14 +876,21 @@ ORPHAN_UPLOAD_SECONDS = 3600
 
 def sweep_import_files(now: datetime | None = None) -> int:
     """Delete the files of imports that ended more than ``IMPORT_RETENTION_SECONDS`` ago, of imports
-    that never ran (cancelled while pending), and folders no import owns (beat runs this)."""
+    that never ran (cancelled while pending), and folders no import owns (beat runs this). It walks
+    the store's ``imports/`` keys, on whichever backend holds them."""
     db = runtime.database()
     now = now or utcnow()
     cutoff = now - timedelta(seconds=runtime.settings().import_retention_seconds)
+    stored = store()
+    folders: dict[str, list[str]] = {}
+    for key in stored.keys("imports/"):
+        parts = key.split("/")
+        if len(parts) > 2:  # imports/<import id>/<file>
+            folders.setdefault(parts[1], []).append(key)
     removed = 0
-    for folder in list(imports_dir().iterdir()):
+    for name, keys in folders.items():
         try:
-            import_id = uuid.UUID(folder.name)
+            import_id = uuid.UUID(name)
         except ValueError:
             import_id = None
         row = None
@@ -894,14 +901,14 @@ def sweep_import_files(now: datetime | None = None) -> int:
                                 .outerjoin(Job, Job.id == ImportJob.job_id)
                                 .where(ImportJob.id == import_id)).first()
         if row is None:
-            age = now.timestamp() - folder.stat().st_mtime
+            age = now.timestamp() - max(stored.modified(key) for key in keys)
             if age > max(ORPHAN_UPLOAD_SECONDS, runtime.settings().import_retention_seconds):
-                shutil.rmtree(folder, ignore_errors=True)
+                stored.delete_prefix(f"imports/{name}/")
                 removed += 1
             continue
         ended = row.import_status in TERMINAL_STATUSES or row.status in TERMINAL_STATUSES
         if ended and (row.finished_at or row.completed_at or row.created_at) <= cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
+            stored.delete_prefix(f"imports/{name}/")
             removed += 1
     return removed
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import urllib.request
 import uuid
 
@@ -54,6 +55,14 @@ def test_missing_key_is_not_found(store):
     with pytest.raises(NotFound):
         store.local_path("videos/none.avi")
     store.delete("videos/none.avi")  # deleting what is gone is not an error
+
+
+def test_modified_says_when_an_object_was_written(store):
+    before = time.time()
+    store.put_bytes("imports/y/m.bin", b"m")
+    assert before - 5 <= store.modified("imports/y/m.bin") <= time.time() + 5  # S3 keeps whole seconds
+    with pytest.raises(NotFound):
+        store.modified("imports/y/none.bin")
 
 
 def test_staged_publishes_only_on_success(store):
