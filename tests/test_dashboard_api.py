@@ -54,3 +54,30 @@ def test_frames_by_number(stack, clip):
     assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
     assert stack.api("GET", f"{base}/0.jpg?width=5000").status_code == 422
     assert stack.api("GET", f"{base}/0.jpg", token=None).status_code == 401
+
+
+def test_videos_in_no_project_are_listed_for_who_may_see_them(stack, clip, tmp_path):
+    """``?unassigned=true``: the caller's videos in no project (an admin's: all of them), never a
+    project's video and never another user's."""
+    import uuid
+
+    from harness import make_clip
+
+    _, owner = stack.create_user(f"own-{uuid.uuid4().hex[:6]}", "annotator")
+    _, other = stack.create_user(f"oth-{uuid.uuid4().hex[:6]}", "annotator")
+    path = make_clip(tmp_path / "loose.avi", 12)
+    with open(path, "rb") as fh:
+        up = stack.api("POST", "/api/videos", token=owner, files={"file": (path.name, fh, "video/x-msvideo")})
+    assert up.status_code == 201, up.text
+    loose = up.json()
+    assert loose["project_id"] is None
+
+    def ids(token: str) -> set[str]:
+        r = stack.api("GET", "/api/videos", token=token, params={"unassigned": "true", "per_page": 100})
+        assert r.status_code == 200, r.text
+        return {v["id"] for v in r.json()["items"]}
+
+    _, project_video = clip
+    assert loose["id"] in ids(owner) and project_video["id"] not in ids(owner)
+    assert loose["id"] not in ids(other)
+    assert loose["id"] in ids("admin") and project_video["id"] not in ids("admin")
