@@ -35,10 +35,6 @@ bp = Blueprint("model_registry", __name__, url_prefix="/api/models", description
 ACTIVE = ("pending", "processing")
 
 
-def _form_error(field: str, message: str) -> ApiError:
-    return ApiError(422, "request validation failed", details={"fields": {"form": {field: [message]}}})
-
-
 def require_uploader(db: Session, user: Principal) -> None:
     """Administrators, and users who may write to at least one project, upload models."""
     if user.is_admin:
@@ -52,21 +48,22 @@ def require_uploader(db: Session, user: Principal) -> None:
 def _check_form(form: dict[str, Any]) -> None:
     if form["format"] == "torchvision":
         if form.get("arch") not in TORCHVISION_ARCHS:
-            raise _form_error("arch", f"a torchvision model names its arch, one of {sorted(TORCHVISION_ARCHS)}")
+            raise validation_error({"arch": "a torchvision model names its arch, one of "
+                                            f"{sorted(TORCHVISION_ARCHS)}"}, "form")
     elif form.get("arch") is not None:
-        raise _form_error("arch", "only a torchvision model has an arch")
+        raise validation_error({"arch": "only a torchvision model has an arch"}, "form")
     classes = form["classes"]
     if not (isinstance(classes, list) and 1 <= len(classes) <= 1000
             and all(isinstance(c, str) and 0 < len(c) <= 100 for c in classes)):
-        raise _form_error("classes", "a JSON list of 1 to 1000 class names of 1 to 100 characters")
+        raise validation_error({"classes": "a JSON list of 1 to 1000 class names of 1 to 100 characters"}, "form")
     label_map = form.get("label_map")
     if label_map is not None:
         if not (isinstance(label_map, dict) and len(label_map) <= 1000
                 and all(isinstance(v, str) and 0 < len(v) <= 100 for v in label_map.values())):
-            raise _form_error("label_map", "a JSON object of model class name -> project label")
+            raise validation_error({"label_map": "a JSON object of model class name -> project label"}, "form")
         unknown = sorted(set(label_map) - set(classes))
         if unknown:
-            raise _form_error("label_map", f"not classes of this model: {unknown}")
+            raise validation_error({"label_map": f"not classes of this model: {unknown}"}, "form")
 
 
 def find_version(db: Session, ref: str) -> ModelVersion | None:
@@ -133,14 +130,14 @@ def upload() -> tuple[ModelVersion, int, dict[str, str]]:
     try:
         form = ModelUploadForm().load(request.form.to_dict())
     except ValidationError as exc:
-        raise ApiError(422, "request validation failed", details={"fields": {"form": exc.messages}}) from None
+        raise validation_error(exc.messages, "form") from None
     _check_form(form)
     part = single_file()
     if find_version(db, f"{form['name']}:{form['version']}") is not None:
         raise ApiError(409, f"model {form['name']}:{form['version']} exists; versions are immutable")
     part.stream.flush()
     if Path(part.stream.name).stat().st_size == 0:
-        raise ApiError(422, "request validation failed", details={"fields": {"files": {"file": ["empty file"]}}})
+        raise validation_error({"file": "empty file"}, "files")
     storage = current_app.config["STORAGE_DIR"]
     model_id = uuid.uuid4()
     key, sha256, size = put_model_file(part.stream.name, model_id, storage, move=True)
