@@ -32,6 +32,18 @@ pytestmark = browser_marks
 DOWNLOADS = ARTIFACTS / "downloads"
 
 
+def _attr(driver, css: str, name: str) -> str | None:
+    """An attribute of an element the page may be redrawing (live updates replace the list's rows):
+    None while the element is gone or stale, so a wait reads it again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return driver.find_element(By.CSS_SELECTOR, css).get_attribute(name)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return None
+
+
 def _counts(driver) -> dict[str, int]:
     """The counts the run panel shows, read in one script (the page cannot change in between)."""
     return driver.execute_script(
@@ -220,9 +232,10 @@ def test_validation_runs_in_the_dashboard(stack, browser, tmp_path):  # noqa: F8
                    what="the run cancelled")
         wait_until(lambda: _counts(driver)["cancelled"] == 3, 30, what="every video cancelled")
         assert not find(By.ID, "run-cancel").is_displayed()
-        wait_until(lambda: find(By.CSS_SELECTOR, f"#runs-table tr[data-run-id='{third}']").get_attribute("data-status")
-                   == "cancelled", 30, what="the list showing the cancelled run")
-        assert find(By.CSS_SELECTOR, f"#runs-table tr[data-run-id='{third}'] input").get_attribute("disabled")
+        wait_until(lambda: _attr(driver, f"#runs-table tr[data-run-id='{third}']", "data-status") == "cancelled",
+                   30, what="the list showing the cancelled run")
+        wait_until(lambda: _attr(driver, f"#runs-table tr[data-run-id='{third}'] input", "disabled"), 30,
+                   what="the cancelled run's box disabled")
         assert stack.api("GET", f"/api/validation-runs/{third}").json()["status"] == "cancelled"
         _shot(driver, "runs-09-cancelled")
     finally:
