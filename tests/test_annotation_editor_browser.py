@@ -205,6 +205,8 @@ def test_draw_resize_move_and_the_interpolated_box(stack, browser, tmp_path):  #
     _ctrl(driver, "y")
     wait_until(lambda: stack.api("GET", f"/api/annotations/{track_id}").json()["class_label"] == labels[1], 10,
                what="the label change redone")
+    # The editor takes keys again once it has the redo's answer: wait for its own state, not the server's.
+    wait_until(lambda: _ed(driver, "redo") == 0 and _ed(driver, "undo") == 4, 10, what="the redo recorded")
 
     # -- delete, and undo brings the track back with its keyframes
     before = _boxes(stack, track_id)
