@@ -49,7 +49,7 @@ gpu-check: install
 	$(BIN)/python -m pytest -n 0 -m gpu -rs -s tests/test_gpu.py
 
 # A real trained pedestrian detector, converted once (TensorFlow only in a throw-away environment).
-demo-model: install
+demo-model: migrate
 	$(BIN)/python -m models fetch-demo-model
 
 bench: install
